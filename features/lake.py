@@ -1,0 +1,283 @@
+"""Append-only, idempotent POS lake: Parquet parts partitioned by day, committed by manifest.
+
+A batch is visible only once its manifest exists. Parts are written to a temporary name,
+fsynced and renamed; the manifest is written the same way, last. A crash at any point leaves
+either a committed batch or orphan parts that no reader sees (and the next writer removes),
+so a resend of the same input after a crash neither loses nor double counts events.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import polars as pl
+
+from features.events import EVENT_SCHEMA, REJECT_SCHEMA, ValidationResult
+
+__all__ = ["BatchReport", "Lake"]
+
+_EVENT_COLUMNS = [*EVENT_SCHEMA, "body_hash", "batch_id"]
+
+
+@dataclass
+class BatchReport:
+    """Outcome of one ingest batch; ``received == accepted + duplicates + rejected`` always."""
+
+    batch_id: str
+    received: int
+    accepted: int
+    duplicates: int
+    rejected: int
+    rejected_by_rule: dict[str, int] = field(default_factory=dict)
+    unknown_stores: list[str] = field(default_factory=list)
+    unknown_skus: list[str] = field(default_factory=list)
+    first_sold_at: str | None = None
+    last_sold_at: str | None = None
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+class Lake:
+    """The POS lake rooted at ``root``; one writer at a time (an exclusive file lock)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.events_dir = self.root / "pos"
+        self.inventory_dir = self.root / "inventory"
+        self.quarantine_dir = self.root / "quarantine"
+        self.manifest_dir = self.root / "_manifests"
+        for d in (self.events_dir, self.inventory_dir, self.quarantine_dir, self.manifest_dir):
+            d.mkdir(parents=True, exist_ok=True)
+
+    # Writing -------------------------------------------------------------------------------
+    def append_events(
+        self,
+        validated: ValidationResult,
+        known_stores: set[str] | None = None,
+        known_skus: set[str] | None = None,
+    ) -> BatchReport:
+        """Commit the valid, new events of a batch and quarantine the rest, atomically."""
+        batch_id = _new_batch_id()
+        accepted = validated.accepted
+        received = accepted.height + validated.rejected.height
+        with self._lock():
+            self._remove_orphans()
+            new, duplicates, conflicts = self._split_known(accepted)
+            rejected = pl.concat([validated.rejected, conflicts], how="vertical_relaxed")
+            files = self._write_event_parts(new.with_columns(pl.lit(batch_id).alias("batch_id")),
+                                            batch_id)
+            if rejected.height:
+                files.append(self._write_quarantine(rejected, batch_id))
+            report = BatchReport(
+                batch_id=batch_id,
+                received=received,
+                accepted=new.height,
+                duplicates=duplicates,
+                rejected=rejected.height,
+                rejected_by_rule=dict(
+                    rejected.group_by("rule").len().sort("rule").iter_rows()
+                )
+                if rejected.height
+                else {},
+                unknown_stores=_unknown(new, "store_id", known_stores),
+                unknown_skus=_unknown(new, "sku_id", known_skus),
+                first_sold_at=_iso(new["sold_at"].min()) if new.height else None,
+                last_sold_at=_iso(new["sold_at"].max()) if new.height else None,
+            )
+            self._commit(batch_id, "pos", files, report.to_dict())
+        assert report.received == report.accepted + report.duplicates + report.rejected
+        return report
+
+    def append_inventory(self, snapshots: pl.DataFrame) -> int:
+        """Commit stock snapshots (``store_id, sku_id, as_of, on_hand``); returns rows written."""
+        batch_id = _new_batch_id()
+        frame = snapshots.select(
+            pl.col("store_id").cast(pl.String),
+            pl.col("sku_id").cast(pl.String),
+            pl.col("as_of").cast(pl.Datetime("us", "UTC")),
+            pl.col("on_hand").cast(pl.Float64),
+        )
+        with self._lock():
+            self._remove_orphans()
+            path = self.inventory_dir / f"part-{batch_id}.parquet"
+            _atomic_parquet(frame, path)
+            self._commit(batch_id, "inventory", [path], {"rows": frame.height})
+        return frame.height
+
+    # Reading -------------------------------------------------------------------------------
+    def scan_events(self) -> pl.LazyFrame:
+        """All committed POS events (lazy)."""
+        files = self._committed_files(self.events_dir)
+        if not files:
+            return pl.LazyFrame(schema={**EVENT_SCHEMA, "body_hash": pl.String,
+                                        "batch_id": pl.String})
+        return pl.scan_parquet(files)
+
+    def scan_inventory(self) -> pl.LazyFrame:
+        files = self._committed_files(self.inventory_dir)
+        if not files:
+            return pl.LazyFrame(
+                schema={"store_id": pl.String, "sku_id": pl.String,
+                        "as_of": pl.Datetime("us", "UTC"), "on_hand": pl.Float64}
+            )
+        return pl.scan_parquet(files)
+
+    def quarantine(self) -> pl.DataFrame:
+        files = self._committed_files(self.quarantine_dir)
+        if not files:
+            return pl.DataFrame(schema={**REJECT_SCHEMA, "batch_id": pl.String})
+        return pl.read_parquet(files)
+
+    def batches(self) -> list[dict[str, object]]:
+        return [json.loads(p.read_text()) for p in sorted(self.manifest_dir.glob("*.json"))]
+
+    # Internals -----------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _lock(self) -> Iterator[None]:
+        with open(self.root / ".lock", "w") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def _committed_files(self, under: Path) -> list[Path]:
+        files: list[Path] = []
+        for manifest in self.batches():
+            for name in manifest["files"]:  # type: ignore[attr-defined]
+                path = self.root / str(name)
+                if path.is_relative_to(under):
+                    files.append(path)
+        return files
+
+    def _split_known(
+        self, accepted: pl.DataFrame
+    ) -> tuple[pl.DataFrame, int, pl.DataFrame]:
+        """Split into (new events, number of duplicates, conflicts as rejects)."""
+        # Within the batch: the first occurrence of an id wins; identical repeats are
+        # duplicates, different bodies under the same id are conflicts.
+        ranked = accepted.with_columns(pl.int_range(pl.len()).over("event_id").alias("_n"))
+        first = ranked.filter(pl.col("_n") == 0).drop("_n")
+        repeats = ranked.filter(pl.col("_n") > 0).join(
+            first.select("event_id", pl.col("body_hash").alias("_first")), on="event_id"
+        )
+        dup_in_batch = repeats.filter(pl.col("body_hash") == pl.col("_first"))
+        conflict_in_batch = repeats.filter(pl.col("body_hash") != pl.col("_first"))
+
+        seen = self.scan_events().select("event_id", pl.col("body_hash").alias("_seen"))
+        matched = first.lazy().join(seen, on="event_id", how="left").collect()
+        new = matched.filter(pl.col("_seen").is_null()).drop("_seen")
+        dup_lake = matched.filter(pl.col("_seen") == pl.col("body_hash"))
+        conflict_lake = matched.filter(
+            pl.col("_seen").is_not_null() & (pl.col("_seen") != pl.col("body_hash"))
+        )
+        conflicts = pl.concat(
+            [
+                _conflict_rejects(conflict_in_batch, "an earlier line of this batch"),
+                _conflict_rejects(conflict_lake, "an event already in the lake"),
+            ]
+        )
+        return new, dup_in_batch.height + dup_lake.height, conflicts
+
+    def _write_event_parts(self, events: pl.DataFrame, batch_id: str) -> list[Path]:
+        files = []
+        day = pl.col("sold_at").dt.date()
+        for (d,), part in events.with_columns(day.alias("_day")).partition_by(
+            "_day", as_dict=True, include_key=False
+        ).items():
+            path = self.events_dir / f"date={d}" / f"part-{batch_id}.parquet"
+            _atomic_parquet(part.select(_EVENT_COLUMNS), path)
+            files.append(path)
+        return files
+
+    def _write_quarantine(self, rejected: pl.DataFrame, batch_id: str) -> Path:
+        path = self.quarantine_dir / f"part-{batch_id}.parquet"
+        frame = rejected.select(
+            [pl.col(c).cast(t) for c, t in REJECT_SCHEMA.items()]
+        ).with_columns(pl.lit(batch_id).alias("batch_id"))
+        _atomic_parquet(frame, path)
+        return path
+
+    def _commit(self, batch_id: str, kind: str, files: list[Path], summary: dict) -> None:
+        manifest = {
+            "batch_id": batch_id,
+            "kind": kind,
+            "committed_at": datetime.now(UTC).isoformat(),
+            "files": [str(p.relative_to(self.root)) for p in files],
+            "summary": summary,
+        }
+        path = self.manifest_dir / f"{batch_id}.json"
+        _atomic_bytes(json.dumps(manifest, indent=1).encode(), path)
+
+    def _remove_orphans(self) -> None:
+        """Delete parts and temp files left by a writer that died before its manifest."""
+        committed = {self.root / str(n) for m in self.batches() for n in m["files"]}  # type: ignore[attr-defined]
+        for under in (self.events_dir, self.inventory_dir, self.quarantine_dir):
+            for path in under.rglob("*"):
+                if path.is_file() and path not in committed:
+                    path.unlink(missing_ok=True)
+        for tmp in self.manifest_dir.glob("*.tmp"):
+            tmp.unlink(missing_ok=True)
+
+
+def _conflict_rejects(frame: pl.DataFrame, against: str) -> pl.DataFrame:
+    return frame.select(
+        pl.col("event_id"),
+        pl.lit("event_id.conflict").alias("rule"),
+        pl.lit("event_id").alias("field"),
+        pl.col("event_id").alias("value"),
+        pl.lit(f"event_id reused with a different body than {against}").alias("message"),
+        pl.struct(list(EVENT_SCHEMA)).struct.json_encode().alias("payload"),
+    )
+
+
+def _unknown(frame: pl.DataFrame, column: str, known: set[str] | None) -> list[str]:
+    if known is None or frame.is_empty():
+        return []
+    return sorted(set(frame[column].unique().to_list()) - known)
+
+
+def _iso(value: object) -> str | None:
+    return value.isoformat() if isinstance(value, datetime) else None
+
+
+def _new_batch_id() -> str:
+    return f"{datetime.now(UTC):%Y%m%dT%H%M%S%f}-{uuid.uuid4().hex[:8]}"
+
+
+def _atomic_parquet(frame: pl.DataFrame, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as handle:
+        frame.write_parquet(handle)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def _atomic_bytes(data: bytes, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,122 @@
+"""One validated configuration for every Replen entry point (env prefix REPLEN_, replen.toml)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+__all__ = ["Settings", "get_settings"]
+
+
+class Settings(BaseSettings):
+    """Replen settings.
+
+    Precedence: keyword arguments > ``REPLEN_*`` environment variables > ``replen.toml`` in
+    the working directory > defaults. Relative paths are relative to the working directory.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="REPLEN_", toml_file="replen.toml", extra="forbid", validate_default=True
+    )
+
+    data_dir: Path = Field(
+        Path(".replen"),
+        description="Holds the POS lake, the Feast repo state, the database and outputs.",
+    )
+    database_url: str | None = Field(
+        None,
+        description="SQLAlchemy URL for POs, ledgers and tokens; SQLite under data_dir if unset.",
+    )
+    mlflow_tracking_uri: str | None = Field(
+        None,
+        description="MLflow tracking URI; MLFLOW_TRACKING_URI, then SQLite in ./mlflow/.",
+    )
+    mlflow_dir: Path = Field(Path("mlflow"), description="MLflow's local home (db, artifacts).")
+    experiment_name: str = "replen-demand"
+    model_name: str = "replen-demand"
+    champion_margin: float = Field(
+        0.0,
+        ge=0.0,
+        lt=1.0,
+        description="A challenger must beat the champion's backtest loss by this fraction.",
+    )
+    service_level: float = Field(0.95, gt=0.5, lt=1.0, description="Default cycle service level.")
+    forecast_horizon_days: int = Field(28, ge=1, le=366)
+    backtest_windows: int = Field(3, ge=1, le=20)
+    quantiles: list[float] = Field(default_factory=lambda: [0.5, 0.8, 0.9, 0.95, 0.99])
+    currency: str = Field("EUR", min_length=3, max_length=3)
+    freq: Literal["daily"] = "daily"
+
+    @field_validator("quantiles")
+    @classmethod
+    def _check_quantiles(cls, value: list[float]) -> list[float]:
+        bad = [q for q in value if not 0.0 < q < 1.0]
+        if bad:
+            raise ValueError(f"quantiles must lie strictly between 0 and 1, got {bad}")
+        return sorted(set(value))
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+
+    # Derived locations -------------------------------------------------------------------
+    @property
+    def lake_dir(self) -> Path:
+        return self.data_dir / "lake"
+
+    @property
+    def feast_dir(self) -> Path:
+        return self.data_dir / "feast"
+
+    @property
+    def master_dir(self) -> Path:
+        return self.data_dir / "master"
+
+    @property
+    def out_dir(self) -> Path:
+        return self.data_dir / "out"
+
+    @property
+    def db_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'replen.db').resolve()}"
+
+    @property
+    def tracking_uri(self) -> str:
+        if self.mlflow_tracking_uri:
+            return self.mlflow_tracking_uri
+        env = os.environ.get("MLFLOW_TRACKING_URI")
+        if env:
+            return env
+        return f"sqlite:///{(self.mlflow_dir / 'mlflow.db').resolve()}"
+
+    @property
+    def artifact_root(self) -> Path:
+        return (self.mlflow_dir / "artifacts").resolve()
+
+    def ensure_dirs(self) -> None:
+        for path in (self.data_dir, self.lake_dir, self.feast_dir, self.master_dir, self.out_dir):
+            path.mkdir(parents=True, exist_ok=True)
+        self.mlflow_dir.mkdir(parents=True, exist_ok=True)
+
+
+def get_settings(**overrides: object) -> Settings:
+    """Build settings from the environment and ``replen.toml`` with explicit overrides."""
+    return Settings(**overrides)  # type: ignore[arg-type]
