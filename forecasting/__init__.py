@@ -1,1 +1,1 @@
-"""placeholder."""
+"""Forecasting stage: history → per-series champion models → quantile forecasts (MLflow memory)."""

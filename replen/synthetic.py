@@ -151,7 +151,7 @@ def _suppliers(rng: np.random.Generator, n: int) -> pl.DataFrame:
                 "lead_time_std": round(float(rng.uniform(0.0, 0.3) * lt), 2),
                 "order_days": ",".join(days),
                 "review_period_days": max(gaps),
-                "moq_units": int(rng.choice([0, 12, 24, 48])),
+                "min_order_value": float(rng.choice([0.0, 0.0, 100.0, 250.0])),
                 "currency": "EUR",
             }
         )
@@ -169,6 +169,7 @@ def _items(rng: np.random.Generator, sku_ids: list[str], supplier_ids: list[str]
             "unit_price": price,
             "unit_cost": np.round(price * rng.uniform(0.45, 0.7, n), 2),
             "pack_size": rng.choice([1, 1, 4, 6, 12, 24], n).astype(np.int64),
+            "moq_units": rng.choice([0, 0, 6, 12, 24], n).astype(np.int64),
             "shelf_life_days": [int(x) if x > 0 else None for x in rng.choice([0, 0, 0, 30], n)],
         }
     )

@@ -1,1 +1,1 @@
-"""placeholder."""
+"""Replenishment stage: demand over lead time + stock position + rules → explained PO suggestions."""

@@ -1,0 +1,81 @@
+"""Candidate statsforecast models per demand class, cheapest first; costly ones opt in."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["CANDIDATES", "COSTLY", "FALLBACK", "build", "candidates_for"]
+
+
+def _factories() -> dict[str, Callable[[], Any]]:
+    from statsforecast.models import (
+        ADIDA,
+        IMAPA,
+        TSB,
+        AutoETS,
+        CrostonSBA,
+        DynamicOptimizedTheta,
+        HistoricAverage,
+        SeasonalExponentialSmoothingOptimized,
+        SeasonalNaive,
+        SeasonalWindowAverage,
+        SimpleExponentialSmoothingOptimized,
+        WindowAverage,
+        ZeroModel,
+    )
+
+    return {
+        "seasonal_naive": lambda: SeasonalNaive(season_length=7, alias="seasonal_naive"),
+        "ses": lambda: SimpleExponentialSmoothingOptimized(alias="ses"),
+        "seasonal_es": lambda: SeasonalExponentialSmoothingOptimized(
+            season_length=7, alias="seasonal_es"
+        ),
+        "seasonal_window_avg": lambda: SeasonalWindowAverage(
+            season_length=7, window_size=4, alias="seasonal_window_avg"
+        ),
+        "window_avg_28": lambda: WindowAverage(window_size=28, alias="window_avg_28"),
+        "croston_sba": lambda: CrostonSBA(alias="croston_sba"),
+        "tsb": lambda: TSB(alpha_d=0.2, alpha_p=0.2, alias="tsb"),
+        "adida": lambda: ADIDA(alias="adida"),
+        "imapa": lambda: IMAPA(alias="imapa"),
+        "historic_avg": lambda: HistoricAverage(alias="historic_avg"),
+        "zero": lambda: ZeroModel(alias="zero"),
+        "auto_ets": lambda: AutoETS(season_length=7, alias="auto_ets"),
+        "dyn_opt_theta": lambda: DynamicOptimizedTheta(season_length=7, alias="dyn_opt_theta"),
+    }
+
+
+# Cheap models: milliseconds per series. Costly ones (~0.2-0.5 s per series) are opt-in.
+CANDIDATES: dict[str, tuple[str, ...]] = {
+    "smooth": ("seasonal_naive", "ses", "seasonal_es", "seasonal_window_avg", "window_avg_28"),
+    "erratic": ("ses", "seasonal_es", "seasonal_window_avg", "window_avg_28", "seasonal_naive"),
+    "intermittent": ("croston_sba", "tsb", "adida", "imapa", "window_avg_28", "ses"),
+    "lumpy": ("croston_sba", "tsb", "adida", "imapa", "window_avg_28"),
+    "new": ("historic_avg", "ses"),
+    "inactive": ("zero",),
+}
+COSTLY: dict[str, tuple[str, ...]] = {
+    "smooth": ("auto_ets", "dyn_opt_theta"),
+    "erratic": ("auto_ets",),
+}
+FALLBACK = "historic_avg"
+
+
+def candidates_for(demand_class: str, *, costly: bool = False) -> tuple[str, ...]:
+    """Names of the candidate models for a demand class."""
+    if demand_class not in CANDIDATES:
+        raise ValueError(
+            f"unknown demand class {demand_class!r}; expected one of {sorted(CANDIDATES)}"
+        )
+    names = CANDIDATES[demand_class]
+    return names + COSTLY.get(demand_class, ()) if costly else names
+
+
+def build(names: tuple[str, ...] | list[str]) -> list[Any]:
+    """Instantiate statsforecast models by candidate name (each with its name as alias)."""
+    factories = _factories()
+    unknown = [n for n in names if n not in factories]
+    if unknown:
+        raise ValueError(f"unknown model name(s) {unknown}; known: {sorted(factories)}")
+    return [factories[n]() for n in names]

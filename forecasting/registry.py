@@ -1,0 +1,203 @@
+"""MLflow as the forecasting stage's memory: runs, the pyfunc model, champion/challenger aliases.
+
+The only module that imports mlflow (lazily: it is slow to import).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from forecasting.train import TrainResult
+
+__all__ = ["Registered", "Registry", "demand_model_class"]
+
+_CHAMPIONS = "champions.parquet"
+
+
+def demand_model_class() -> type:
+    """The pyfunc class, built on first use so that importing this module stays cheap."""
+    import mlflow.pyfunc
+
+    class DemandModel(mlflow.pyfunc.PythonModel):
+        """Per-series champion models: history (daily sales) in, forecast contract out.
+
+        Predict-time params: ``horizon`` (days), ``quantiles`` (comma-separated) and
+        ``model_version`` (stamped on every row).
+        """
+
+        def load_context(self, context: Any) -> None:
+            self.champions = pl.read_parquet(context.artifacts["champions"])
+
+        def predict(self, context: Any, model_input: Any, params: dict | None = None) -> Any:
+            from forecasting.predict import forecast
+
+            params = params or {}
+            history = pl.from_pandas(model_input) if not isinstance(
+                model_input, pl.DataFrame
+            ) else model_input
+            if history.schema["date"] != pl.Date:
+                history = history.with_columns(pl.col("date").cast(pl.Date))
+            quantiles = [float(q) for q in str(params.get("quantiles", "0.5,0.9,0.95")).split(",")]
+            out = forecast(
+                history,
+                self.champions,
+                horizon=int(params.get("horizon", 28)),
+                quantiles=quantiles,
+                model_version=str(params.get("model_version", "unregistered")),
+            )
+            return out.to_pandas()
+
+    return DemandModel
+
+
+@dataclass(frozen=True)
+class Registered:
+    """What a retrain left in MLflow."""
+
+    run_id: str
+    version: str
+    alias: str  # "champion" or "challenger"
+    challenger_loss: float | None
+    champion_loss: float | None
+
+
+class Registry:
+    """Tracking and model registry at ``tracking_uri`` (SQLite file by default)."""
+
+    def __init__(
+        self, tracking_uri: str, experiment: str, model_name: str, artifact_root: Path
+    ) -> None:
+        import mlflow
+
+        self.model_name = model_name
+        self.tracking_uri = tracking_uri
+        mlflow.set_tracking_uri(tracking_uri)
+        self._mlflow = mlflow
+        found = mlflow.get_experiment_by_name(experiment)
+        if found is None:
+            artifact_root.mkdir(parents=True, exist_ok=True)
+            exp_id = mlflow.create_experiment(experiment, artifact_location=artifact_root.as_uri())
+        else:
+            exp_id = found.experiment_id
+        self.experiment_id = exp_id
+        self.client = mlflow.MlflowClient(tracking_uri)
+
+    # Writing -------------------------------------------------------------------------------
+    def log_training(
+        self, result: TrainResult, *, margin: float = 0.0, plot: Path | None = None
+    ) -> Registered:
+        """Log a retrain run and register its model; move ``champion`` only if it wins."""
+        from mlflow.models import infer_signature
+
+        mlflow = self._mlflow
+        with tempfile.TemporaryDirectory() as tmp, mlflow.start_run(
+            experiment_id=self.experiment_id, run_name="retrain"
+        ) as run:
+            mlflow.log_params({k: str(v) for k, v in result.params.items()})
+            mlflow.log_metrics({_metric_key(k): v for k, v in result.metrics.items()})
+            mlflow.log_metric("train_seconds", result.seconds)
+            champions_path = Path(tmp) / _CHAMPIONS
+            result.champions.write_parquet(champions_path)
+            errors_path = Path(tmp) / "backtest_errors.parquet"
+            result.errors.write_parquet(errors_path)
+            by_class = Path(tmp) / "champions_by_class.csv"
+            result.champions.group_by("demand_class", "model").len().sort(
+                "demand_class", "len", descending=[False, True]
+            ).write_csv(by_class)
+            for path in (champions_path, errors_path, by_class):
+                mlflow.log_artifact(str(path))
+            if plot is not None and plot.exists():
+                mlflow.log_artifact(str(plot), artifact_path="plots")
+
+            champion_loss, challenger_loss = self._gate_losses(result)
+            wins = champion_loss is None or (
+                challenger_loss is not None and challenger_loss <= champion_loss * (1 - margin)
+            )
+            example = _example_history(result)
+            signature = infer_signature(
+                example.to_pandas(),
+                params={"horizon": 28, "quantiles": "0.5,0.9,0.95", "model_version": "x"},
+            )
+            info = mlflow.pyfunc.log_model(
+                name="demand_model",
+                python_model=demand_model_class()(),
+                artifacts={"champions": str(champions_path)},
+                signature=signature,
+                registered_model_name=self.model_name,
+                pip_requirements=["replen"],
+            )
+            version = str(info.registered_model_version)
+            alias = "champion" if wins else "challenger"
+            self.client.set_registered_model_alias(self.model_name, alias, version)
+            mlflow.set_tags({"replen.alias": alias, "replen.model_version": version})
+            if champion_loss is not None:
+                mlflow.log_metric("gate.champion_loss", champion_loss)
+            if challenger_loss is not None:
+                mlflow.log_metric("gate.challenger_loss", challenger_loss)
+        return Registered(run.info.run_id, version, alias, challenger_loss, champion_loss)
+
+    # Reading -------------------------------------------------------------------------------
+    def champion_version(self) -> str | None:
+        try:
+            mv = self.client.get_model_version_by_alias(self.model_name, "champion")
+        except Exception:  # mlflow raises RestException when the alias or model is absent
+            return None
+        return str(mv.version)
+
+    def load(self, alias: str = "champion") -> Any:
+        """The pyfunc model under ``alias`` (``models:/<name>@<alias>``)."""
+        return self._mlflow.pyfunc.load_model(f"models:/{self.model_name}@{alias}")
+
+    def champions_table(self, alias: str = "champion") -> tuple[pl.DataFrame, str] | None:
+        """The champion table and version behind ``alias``, or None if there is none."""
+        try:
+            mv = self.client.get_model_version_by_alias(self.model_name, alias)
+        except Exception:
+            return None
+        local = self._mlflow.artifacts.download_artifacts(
+            run_id=mv.run_id, artifact_path=_CHAMPIONS
+        )
+        return pl.read_parquet(local), str(mv.version)
+
+    def _gate_losses(self, result: TrainResult) -> tuple[float | None, float | None]:
+        """Mean backtest loss of the current champion's model choices and of the new ones,
+        both on this run's backtest windows and on the series both know."""
+        current = self.champions_table("champion")
+        if current is None or result.errors.is_empty():
+            return None, None
+        old, _ = current
+        from forecasting.history import keys_frame
+
+        old_pick = keys_frame(old).select("unique_id", pl.col("model"))
+        new_pick = keys_frame(result.champions).select("unique_id", pl.col("model"))
+        old_loss = result.errors.join(old_pick, on=["unique_id", "model"]).select(
+            "unique_id", pl.col("loss").alias("old")
+        )
+        new_loss = result.errors.join(new_pick, on=["unique_id", "model"]).select(
+            "unique_id", pl.col("loss").alias("new")
+        )
+        both = old_loss.join(new_loss, on="unique_id")
+        if both.is_empty():
+            return None, None
+        return float(both["old"].mean()), float(both["new"].mean())  # type: ignore[arg-type]
+
+
+def _metric_key(name: str) -> str:
+    return name.replace(" ", "_")
+
+
+def _example_history(result: TrainResult) -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            "store_id": ["S001"] * 3,
+            "sku_id": ["SKU00001"] * 3,
+            "date": pl.date_range(pl.date(2024, 1, 1), pl.date(2024, 1, 3), eager=True),
+            "units": [1.0, 0.0, 2.0],
+            "stockout": [False, False, False],
+        }
+    )

@@ -1,0 +1,111 @@
+"""Daily forecast-and-plan: champion forecast → lead-time demand → PO suggestions in the DB."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from datetime import date, timedelta
+from pathlib import Path
+
+import polars as pl
+
+from forecasting.quantiles import lead_time_demand
+from jobs.runtime import Runtime
+from replenishment.planner import protection_spans, suggest
+
+__all__ = ["PlanSummary", "forecast_with_champion", "forecast_and_plan"]
+
+
+class NoChampion(RuntimeError):
+    """No model has the ``champion`` alias yet."""
+
+
+@dataclass(frozen=True)
+class PlanSummary:
+    plan_date: str
+    model_version: str
+    series: int
+    purchase_orders: int
+    lines: int
+    units: int
+    value: float
+    currency: str
+    replaced: int
+    kept_reviewed: int
+    forecast_path: str
+    csv_path: str
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def forecast_with_champion(
+    rt: Runtime, history: pl.DataFrame, horizon: int, quantiles: list[float] | None = None
+) -> pl.DataFrame:
+    """Forecast ``history`` with ``models:/<model>@champion`` loaded from MLflow."""
+    version = rt.registry.champion_version()
+    if version is None:
+        raise NoChampion(
+            f"no model {rt.settings.model_name!r} has the alias 'champion' in "
+            f"{rt.settings.tracking_uri}; run `replen train` first"
+        )
+    model = rt.registry.load("champion")
+    qs = quantiles or rt.settings.quantiles
+    out = model.predict(
+        history.select("store_id", "sku_id", "date", "units", "stockout").to_pandas(),
+        params={"horizon": horizon, "quantiles": ",".join(str(q) for q in qs),
+                "model_version": version},
+    )
+    return pl.from_pandas(out).with_columns(pl.col("date").cast(pl.Date))
+
+
+def forecast_and_plan(
+    rt: Runtime, plan_date: date | None = None, history: pl.DataFrame | None = None
+) -> PlanSummary:
+    """Make (or remake) the suggestions of ``plan_date`` (default: the day after history)."""
+    s = rt.settings
+    history = history if history is not None else rt.history()
+    if history.is_empty():
+        raise ValueError("no sales history: ingest POS data first (`replen ingest pos FILE`)")
+    last = history["date"].max()
+    plan_date = plan_date or (last + timedelta(days=1))  # type: ignore[operator]
+    rules = rt.rules()
+    keys = history.select("store_id", "sku_id").unique()
+    spans = protection_spans(keys, rules, plan_date, s.service_level)
+    need = math.ceil(float(spans["protection_days"].max() or 1)) + (plan_date - last).days
+    horizon = max(s.forecast_horizon_days, need)
+    forecast = forecast_with_champion(rt, history, horizon)
+    demand = lead_time_demand(forecast, _shift_spans(spans, plan_date, last))
+    sug = suggest(demand, rt.stock(), rules, spans)
+    report = rt.orders.replace_suggestions(plan_date, sug)
+
+    out = s.out_dir
+    forecast_path = out / f"forecast_{plan_date}.parquet"
+    forecast.write_parquet(forecast_path)
+    csv_path = out / f"po_suggestions_{plan_date}.csv"
+    _write_csv(sug.lines, csv_path)
+    return PlanSummary(
+        plan_date=str(plan_date),
+        model_version=str(forecast["model_version"][0]),
+        series=keys.height,
+        purchase_orders=report.created,
+        lines=sug.lines.height,
+        units=int(sug.lines["quantity"].sum()),
+        value=round(float(sug.lines["value"].sum()), 2),
+        currency=str(sug.headers["currency"][0]) if sug.headers.height else s.currency,
+        replaced=report.replaced,
+        kept_reviewed=report.kept_reviewed,
+        forecast_path=str(forecast_path),
+        csv_path=str(csv_path),
+    )
+
+
+def _shift_spans(spans: pl.DataFrame, plan_date: date, last: date) -> pl.DataFrame:
+    """The forecast starts the day after history; cover the gap up to the plan date too."""
+    gap = (plan_date - last).days - 1
+    return spans.with_columns(pl.col("protection_days") + gap)
+
+
+def _write_csv(lines: pl.DataFrame, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines.with_columns(pl.col(pl.Float64).round(3)).write_csv(path)

@@ -1,0 +1,403 @@
+"""The `replen` command line: the demo, ingestion, features, training, forecasting, planning."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from replen.settings import Settings
+
+app = typer.Typer(
+    help="Replen: demand forecasting and auto-replenishment for retailers.\n\n"
+    "Start with `replen demo`; configuration comes from REPLEN_* environment variables "
+    "or replen.toml in the working directory.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+ingest_app = typer.Typer(help="Load POS lines and stock snapshots into the lake.",
+                         no_args_is_help=True)
+features_app = typer.Typer(help="Daily sales and velocity in the Feast feature store.",
+                           no_args_is_help=True)
+orders_app = typer.Typer(help="Suggested purchase orders in the PO store.", no_args_is_help=True)
+app.add_typer(ingest_app, name="ingest")
+app.add_typer(features_app, name="features")
+app.add_typer(orders_app, name="orders")
+
+console = Console(stderr=True)
+out = Console()
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as one JSON object.")]
+HistoryOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--history",
+        help="Daily-sales file (CSV/Parquet: store_id, sku_id, date, units; optional "
+        "stockout, on_hand, price) instead of the lake.",
+        exists=True,
+        dir_okay=False,
+    ),
+]
+
+
+def _settings() -> Settings:
+    return Settings()
+
+
+def _quiet_libraries() -> None:
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    os.environ.setdefault("TQDM_DISABLE", "1")
+    for name in ("mlflow", "feast", "alembic", "statsforecast", "urllib3"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore")
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    """Turn expected failures into one red line and exit code 1 (no traceback)."""
+    try:
+        yield
+    except (ValueError, FileNotFoundError, RuntimeError) as exc:
+        console.print(f"[bold red]error:[/] {exc}")
+        raise typer.Exit(1) from None
+
+
+def _emit(data: dict[str, Any], as_json: bool, render: Callable[[], None]) -> None:
+    if as_json:
+        print(json.dumps(data, default=str))
+    else:
+        render()
+
+
+def _kv_table(title: str, data: dict[str, Any]) -> Table:
+    table = Table(title=title, show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column()
+    for key, value in data.items():
+        table.add_row(str(key), f"{value:,.3f}" if isinstance(value, float) else str(value))
+    return table
+
+
+# demo ----------------------------------------------------------------------------------------
+@app.command()
+def demo(
+    stores: Annotated[int, typer.Option(min=1, help="Number of stores.")] = 5,
+    skus: Annotated[int, typer.Option(min=1, help="Number of SKUs per store.")] = 40,
+    days: Annotated[int, typer.Option(min=120, help="Days of sales history.")] = 730,
+    seed: Annotated[int, typer.Option(help="Random seed (same seed, same chain).")] = 7,
+    reset: Annotated[
+        bool, typer.Option(help="Empty the data directory first (keeps MLflow history).")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run the whole pipeline on a synthetic chain: POS → lake → Feast → MLflow → POs.
+
+    Writes everything under the data directory (REPLEN_DATA_DIR, default ./.replen) and
+    MLflow's store (./mlflow); prints the suggested POs and where to look next.
+    """
+    _quiet_libraries()
+    from replen.demo import STAGES, run_demo
+
+    settings = _settings()
+    with _errors(), Progress(
+        SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
+        console=console, transient=as_json, disable=as_json,
+    ) as progress:
+        task = progress.add_task("starting", total=len(STAGES))
+
+        def on_stage(i: int, name: str) -> None:
+            progress.update(task, completed=i, description=f"[{i + 1}/{len(STAGES)}] {name}")
+
+        summary = run_demo(settings, stores=stores, skus=skus, days=days, seed=seed,
+                           reset=reset, on_stage=on_stage)
+        progress.update(task, completed=len(STAGES), description="done")
+    if as_json:
+        print(json.dumps(summary.to_dict(), default=str))
+        return
+    _render_demo(summary.to_dict(), settings)
+
+
+def _render_demo(s: dict[str, Any], settings: Settings) -> None:
+    import polars as pl
+
+    from jobs.runtime import Runtime
+
+    ing, tr, plan = s["ingest"], s["training"], s["plan"]
+    out.print(
+        f"[bold]POS[/]: {ing['received']:,} lines received, {ing['accepted']:,} accepted, "
+        f"{ing['duplicates']:,} duplicates, {ing['rejected']:,} rejected"
+    )
+    out.print(
+        f"[bold]Model[/]: {tr['series']} series, version {tr['model_version']} → "
+        f"alias [green]{tr['alias']}[/]; backtest WAPE {tr['metrics'].get('wape', 0):.3f}, "
+        f"RMSSE {tr['metrics'].get('rmsse', 0):.3f} ({tr['seconds']:.1f}s)"
+    )
+    rt = Runtime(settings)
+    plan_date = date.fromisoformat(plan["plan_date"])
+    heads = rt.orders.purchase_orders(plan_date)
+    by_sup = (
+        heads.group_by("supplier_id", "currency")
+        .agg(pl.len().alias("POs"), pl.col("lines").sum(), pl.col("value").sum())
+        .sort("supplier_id")
+    )
+    table = Table(title=f"Suggested POs for {plan_date} (model v{plan['model_version']})",
+                  title_justify="left")
+    for col in ("supplier", "POs", "lines", "value"):
+        table.add_column(col, justify="right" if col != "supplier" else "left")
+    for row in by_sup.iter_rows(named=True):
+        table.add_row(row["supplier_id"], str(row["POs"]), str(row["lines"]),
+                      f"{row['value']:,.2f} {row['currency']}")
+    table.add_row("[bold]total", str(plan["purchase_orders"]), str(plan["lines"]),
+                  f"[bold]{plan['value']:,.2f} {plan['currency']}")
+    out.print(table)
+    lines = rt.orders.po_lines(plan_date)
+    if lines.height:
+        _render_explained(lines.sort("value", descending=True).head(3))
+    p = s["paths"]
+    out.print(
+        f"\n[bold]Look next[/]\n  PO lines with explanations: {p['csv']}\n"
+        f"  Forecast: {p['forecast']}\n  Backtest plot: {p['backtest_plot']}\n"
+        f"  MLflow UI: uv run mlflow ui --backend-store-uri {p['mlflow']}\n"
+        f"  Orders: uv run replen orders list"
+    )
+
+
+def _render_explained(lines: Any) -> None:
+    for row in lines.iter_rows(named=True):
+        out.print(
+            f"[bold]{row['store_id']} / {row['sku_id']}[/] ({row['supplier_id']}): "
+            f"order [bold green]{row['quantity']}[/] = forecast over "
+            f"{row['protection_days']:.1f} days {row['demand_mean']:.1f} + safety stock "
+            f"{row['safety_stock']:.1f} → target {row['target_level']:.1f} − position "
+            f"{row['position']:.0f} (on hand {row['on_hand']:.0f} + on order "
+            f"{row['on_order']:.0f}) = need {row['raw_need']:.1f}; packs of "
+            f"{row['pack_size']} → {row['after_pack']:.0f}; MOQ {row['moq_units']} → "
+            f"{row['after_moq']:.0f}"
+        )
+
+
+# generate ------------------------------------------------------------------------------------
+@app.command()
+def generate(
+    out_dir: Annotated[Path, typer.Option("--out", help="Directory to write into.")] = Path(
+        "synthetic"
+    ),
+    stores: Annotated[int, typer.Option(min=1)] = 5,
+    skus: Annotated[int, typer.Option(min=1)] = 40,
+    days: Annotated[int, typer.Option(min=14)] = 730,
+    seed: int = 7,
+    as_json: JsonOpt = False,
+) -> None:
+    """Write a synthetic chain: POS lines (CSV + Parquet), suppliers, items, stock, inventory."""
+    from replen.synthetic import generate as make
+
+    with _errors():
+        chain = make(stores=stores, skus=skus, days=days, seed=seed)
+        paths = chain.write(out_dir)
+        csv = out_dir / "pos.csv"
+        chain.pos.write_csv(csv)
+    data = {"pos_lines": chain.pos.height, "series": stores * skus,
+            "paths": {k: str(v) for k, v in {**paths, "pos_csv": csv}.items()}}
+    _emit(data, as_json, lambda: out.print(_kv_table("Generated", {
+        "POS lines": chain.pos.height, "series": stores * skus, "directory": str(out_dir)})))
+
+
+# ingest --------------------------------------------------------------------------------------
+@ingest_app.command("pos")
+def ingest_pos_cmd(
+    file: Annotated[Path, typer.Argument(help="CSV, Parquet or NDJSON file of POS lines.",
+                                         exists=True, dir_okay=False)],
+    as_json: JsonOpt = False,
+) -> None:
+    """Validate POS lines and append the new ones to the lake (idempotent by event_id).
+
+    Columns: event_id, store_id, sku_id, sold_at (ISO-8601 with offset), quantity
+    (negative = return), unit_price; optional promo_id, register_id, currency. Rejected
+    lines go to quarantine with the rule they broke.
+    """
+    _quiet_libraries()
+    from jobs.refresh import ingest_pos
+    from jobs.runtime import Runtime
+    from replen.io import read_table
+
+    with _errors():
+        rt = Runtime(_settings())
+        with console.status(f"ingesting {file}"):
+            report = ingest_pos(rt, read_table(file, strings=True))
+    _emit(report.to_dict(), as_json, lambda: out.print(_kv_table("POS batch", report.to_dict())))
+
+
+@ingest_app.command("inventory")
+def ingest_inventory_cmd(
+    file: Annotated[Path, typer.Argument(help="store_id, sku_id, as_of, on_hand.", exists=True,
+                                         dir_okay=False)],
+    as_json: JsonOpt = False,
+) -> None:
+    """Append stock snapshots (zero on hand marks a stockout day)."""
+    from jobs.refresh import ingest_inventory
+    from jobs.runtime import Runtime
+    from replen.io import read_table
+
+    with _errors():
+        rows = ingest_inventory(Runtime(_settings()), read_table(file))
+    _emit({"rows": rows}, as_json, lambda: out.print(f"{rows:,} snapshots committed"))
+
+
+# features ------------------------------------------------------------------------------------
+@features_app.command("refresh")
+def features_refresh(as_json: JsonOpt = False) -> None:
+    """Recompute velocity from the lake, write Feast's offline table, materialize online."""
+    _quiet_libraries()
+    from jobs.refresh import refresh_features
+    from jobs.runtime import Runtime
+
+    with _errors(), console.status("refreshing features"):
+        result = refresh_features(Runtime(_settings()))
+    _emit(result.to_dict(), as_json, lambda: out.print(_kv_table("Features", result.to_dict())))
+
+
+@features_app.command("show")
+def features_show(
+    store_id: Annotated[str, typer.Argument(help="Store id.")],
+    sku_id: Annotated[str, typer.Argument(help="SKU id.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Read one store×SKU's velocity from the Feast online store."""
+    _quiet_libraries()
+    import polars as pl
+
+    from jobs.runtime import Runtime
+
+    with _errors():
+        frame = Runtime(_settings()).features.online_velocity(
+            pl.DataFrame({"store_id": [store_id], "sku_id": [sku_id]})
+        )
+    row = frame.row(0, named=True)
+    _emit(row, as_json, lambda: out.print(_kv_table(f"Velocity {store_id}/{sku_id}", row)))
+
+
+# train / forecast / plan ---------------------------------------------------------------------
+def _history(rt: Any, history: Path | None) -> Any:
+    from replen.io import read_history
+
+    return read_history(history) if history is not None else rt.history()
+
+
+@app.command()
+def train(
+    history: HistoryOpt = None,
+    costly: Annotated[
+        bool, typer.Option(help="Also try AutoETS/Theta where classes allow (much slower).")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Backtest candidate models per series, pick champions, log and register in MLflow.
+
+    The new version becomes `champion` only if it beats the current champion on the same
+    backtest windows (by REPLEN_CHAMPION_MARGIN); otherwise it is the `challenger`.
+    """
+    _quiet_libraries()
+    from jobs.retrain import retrain
+    from jobs.runtime import Runtime
+
+    with _errors():
+        rt = Runtime(_settings())
+        with console.status("training"):
+            result = retrain(rt, _history(rt, history), costly=costly)
+    data = result.to_dict()
+    _emit(data, as_json, lambda: out.print(_kv_table("Retrain", {
+        k: v for k, v in data.items() if k != "metrics"} | data["metrics"])))
+
+
+@app.command()
+def forecast(
+    history: HistoryOpt = None,
+    horizon: Annotated[int, typer.Option(min=1, max=366, help="Days ahead.")] = 28,
+    quantiles: Annotated[str, typer.Option(help="Comma-separated levels in (0, 1).")] = (
+        "0.5,0.8,0.9,0.95,0.99"
+    ),
+    out_path: Annotated[Path, typer.Option("--out", help="CSV or Parquet to write.")] = Path(
+        "forecast.parquet"
+    ),
+    as_json: JsonOpt = False,
+) -> None:
+    """Forecast every series with the champion model: mean and quantiles per day."""
+    _quiet_libraries()
+    from jobs.replenish import forecast_with_champion
+    from jobs.runtime import Runtime
+
+    with _errors():
+        try:
+            qs = [float(q) for q in quantiles.split(",")]
+        except ValueError:
+            raise ValueError(f"--quantiles {quantiles!r} must be numbers like 0.5,0.9") from None
+        if any(not 0 < q < 1 for q in qs):
+            raise ValueError(f"--quantiles {quantiles!r}: each must lie strictly in (0, 1)")
+        rt = Runtime(_settings())
+        with console.status("forecasting"):
+            frame = forecast_with_champion(rt, _history(rt, history), horizon, qs)
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        if out_path.suffix == ".csv":
+            frame.write_csv(out_path)
+        else:
+            frame.write_parquet(out_path)
+    data = {"rows": frame.height, "series": frame.select("store_id", "sku_id").n_unique(),
+            "horizon": horizon, "model_version": frame["model_version"][0], "path": str(out_path)}
+    _emit(data, as_json, lambda: out.print(_kv_table("Forecast", data)))
+
+
+@app.command()
+def plan(
+    plan_date: Annotated[
+        str | None, typer.Option("--date", help="Plan date YYYY-MM-DD (default: after history).")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Forecast with the champion and store today's suggested POs (replaces unreviewed ones)."""
+    _quiet_libraries()
+    from jobs.replenish import forecast_and_plan
+    from jobs.runtime import Runtime
+
+    with _errors():
+        when = date.fromisoformat(plan_date) if plan_date else None
+        with console.status("planning"):
+            summary = forecast_and_plan(Runtime(_settings()), when)
+    _emit(summary.to_dict(), as_json, lambda: out.print(_kv_table("Plan", summary.to_dict())))
+
+
+@orders_app.command("list")
+def orders_list(
+    plan_date: Annotated[str | None, typer.Option("--date", help="Only this plan date.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List suggested purchase orders."""
+    from jobs.runtime import Runtime
+
+    with _errors():
+        when = date.fromisoformat(plan_date) if plan_date else None
+        heads = Runtime(_settings()).orders.purchase_orders(when)
+    if as_json:
+        print(json.dumps({"purchase_orders": heads.to_dicts()}, default=str))
+        return
+    table = Table(title="Purchase orders", title_justify="left")
+    for col in heads.columns:
+        table.add_column(col)
+    for row in heads.iter_rows():
+        table.add_row(*[str(v) for v in row])
+    out.print(table)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

@@ -1,0 +1,219 @@
+"""PO store (SQLAlchemy): suggested POs with explained lines and an audit trail."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+
+import polars as pl
+from sqlalchemy import (
+    JSON,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    create_engine,
+    delete,
+    select,
+)
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
+
+from replenishment.planner import Suggestion
+from replenishment.policy import EXPLANATION_COLUMNS
+
+__all__ = ["Base", "OrderStore", "PoLine", "PurchaseOrder", "ReplaceReport"]
+
+REVIEWED = ("approved", "rejected", "exported", "acknowledged")
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class PurchaseOrder(Base):
+    __tablename__ = "purchase_orders"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    plan_date: Mapped[date] = mapped_column(Date, index=True)
+    supplier_id: Mapped[str] = mapped_column(String(64), index=True)
+    store_id: Mapped[str] = mapped_column(String(64), index=True)
+    order_date: Mapped[date] = mapped_column(Date)
+    expected_delivery: Mapped[date] = mapped_column(Date)
+    status: Mapped[str] = mapped_column(String(16), default="suggested", index=True)
+    currency: Mapped[str] = mapped_column(String(3))
+    value: Mapped[float] = mapped_column(Float)
+    model_version: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    lines: Mapped[list[PoLine]] = relationship(
+        back_populates="po", cascade="all, delete-orphan", order_by="PoLine.sku_id"
+    )
+
+
+class PoLine(Base):
+    __tablename__ = "po_lines"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    po_id: Mapped[int] = mapped_column(ForeignKey("purchase_orders.id", ondelete="CASCADE"),
+                                       index=True)
+    sku_id: Mapped[str] = mapped_column(String(64))
+    quantity: Mapped[int] = mapped_column(Integer)
+    suggested_quantity: Mapped[int] = mapped_column(Integer)
+    unit_cost: Mapped[float] = mapped_column(Float)
+    value: Mapped[float] = mapped_column(Float)
+    explanation: Mapped[dict] = mapped_column(JSON)
+    po: Mapped[PurchaseOrder] = relationship(back_populates="lines")
+
+
+class AuditEntry(Base):
+    __tablename__ = "po_audit"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    po_id: Mapped[int | None] = mapped_column(Integer, index=True, nullable=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    actor: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(32))
+    detail: Mapped[dict] = mapped_column(JSON)
+
+
+@dataclass(frozen=True)
+class ReplaceReport:
+    created: int
+    replaced: int
+    kept_reviewed: int
+
+
+class OrderStore:
+    """Suggested POs in a SQL database (SQLite file by default, PostgreSQL by URL)."""
+
+    def __init__(self, engine: Engine | str) -> None:
+        self.engine = create_engine(engine) if isinstance(engine, str) else engine
+        Base.metadata.create_all(self.engine)
+
+    def replace_suggestions(
+        self, plan_date: date, suggestion: Suggestion, actor: str = "planner-job"
+    ) -> ReplaceReport:
+        """Store today's suggestions in one transaction.
+
+        Unreviewed suggestions of the same plan date are replaced; a supplier×store whose PO
+        was already reviewed that day keeps it and gets no new suggestion.
+        """
+        now = datetime.now(UTC)
+        with Session(self.engine) as session, session.begin():
+            old = session.scalars(
+                select(PurchaseOrder).where(PurchaseOrder.plan_date == plan_date)
+            ).all()
+            reviewed = {(p.supplier_id, p.store_id) for p in old if p.status in REVIEWED}
+            stale = [p for p in old if p.status not in REVIEWED]
+            for po in stale:
+                session.delete(po)
+            lines_by_po = suggestion.lines.partition_by(
+                "supplier_id", "store_id", as_dict=True, maintain_order=True
+            )
+            created = 0
+            for head in suggestion.headers.iter_rows(named=True):
+                key = (head["supplier_id"], head["store_id"])
+                if key in reviewed:
+                    continue
+                po = PurchaseOrder(
+                    plan_date=plan_date,
+                    supplier_id=head["supplier_id"],
+                    store_id=head["store_id"],
+                    order_date=head["order_date"],
+                    expected_delivery=head["expected_delivery"],
+                    status="suggested",
+                    currency=head["currency"],
+                    value=float(head["value"]),
+                    model_version=str(head["model_version"]),
+                    created_at=now,
+                )
+                for line in lines_by_po[key].iter_rows(named=True):
+                    po.lines.append(
+                        PoLine(
+                            sku_id=line["sku_id"],
+                            quantity=int(line["quantity"]),
+                            suggested_quantity=int(line["quantity"]),
+                            unit_cost=float(line["unit_cost"]),
+                            value=float(line["value"]),
+                            explanation=_explanation(line),
+                        )
+                    )
+                session.add(po)
+                created += 1
+            session.flush()
+            session.add(
+                AuditEntry(
+                    po_id=None, at=now, actor=actor, action="plan",
+                    detail={"plan_date": plan_date.isoformat(), "created": created,
+                            "replaced": len(stale), "kept_reviewed": len(reviewed)},
+                )
+            )
+        return ReplaceReport(created=created, replaced=len(stale), kept_reviewed=len(reviewed))
+
+    def purchase_orders(self, plan_date: date | None = None) -> pl.DataFrame:
+        """Headers as a frame (one row per PO)."""
+        stmt = select(PurchaseOrder)
+        if plan_date is not None:
+            stmt = stmt.where(PurchaseOrder.plan_date == plan_date)
+        with Session(self.engine) as session:
+            rows = [
+                {
+                    "po_id": p.id, "plan_date": p.plan_date, "supplier_id": p.supplier_id,
+                    "store_id": p.store_id, "order_date": p.order_date,
+                    "expected_delivery": p.expected_delivery, "status": p.status,
+                    "lines": len(p.lines), "value": p.value, "currency": p.currency,
+                    "model_version": p.model_version,
+                }
+                for p in session.scalars(stmt.order_by(PurchaseOrder.id))
+            ]
+        return pl.DataFrame(rows, schema=_HEADER_SCHEMA)
+
+    def po_lines(self, plan_date: date | None = None) -> pl.DataFrame:
+        """Lines with their explanation fields flattened into columns."""
+        stmt = select(PoLine, PurchaseOrder).join(PurchaseOrder)
+        if plan_date is not None:
+            stmt = stmt.where(PurchaseOrder.plan_date == plan_date)
+        with Session(self.engine) as session:
+            rows = [
+                {
+                    "po_id": po.id, "supplier_id": po.supplier_id, "store_id": po.store_id,
+                    "sku_id": line.sku_id, "quantity": line.quantity,
+                    "suggested_quantity": line.suggested_quantity,
+                    "unit_cost": line.unit_cost, "value": line.value,
+                    "model_version": po.model_version, **line.explanation,
+                }
+                for line, po in session.execute(stmt.order_by(PoLine.id)).tuples()
+            ]
+        return pl.DataFrame(rows, infer_schema_length=None)
+
+    def audit(self) -> list[dict]:
+        with Session(self.engine) as session:
+            return [
+                {"po_id": a.po_id, "at": a.at, "actor": a.actor, "action": a.action,
+                 "detail": a.detail}
+                for a in session.scalars(select(AuditEntry).order_by(AuditEntry.id))
+            ]
+
+    def delete_all(self) -> None:
+        with Session(self.engine) as session, session.begin():
+            session.execute(delete(PoLine))
+            session.execute(delete(PurchaseOrder))
+
+
+_HEADER_SCHEMA = {
+    "po_id": pl.Int64, "plan_date": pl.Date, "supplier_id": pl.String, "store_id": pl.String,
+    "order_date": pl.Date, "expected_delivery": pl.Date, "status": pl.String,
+    "lines": pl.Int64, "value": pl.Float64, "currency": pl.String, "model_version": pl.String,
+}
+
+
+def _explanation(line: dict) -> dict:
+    keep = (*EXPLANATION_COLUMNS, "protection_days", "service_level", "demand_sd")
+    out = {}
+    for key in keep:
+        value = line[key]
+        out[key] = round(float(value), 6) if isinstance(value, float) else value
+    return json.loads(json.dumps(out))
