@@ -5,7 +5,11 @@ The only module that imports mlflow (lazily: it is slow to import).
 
 from __future__ import annotations
 
+import contextlib
+import io
 import tempfile
+import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,10 +34,11 @@ def demand_model_class() -> type:
         ``model_version`` (stamped on every row).
         """
 
-        def load_context(self, context: Any) -> None:
+        def load_context(self, context):  # type: ignore[no-untyped-def]
             self.champions = pl.read_parquet(context.artifacts["champions"])
 
-        def predict(self, context: Any, model_input: Any, params: dict | None = None) -> Any:
+        def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]
+            # No type hints here: MLflow would read them as an input schema.
             from forecasting.predict import forecast
 
             params = params or {}
@@ -123,14 +128,15 @@ class Registry:
                 example.to_pandas(),
                 params={"horizon": 28, "quantiles": "0.5,0.9,0.95", "model_version": "x"},
             )
-            info = mlflow.pyfunc.log_model(
-                name="demand_model",
-                python_model=demand_model_class()(),
-                artifacts={"champions": str(champions_path)},
-                signature=signature,
-                registered_model_name=self.model_name,
-                pip_requirements=["replen"],
-            )
+            with _quiet():
+                info = mlflow.pyfunc.log_model(
+                    name="demand_model",
+                    python_model=demand_model_class()(),
+                    artifacts={"champions": str(champions_path)},
+                    signature=signature,
+                    registered_model_name=self.model_name,
+                    pip_requirements=["replen"],
+                )
             version = str(info.registered_model_version)
             alias = "champion" if wins else "challenger"
             self.client.set_registered_model_alias(self.model_name, alias, version)
@@ -185,6 +191,14 @@ class Registry:
         if both.is_empty():
             return None, None
         return float(both["old"].mean()), float(both["new"].mean())  # type: ignore[arg-type]
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """MLflow prints registration banners and schema hints on stderr; keep output ours."""
+    with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
+        warnings.simplefilter("ignore")
+        yield
 
 
 def _metric_key(name: str) -> str:

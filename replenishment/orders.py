@@ -185,7 +185,7 @@ class OrderStore:
                     "unit_cost": line.unit_cost, "value": line.value,
                     "model_version": po.model_version, **line.explanation,
                 }
-                for line, po in session.execute(stmt.order_by(PoLine.id)).tuples()
+                for line, po in session.execute(stmt.order_by(PoLine.id)).all()
             ]
         return pl.DataFrame(rows, infer_schema_length=None)
 
