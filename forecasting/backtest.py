@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import polars as pl
 
@@ -20,11 +20,13 @@ def backtest(
     costly: bool = False,
     n_jobs: int = 1,
     on_class: Callable[[str, int], None] | None = None,
+    candidates: Mapping[str, tuple[str, ...]] | None = None,
 ) -> pl.DataFrame:
     """Cross-validate each class's candidates on its series.
 
     ``train``: ``unique_id, ds, y``; ``classes``: ``unique_id, demand_class``. Windows are
     non-overlapping, ``horizon`` days each, the last ending on the last day of history.
+    ``candidates`` overrides the candidate names per class (e.g. to try one model only).
     Returns long rows ``unique_id, demand_class, cutoff, ds, y, model, yhat``.
     """
     from statsforecast import StatsForecast
@@ -32,7 +34,10 @@ def backtest(
     out = []
     for cls, ids in classes.group_by("demand_class", maintain_order=True):
         name = str(cls[0])
-        names = candidates_for(name, costly=costly)
+        names = (
+            tuple(candidates[name]) if candidates and name in candidates
+            else candidates_for(name, costly=costly)
+        )
         group = train.join(ids.select("unique_id"), on="unique_id")
         if group.is_empty():
             continue

@@ -16,6 +16,7 @@ from typing import Any
 
 import polars as pl
 
+from forecasting.gate import GateDecision
 from forecasting.train import TrainResult
 
 __all__ = ["Registered", "Registry", "demand_model_class"]
@@ -94,9 +95,13 @@ class Registry:
 
     # Writing -------------------------------------------------------------------------------
     def log_training(
-        self, result: TrainResult, *, margin: float = 0.0, plot: Path | None = None
+        self, result: TrainResult, decision: GateDecision, *, plot: Path | None = None
     ) -> Registered:
-        """Log a retrain run and register its model; move ``champion`` only if it wins."""
+        """Log a retrain run and register its model as a new version.
+
+        The version gets the alias ``champion`` when ``decision.promote``, else
+        ``challenger`` (the current champion keeps serving).
+        """
         from mlflow.models import infer_signature
 
         mlflow = self._mlflow
@@ -119,10 +124,6 @@ class Registry:
             if plot is not None and plot.exists():
                 mlflow.log_artifact(str(plot), artifact_path="plots")
 
-            champion_loss, challenger_loss = self._gate_losses(result)
-            wins = champion_loss is None or (
-                challenger_loss is not None and challenger_loss <= champion_loss * (1 - margin)
-            )
             example = _example_history(result)
             signature = infer_signature(
                 example.to_pandas(),
@@ -138,14 +139,16 @@ class Registry:
                     pip_requirements=["replen"],
                 )
             version = str(info.registered_model_version)
-            alias = "champion" if wins else "challenger"
+            alias = "champion" if decision.promote else "challenger"
             self.client.set_registered_model_alias(self.model_name, alias, version)
-            mlflow.set_tags({"replen.alias": alias, "replen.model_version": version})
-            if champion_loss is not None:
-                mlflow.log_metric("gate.champion_loss", champion_loss)
-            if challenger_loss is not None:
-                mlflow.log_metric("gate.challenger_loss", challenger_loss)
-        return Registered(run.info.run_id, version, alias, challenger_loss, champion_loss)
+            mlflow.set_tags({"replen.alias": alias, "replen.model_version": version,
+                             "replen.gate": decision.reason})
+            if decision.champion_loss is not None:
+                mlflow.log_metric("gate.champion_loss", decision.champion_loss)
+            if decision.challenger_loss is not None:
+                mlflow.log_metric("gate.challenger_loss", decision.challenger_loss)
+        return Registered(run.info.run_id, version, alias, decision.challenger_loss,
+                          decision.champion_loss)
 
     # Reading -------------------------------------------------------------------------------
     def champion_version(self) -> str | None:
@@ -169,28 +172,6 @@ class Registry:
             run_id=mv.run_id, artifact_path=_CHAMPIONS
         )
         return pl.read_parquet(local), str(mv.version)
-
-    def _gate_losses(self, result: TrainResult) -> tuple[float | None, float | None]:
-        """Mean backtest loss of the current champion's model choices and of the new ones,
-        both on this run's backtest windows and on the series both know."""
-        current = self.champions_table("champion")
-        if current is None or result.errors.is_empty():
-            return None, None
-        old, _ = current
-        from forecasting.history import keys_frame
-
-        old_pick = keys_frame(old).select("unique_id", pl.col("model"))
-        new_pick = keys_frame(result.champions).select("unique_id", pl.col("model"))
-        old_loss = result.errors.join(old_pick, on=["unique_id", "model"]).select(
-            "unique_id", pl.col("loss").alias("old")
-        )
-        new_loss = result.errors.join(new_pick, on=["unique_id", "model"]).select(
-            "unique_id", pl.col("loss").alias("new")
-        )
-        both = old_loss.join(new_loss, on="unique_id")
-        if both.is_empty():
-            return None, None
-        return float(both["old"].mean()), float(both["new"].mean())  # type: ignore[arg-type]
 
 
 @contextlib.contextmanager

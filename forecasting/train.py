@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import polars as pl
@@ -37,6 +37,7 @@ def train(
     costly: bool = False,
     n_jobs: int = 1,
     on_class: Callable[[str, int], None] | None = None,
+    candidates: Mapping[str, tuple[str, ...]] | None = None,
 ) -> TrainResult:
     """Fit and select per-series models on daily-sales ``history``.
 
@@ -52,6 +53,7 @@ def train(
     cv = backtest(
         train_df, testable.select("unique_id", "demand_class"),
         horizon=horizon, n_windows=n_windows, costly=costly, n_jobs=n_jobs, on_class=on_class,
+        candidates=candidates,
     )
     scale = _naive_scale(train_df, cv)
     errors = series_errors(cv, scale)

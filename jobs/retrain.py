@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 
 import polars as pl
 
+from forecasting.gate import gate
 from forecasting.plots import plot_backtest
 from forecasting.train import train
 from jobs.runtime import Runtime
@@ -23,23 +25,35 @@ class RetrainSummary:
     metrics: dict[str, float]
     champion_loss: float | None
     challenger_loss: float | None
+    gate: str
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
 
 
 def retrain(
-    rt: Runtime, history: pl.DataFrame | None = None, *, costly: bool = False
+    rt: Runtime,
+    history: pl.DataFrame | None = None,
+    *,
+    costly: bool = False,
+    candidates: Mapping[str, tuple[str, ...]] | None = None,
 ) -> RetrainSummary:
-    """Train on ``history`` (default: the lake) and register the result as a new version."""
+    """Train on ``history`` (default: the lake) and register the result as a new version.
+
+    The version becomes ``champion`` only if it beats the current one on the same backtest
+    windows (see :func:`forecasting.gate.gate`); otherwise ``challenger``.
+    """
     s = rt.settings
     history = history if history is not None else rt.history()
     if history.is_empty():
         raise ValueError("no sales history: ingest POS data first (`replen ingest pos FILE`)")
     result = train(history, horizon=s.backtest_horizon_days, n_windows=s.backtest_windows,
-                   costly=costly)
+                   costly=costly, candidates=candidates)
+    current = rt.registry.champions_table("champion")
+    decision = gate(history, result, current[0] if current else None,
+                    margin=s.champion_margin)
     plot = plot_backtest(result.cv, result.champions, s.out_dir / "backtest.png")
-    reg = rt.registry.log_training(result, margin=s.champion_margin, plot=plot)
+    reg = rt.registry.log_training(result, decision, plot=plot)
     return RetrainSummary(
         run_id=reg.run_id,
         model_version=reg.version,
@@ -49,4 +63,5 @@ def retrain(
         metrics={k: round(v, 6) for k, v in result.metrics.items() if "." not in k},
         champion_loss=reg.champion_loss,
         challenger_loss=reg.challenger_loss,
+        gate=decision.reason,
     )

@@ -1,0 +1,45 @@
+"""Shared fixtures: small synthetic chains, isolated settings, the shared real data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from replen.synthetic import SyntheticRetail, generate
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def chain() -> SyntheticRetail:
+    """Two stores × eight SKUs × 200 days: fast, yet every demand pattern appears."""
+    return generate(stores=2, skus=8, days=200, seed=3)
+
+
+@pytest.fixture(scope="session")
+def daily(chain: SyntheticRetail) -> pl.DataFrame:
+    from features.events import validate_events
+    from features.sales import daily_sales
+
+    events = validate_events(chain.pos).accepted
+    return daily_sales(events, chain.inventory)
+
+
+@pytest.fixture()
+def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Settings whose every path lies in a temporary directory."""
+    from replen.settings import Settings
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.chdir(tmp_path)
+    return Settings(data_dir=tmp_path / "data", mlflow_dir=tmp_path / "mlflow")
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not SHARED_DATA.exists():
+        pytest.skip(f"real data not found at {SHARED_DATA} (../shared/data is absent)")
+    return SHARED_DATA

@@ -1,0 +1,127 @@
+"""The demo as a new user runs it (the real `replen` executable), checked by its effects."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+pytestmark = pytest.mark.slow
+
+SIZE = ["--stores", "2", "--skus", "10", "--days", "240", "--seed", "5"]
+
+
+def _replen(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    exe = shutil.which("replen")
+    assert exe, "the `replen` console script is not installed"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("REPLEN_", "MLFLOW_"))}
+    return subprocess.run([exe, *args], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=600, check=False)
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory) -> tuple[Path, dict]:
+    cwd = tmp_path_factory.mktemp("demo")
+    proc = _replen("demo", *SIZE, "--json", cwd=cwd)
+    assert proc.returncode == 0, proc.stderr
+    return cwd, json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture()
+def in_demo(demo, monkeypatch):
+    cwd, summary = demo
+    monkeypatch.chdir(cwd)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    from jobs.runtime import Runtime
+    from replen.settings import Settings
+
+    return Runtime(Settings()), summary
+
+
+def test_lake_holds_exactly_the_accepted_events(in_demo) -> None:
+    rt, s = in_demo
+    ing = s["ingest"]
+    assert ing["received"] == ing["accepted"] + ing["duplicates"] + ing["rejected"]
+    assert rt.lake.scan_events().select(pl.len()).collect().item() == ing["accepted"] > 0
+
+
+def test_online_velocity_equals_a_recomputation_from_the_lake(in_demo) -> None:
+    from features.sales import velocity
+
+    rt, _ = in_demo
+    expected = velocity(rt.history()).sort("store_id", "sku_id")
+    keys = expected.select("store_id", "sku_id").head(5)
+    online = rt.features.online_velocity(keys).sort("store_id", "sku_id")
+    want = expected.head(5)
+    for col in ("units_1d", "units_7d", "units_28d", "days_since_last_sale"):
+        assert online[col].to_list() == want[col].to_list(), col
+
+
+def test_mlflow_holds_the_run_and_the_champion_predicts(in_demo) -> None:
+    import mlflow
+
+    rt, s = in_demo
+    mlflow.set_tracking_uri(rt.settings.tracking_uri)
+    assert rt.settings.tracking_uri.startswith("sqlite:///") and "mlflow/mlflow.db" in (
+        rt.settings.tracking_uri)
+    run = mlflow.get_run(s["training"]["run_id"])
+    assert run.data.metrics["series"] == 20
+    assert "wape" in run.data.metrics and "rmsse" in run.data.metrics
+    model = mlflow.pyfunc.load_model("models:/replen-demand@champion")
+    history = rt.history().select("store_id", "sku_id", "date", "units", "stockout")
+    out = model.predict(history.to_pandas(), params={"horizon": 7, "quantiles": "0.5,0.9",
+                                                     "model_version": "1"})
+    assert len(out) == 20 * 7
+    assert (out["q90"] >= out["q50"]).all() and (out["q50"] >= 0).all()
+    assert set(out["model_version"]) == {"1"}
+
+
+def test_every_po_line_reproduces_the_policy_arithmetic(in_demo) -> None:
+    rt, s = in_demo
+    plan = s["plan"]
+    assert plan["purchase_orders"] > 0 and plan["lines"] > 0
+    lines = rt.orders.po_lines()
+    assert lines.height == plan["lines"]
+    for r in lines.iter_rows(named=True):
+        target = r["demand_mean"] + r["safety_stock"]
+        assert math.isclose(target, r["target_level"], abs_tol=1e-4)
+        need = max(0.0, target - (r["on_hand"] + r["on_order"]))
+        assert math.isclose(need, r["raw_need"], abs_tol=1e-4)
+        qty = math.ceil(need / r["pack_size"] - 1e-6) * r["pack_size"]
+        if 0 < qty < r["moq_units"]:
+            qty = math.ceil(r["moq_units"] / r["pack_size"]) * r["pack_size"]
+        assert r["quantity"] == qty > 0
+        assert r["model_version"] == plan["model_version"]
+    csv = pl.read_csv(plan["csv_path"])
+    assert csv.height == lines.height and "safety_stock" in csv.columns
+
+
+def test_rerun_is_idempotent(demo) -> None:
+    cwd, first = demo
+    proc = _replen("demo", *SIZE, "--json", cwd=cwd)
+    assert proc.returncode == 0, proc.stderr
+    again = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert again["ingest"]["accepted"] == 0
+    assert again["ingest"]["duplicates"] == first["ingest"]["accepted"]
+    assert again["plan"]["replaced"] == first["plan"]["purchase_orders"]
+    assert again["plan"]["lines"] == first["plan"]["lines"]
+
+
+def test_other_parameters_need_reset(demo) -> None:
+    cwd, _ = demo
+    proc = _replen("demo", "--stores", "3", "--skus", "4", "--days", "200", cwd=cwd)
+    assert proc.returncode == 1
+    assert "--reset" in proc.stderr
+
+
+def test_help_lists_commands(tmp_path) -> None:
+    proc = _replen("--help", cwd=tmp_path)
+    assert proc.returncode == 0
+    for cmd in ("demo", "generate", "ingest", "features", "train", "forecast", "plan", "orders"):
+        assert cmd in proc.stdout

@@ -1,0 +1,88 @@
+from datetime import UTC, datetime, timedelta
+
+import polars as pl
+import pytest
+
+from features.events import body_hash, validate_events
+
+NOW = datetime(2024, 6, 1, 12, tzinfo=UTC)
+
+
+def _line(**over: object) -> dict:
+    base = {"event_id": "e1", "store_id": "S1", "sku_id": "A",
+            "sold_at": "2024-06-01T10:00:00+02:00", "quantity": "2", "unit_price": "1.50"}
+    return {**base, **over}
+
+
+def _rules(rows: list[dict]) -> list[str | None]:
+    res = validate_events(pl.DataFrame(rows), now=NOW)
+    by_id = dict(zip(res.rejected["event_id"], res.rejected["rule"], strict=True))
+    return [by_id.get(r["event_id"]) for r in rows]
+
+
+def test_valid_line_is_accepted_and_stored_in_utc() -> None:
+    res = validate_events(pl.DataFrame([_line()]), now=NOW)
+    assert res.rejected.is_empty()
+    assert res.accepted["sold_at"][0] == datetime(2024, 6, 1, 8, tzinfo=UTC)
+    assert res.accepted["quantity"][0] == 2.0
+
+
+@pytest.mark.parametrize(
+    ("override", "rule"),
+    [
+        ({"quantity": "0"}, "quantity.nonzero"),
+        ({"quantity": "abc"}, "quantity.number"),
+        ({"quantity": "nan"}, "quantity.finite"),
+        ({"quantity": "100000"}, "quantity.bound"),
+        ({"unit_price": "-0.01"}, "unit_price.nonnegative"),
+        ({"sold_at": "2024-06-01 10:00:00"}, "sold_at.timezone"),
+        ({"sold_at": "yesterday"}, "sold_at.timestamp"),
+        ({"sold_at": "2024-06-02T10:00:00Z"}, "sold_at.future"),
+        ({"store_id": " "}, "store_id.required"),
+        ({"currency": "euro"}, "currency.iso4217"),
+    ],
+)
+def test_each_broken_rule_is_named(override: dict, rule: str) -> None:
+    assert _rules([_line(**override)]) == [rule]
+
+
+def test_rejects_keep_the_raw_value_message_and_payload() -> None:
+    res = validate_events(pl.DataFrame([_line(quantity="0")]), now=NOW)
+    row = res.rejected.row(0, named=True)
+    assert row["field"] == "quantity"
+    assert row["value"] == "0"
+    assert "must not be 0" in row["message"]
+    assert '"quantity":"0"' in row["payload"]
+
+
+def test_negative_quantity_is_a_valid_return() -> None:
+    assert _rules([_line(quantity="-1")]) == [None]
+
+
+def test_small_clock_skew_is_tolerated() -> None:
+    soon = (NOW + timedelta(minutes=2)).isoformat()
+    assert _rules([_line(sold_at=soon)]) == [None]
+
+
+def test_missing_required_column_names_it() -> None:
+    with pytest.raises(ValueError, match=r"\['unit_price'\]"):
+        validate_events(pl.DataFrame([_line()]).drop("unit_price"), now=NOW)
+
+
+def test_every_line_is_either_accepted_or_rejected(chain) -> None:
+    raw = chain.pos.head(500).with_columns(
+        pl.when(pl.int_range(pl.len()) % 7 == 0).then(0).otherwise(pl.col("quantity"))
+        .alias("quantity")
+    )
+    res = validate_events(raw)
+    assert res.accepted.height + res.rejected.height == raw.height
+    assert res.rejected.height == len(range(0, 500, 7))
+
+
+def test_body_hash_ignores_the_id_but_not_the_body() -> None:
+    res = validate_events(
+        pl.DataFrame([_line(), _line(event_id="e2"), _line(event_id="e3", quantity="3")]),
+        now=NOW,
+    )
+    h = body_hash(res.accepted).to_list()
+    assert h[0] == h[1] != h[2]

@@ -1,0 +1,61 @@
+from datetime import date
+
+import polars as pl
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+
+from replenishment.orders import OrderStore, PurchaseOrder
+from replenishment.planner import protection_spans, suggest
+from replenishment.rules import Rules
+
+DAY = date(2024, 1, 1)  # a Monday
+
+
+def _suggestion(on_hand: float = 0.0):
+    rules = Rules.from_frames(
+        pl.DataFrame({"supplier_id": ["A"], "lead_time_mean": [2.0], "order_days": ["Mon"]}),
+        pl.DataFrame({"sku_id": ["x", "y"], "supplier_id": ["A", "A"], "unit_cost": [2.0, 3.0],
+                      "pack_size": [4, 1]}),
+    )
+    keys = pl.DataFrame({"store_id": ["S1", "S1", "S2"], "sku_id": ["x", "y", "x"]})
+    spans = protection_spans(keys, rules, DAY, 0.95)
+    demand = keys.with_columns(demand_mean=pl.lit(10.0), demand_quantile=pl.lit(13.0),
+                               demand_sd=pl.lit(2.0), model_version=pl.lit("4"))
+    stock = keys.with_columns(on_hand=pl.lit(on_hand), on_order=pl.lit(0.0))
+    return suggest(demand, stock, rules, spans)
+
+
+def test_spans_cover_days_to_order_lead_time_and_review() -> None:
+    s = _suggestion()
+    assert set(s.evaluated["protection_days"]) == {9.0}  # order today, 2 days lead, weekly
+
+
+def test_suggestions_group_into_one_po_per_supplier_and_store() -> None:
+    s = _suggestion()
+    assert s.headers.height == 2
+    assert s.lines["quantity"].to_list() == [16, 13, 16]
+    assert s.headers.filter(pl.col("store_id") == "S1")["value"][0] == 16 * 2.0 + 13 * 3.0
+
+
+def test_rerun_replaces_unreviewed_and_keeps_reviewed(tmp_path) -> None:
+    store = OrderStore(f"sqlite:///{tmp_path / 'po.db'}")
+    first = store.replace_suggestions(DAY, _suggestion())
+    assert (first.created, first.replaced) == (2, 0)
+    with Session(store.engine) as session, session.begin():
+        session.execute(update(PurchaseOrder).where(PurchaseOrder.store_id == "S1")
+                        .values(status="approved"))
+    again = store.replace_suggestions(DAY, _suggestion())
+    assert (again.created, again.replaced, again.kept_reviewed) == (1, 1, 1)
+    heads = store.purchase_orders(DAY)
+    assert heads.height == 2
+    assert sorted(heads["status"]) == ["approved", "suggested"]
+    lines = store.po_lines(DAY)
+    assert lines.height == 3
+    assert {"raw_need", "safety_stock", "pack_adjustment"} <= set(lines.columns)
+    assert [a["action"] for a in store.audit()] == ["plan", "plan"]
+
+
+def test_nothing_to_order_stores_no_po(tmp_path) -> None:
+    store = OrderStore(f"sqlite:///{tmp_path / 'po.db'}")
+    assert store.replace_suggestions(DAY, _suggestion(on_hand=100.0)).created == 0
+    assert store.purchase_orders().is_empty()
