@@ -198,10 +198,14 @@ def _parse_time(dtype: pl.DataType) -> list[pl.Expr]:
     col = pl.col("sold_at")
     if isinstance(dtype, pl.Datetime):
         if dtype.time_zone is None:
-            return [pl.lit(None, dtype=pl.Datetime("us", "UTC")).alias("sold_at"),
-                    col.is_not_null().alias("_naive")]
-        return [col.dt.convert_time_zone("UTC").cast(pl.Datetime("us", "UTC")),
-                pl.lit(False).alias("_naive")]
+            return [
+                pl.lit(None, dtype=pl.Datetime("us", "UTC")).alias("sold_at"),
+                col.is_not_null().alias("_naive"),
+            ]
+        return [
+            col.dt.convert_time_zone("UTC").cast(pl.Datetime("us", "UTC")),
+            pl.lit(False).alias("_naive"),
+        ]
     text = col.cast(pl.String).str.strip_chars().str.replace(" ", "T").str.replace(r"Z$", "+00:00")
     aware = pl.coalesce(
         text.str.strptime(pl.Datetime("us", "UTC"), "%Y-%m-%dT%H:%M:%S%.f%:z", strict=False),

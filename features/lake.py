@@ -73,8 +73,9 @@ class Lake:
             self._remove_orphans()
             new, duplicates, conflicts = self._split_known(accepted)
             rejected = pl.concat([validated.rejected, conflicts], how="vertical_relaxed")
-            files = self._write_event_parts(new.with_columns(pl.lit(batch_id).alias("batch_id")),
-                                            batch_id)
+            files = self._write_event_parts(
+                new.with_columns(pl.lit(batch_id).alias("batch_id")), batch_id
+            )
             if rejected.height:
                 files.append(self._write_quarantine(rejected, batch_id))
             report = BatchReport(
@@ -83,9 +84,7 @@ class Lake:
                 accepted=new.height,
                 duplicates=duplicates,
                 rejected=rejected.height,
-                rejected_by_rule=dict(
-                    rejected.group_by("rule").len().sort("rule").iter_rows()
-                )
+                rejected_by_rule=dict(rejected.group_by("rule").len().sort("rule").iter_rows())
                 if rejected.height
                 else {},
                 unknown_stores=_unknown(new, "store_id", known_stores),
@@ -118,16 +117,21 @@ class Lake:
         """All committed POS events (lazy)."""
         files = self._committed_files(self.events_dir)
         if not files:
-            return pl.LazyFrame(schema={**EVENT_SCHEMA, "body_hash": pl.String,
-                                        "batch_id": pl.String})
+            return pl.LazyFrame(
+                schema={**EVENT_SCHEMA, "body_hash": pl.String, "batch_id": pl.String}
+            )
         return pl.scan_parquet(files)
 
     def scan_inventory(self) -> pl.LazyFrame:
         files = self._committed_files(self.inventory_dir)
         if not files:
             return pl.LazyFrame(
-                schema={"store_id": pl.String, "sku_id": pl.String,
-                        "as_of": pl.Datetime("us", "UTC"), "on_hand": pl.Float64}
+                schema={
+                    "store_id": pl.String,
+                    "sku_id": pl.String,
+                    "as_of": pl.Datetime("us", "UTC"),
+                    "on_hand": pl.Float64,
+                }
             )
         return pl.scan_parquet(files)
 
@@ -159,9 +163,7 @@ class Lake:
                     files.append(path)
         return files
 
-    def _split_known(
-        self, accepted: pl.DataFrame
-    ) -> tuple[pl.DataFrame, int, pl.DataFrame]:
+    def _split_known(self, accepted: pl.DataFrame) -> tuple[pl.DataFrame, int, pl.DataFrame]:
         """Split into (new events, number of duplicates, conflicts as rejects)."""
         # Within the batch: the first occurrence of an id wins; identical repeats are
         # duplicates, different bodies under the same id are conflicts.
@@ -191,9 +193,11 @@ class Lake:
     def _write_event_parts(self, events: pl.DataFrame, batch_id: str) -> list[Path]:
         files = []
         day = pl.col("sold_at").dt.date()
-        for (d,), part in events.with_columns(day.alias("_day")).partition_by(
-            "_day", as_dict=True, include_key=False
-        ).items():
+        for (d,), part in (
+            events.with_columns(day.alias("_day"))
+            .partition_by("_day", as_dict=True, include_key=False)
+            .items()
+        ):
             path = self.events_dir / f"date={d}" / f"part-{batch_id}.parquet"
             _atomic_parquet(part.select(_EVENT_COLUMNS), path)
             files.append(path)
@@ -201,9 +205,9 @@ class Lake:
 
     def _write_quarantine(self, rejected: pl.DataFrame, batch_id: str) -> Path:
         path = self.quarantine_dir / f"part-{batch_id}.parquet"
-        frame = rejected.select(
-            [pl.col(c).cast(t) for c, t in REJECT_SCHEMA.items()]
-        ).with_columns(pl.lit(batch_id).alias("batch_id"))
+        frame = rejected.select([pl.col(c).cast(t) for c, t in REJECT_SCHEMA.items()]).with_columns(
+            pl.lit(batch_id).alias("batch_id")
+        )
         _atomic_parquet(frame, path)
         return path
 

@@ -6,10 +6,24 @@ from datetime import date
 
 import polars as pl
 
-__all__ = ["DAILY_SALES_COLUMNS", "daily_sales", "velocity", "velocity_history"]
+__all__ = [
+    "DAILY_SALES_COLUMNS",
+    "daily_sales",
+    "last_date",
+    "velocity",
+    "velocity_history",
+]
 
 DAILY_SALES_COLUMNS = (
-    "store_id", "sku_id", "date", "units", "revenue", "returns", "price", "on_hand", "stockout",
+    "store_id",
+    "sku_id",
+    "date",
+    "units",
+    "revenue",
+    "returns",
+    "price",
+    "on_hand",
+    "stockout",
 )
 
 
@@ -66,9 +80,7 @@ def daily_sales(
         .sort("store_id", "sku_id", "date")
     )
     daily = _attach_stock(daily, inventory, tz)
-    return daily.select(
-        [pl.col(c).cast(t) for c, t in _DAILY_SCHEMA.items()]
-    )
+    return daily.select([pl.col(c).cast(t) for c, t in _DAILY_SCHEMA.items()])
 
 
 _DAILY_SCHEMA: dict[str, pl.DataType] = {
@@ -109,9 +121,9 @@ def _attach_stock(
     joined = daily.sort("date").join_asof(
         snaps, on="date", by=["store_id", "sku_id"], strategy="backward", check_sortedness=False
     )
-    return joined.with_columns(
-        (pl.col("on_hand") <= 0).fill_null(False).alias("stockout")
-    ).sort("store_id", "sku_id", "date")
+    return joined.with_columns((pl.col("on_hand") <= 0).fill_null(False).alias("stockout")).sort(
+        "store_id", "sku_id", "date"
+    )
 
 
 def velocity_history(daily: pl.DataFrame) -> pl.DataFrame:
@@ -119,8 +131,7 @@ def velocity_history(daily: pl.DataFrame) -> pl.DataFrame:
     ordered = daily.sort("store_id", "sku_id", "date")
     keys = ("store_id", "sku_id")
     last_sale = (
-        pl.when(pl.col("units") > 0).then(pl.col("date")).otherwise(None)
-        .forward_fill().over(keys)
+        pl.when(pl.col("units") > 0).then(pl.col("date")).otherwise(None).forward_fill().over(keys)
     )
     return ordered.select(
         "store_id",
@@ -138,13 +149,22 @@ def velocity(daily: pl.DataFrame, as_of: date | None = None) -> pl.DataFrame:
 
     Requires zero-filled daily rows (as :func:`daily_sales` returns).
     """
-    as_of = as_of or daily["date"].max()
+    as_of = as_of or last_date(daily)
     window = daily.filter(pl.col("date") <= as_of)
-    return velocity_history(window.filter(pl.col("date") > as_of - pl.duration(days=28))).filter(
-        pl.col("as_of") == as_of
-    ).drop("days_since_last_sale").join(
-        _days_since_last_sale(window, as_of), on=["store_id", "sku_id"], how="left"
+    return (
+        velocity_history(window.filter(pl.col("date") > as_of - pl.duration(days=28)))
+        .filter(pl.col("as_of") == as_of)
+        .drop("days_since_last_sale")
+        .join(_days_since_last_sale(window, as_of), on=["store_id", "sku_id"], how="left")
     )
+
+
+def last_date(frame: pl.DataFrame, column: str = "date") -> date:
+    """The latest date in ``frame[column]`` (raises on an empty frame)."""
+    value = frame[column].max()
+    if not isinstance(value, date):
+        raise ValueError(f"no dates in column {column!r}: the frame is empty")
+    return value
 
 
 def _days_since_last_sale(daily: pl.DataFrame, as_of: date) -> pl.DataFrame:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -57,7 +57,7 @@ class FeatureStoreClient:
         if not self.offline_velocity_path.exists():
             # Feast validates the file source on apply; give it an empty, typed table.
             write_offline_velocity(self.offline_velocity_path, _empty_velocity())
-        self.store.apply(definitions.OBJECTS)
+        self.store.apply(definitions.OBJECTS)  # type: ignore[arg-type]
         return [getattr(o, "name", "?") for o in definitions.OBJECTS]
 
     def write_offline(self, velocity: pl.DataFrame) -> Path:
@@ -191,4 +191,3 @@ def _timestamp_span(velocity: pl.DataFrame) -> tuple[datetime, datetime]:
     start: datetime = ts.min()  # type: ignore[assignment]
     end: datetime = ts.max()  # type: ignore[assignment]
     return start - timedelta(seconds=1), end + timedelta(seconds=1)
-

@@ -35,7 +35,8 @@ def backtest(
     for cls, ids in classes.group_by("demand_class", maintain_order=True):
         name = str(cls[0])
         names = (
-            tuple(candidates[name]) if candidates and name in candidates
+            tuple(candidates[name])
+            if candidates and name in candidates
             else candidates_for(name, costly=costly)
         )
         group = train.join(ids.select("unique_id"), on="unique_id")
@@ -48,8 +49,10 @@ def backtest(
             sf.cross_validation(df=group, h=horizon, n_windows=n_windows, step_size=horizon)
         )
         long = cv.unpivot(
-            index=["unique_id", "ds", "cutoff", "y"], on=list(names),
-            variable_name="model", value_name="yhat",
+            index=["unique_id", "ds", "cutoff", "y"],
+            on=list(names),
+            variable_name="model",
+            value_name="yhat",
         ).with_columns(
             pl.lit(name).alias("demand_class"),
             pl.col("yhat").cast(pl.Float64).fill_nan(None).fill_null(0.0).clip(lower_bound=0.0),
@@ -59,8 +62,15 @@ def backtest(
             on_class(name, ids.height)
     if not out:
         return pl.DataFrame(
-            schema={"unique_id": pl.String, "demand_class": pl.String, "cutoff": pl.Date,
-                    "ds": pl.Date, "y": pl.Float64, "model": pl.String, "yhat": pl.Float64}
+            schema={
+                "unique_id": pl.String,
+                "demand_class": pl.String,
+                "cutoff": pl.Date,
+                "ds": pl.Date,
+                "y": pl.Float64,
+                "model": pl.String,
+                "yhat": pl.Float64,
+            }
         )
     return pl.concat(out, how="vertical_relaxed").select(
         "unique_id", "demand_class", "cutoff", "ds", "y", "model", "yhat"
@@ -96,9 +106,13 @@ def series_errors(cv: pl.DataFrame, scale: pl.DataFrame | None = None) -> pl.Dat
         pl.when(pl.col("_y_sum") > 0).then(pl.col("_abs_sum") / pl.col("_y_sum")).alias("wape"),
     )
     if scale is not None:
-        out = out.join(scale, on="unique_id", how="left").with_columns(
-            pl.when(pl.col("scale") > 0)
-            .then(pl.col("rmse") / pl.col("scale").sqrt())
-            .alias("rmsse")
-        ).drop("scale")
+        out = (
+            out.join(scale, on="unique_id", how="left")
+            .with_columns(
+                pl.when(pl.col("scale") > 0)
+                .then(pl.col("rmse") / pl.col("scale").sqrt())
+                .alias("rmsse")
+            )
+            .drop("scale")
+        )
     return out

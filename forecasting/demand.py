@@ -43,13 +43,18 @@ def classify(
         (pl.lit(end) - pl.col("last_sale")).dt.total_days() >= inactive_days
     )
     cls = (
-        pl.when(pl.col("n_days") < min_days).then(pl.lit("new"))
-        .when(inactive).then(pl.lit("inactive"))
-        .when((pl.col("adi") < adi_cut) & (pl.col("cv2") < cv2_cut)).then(pl.lit("smooth"))
-        .when(pl.col("adi") < adi_cut).then(pl.lit("erratic"))
-        .when(pl.col("cv2") < cv2_cut).then(pl.lit("intermittent"))
+        pl.when(pl.col("n_days") < min_days)
+        .then(pl.lit("new"))
+        .when(inactive)
+        .then(pl.lit("inactive"))
+        .when((pl.col("adi") < adi_cut) & (pl.col("cv2") < cv2_cut))
+        .then(pl.lit("smooth"))
+        .when(pl.col("adi") < adi_cut)
+        .then(pl.lit("erratic"))
+        .when(pl.col("cv2") < cv2_cut)
+        .then(pl.lit("intermittent"))
         .otherwise(pl.lit("lumpy"))
     )
-    return stats.with_columns(cls.alias("demand_class")).drop("last_sale").sort(
-        "store_id", "sku_id"
+    return (
+        stats.with_columns(cls.alias("demand_class")).drop("last_sale").sort("store_id", "sku_id")
     )

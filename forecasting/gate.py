@@ -57,8 +57,10 @@ def gate(
     old_loss, new_loss = float(both["old"].mean()), float(both["new"].mean())  # type: ignore[arg-type]
     promote = new_loss <= old_loss * (1 - margin)
     verdict = "beats" if promote else "does not beat"
-    reason = (f"challenger loss {new_loss:.4f} {verdict} champion loss {old_loss:.4f} "
-              f"(margin {margin:.1%}) on {both.height} series")
+    reason = (
+        f"challenger loss {new_loss:.4f} {verdict} champion loss {old_loss:.4f} "
+        f"(margin {margin:.1%}) on {both.height} series"
+    )
     return GateDecision(promote, old_loss, new_loss, both.height, reason)
 
 

@@ -34,11 +34,11 @@ def plot_backtest(
         label = uid.replace("\x1f", " / ")
         model = part["model"][0]
         ax.plot(part["ds"].to_list(), part["y"].to_list(), color="black", lw=1, label="actual")
-        for cutoff, win in part.partition_by("cutoff", as_dict=True).items():
+        for win in part.partition_by("cutoff"):
             ax.plot(win["ds"].to_list(), win["yhat"].to_list(), color="tab:blue", lw=1.5)
         ax.set_title(f"{label} — {model}", fontsize=9)
         ax.tick_params(labelsize=7)
-    for ax in axes.ravel()[len(sample):]:
+    for ax in axes.ravel()[len(sample) :]:
         ax.axis("off")
     fig.suptitle("Backtest: champion forecasts (blue) vs actual units (black)", fontsize=11)
     fig.tight_layout()

@@ -39,7 +39,9 @@ def forecast(
     for (model,), ids in plan.partition_by("model", as_dict=True).items():
         group = train_df.join(ids.select("unique_id"), on="unique_id")
         sf = StatsForecast(
-            models=build([str(model)]), freq="1d", n_jobs=n_jobs,
+            models=build([str(model)]),
+            freq="1d",
+            n_jobs=n_jobs,
             fallback_model=build([FALLBACK])[0],
         )
         out = pl.DataFrame(sf.forecast(df=group, h=horizon))
@@ -47,7 +49,10 @@ def forecast(
             out.select(
                 "unique_id",
                 pl.col("ds").cast(pl.Date).alias("date"),
-                pl.col(str(model)).cast(pl.Float64).fill_nan(0.0).clip(lower_bound=0.0)
+                pl.col(str(model))
+                .cast(pl.Float64)
+                .fill_nan(0.0)
+                .clip(lower_bound=0.0)
                 .alias("mean"),
             )
         )
@@ -63,10 +68,21 @@ def forecast(
     )
     frame = add_daily_quantiles(frame, quantiles)
     qcols = [c for c in frame.columns if c.startswith("q") and c[1:2].isdigit()]
-    return split_uid(frame).select(
-        "store_id", "sku_id", "date", "mean", *qcols, "sd", "cum_sd_factor", "model",
-        "model_version",
-    ).sort("store_id", "sku_id", "date")
+    return (
+        split_uid(frame)
+        .select(
+            "store_id",
+            "sku_id",
+            "date",
+            "mean",
+            *qcols,
+            "sd",
+            "cum_sd_factor",
+            "model",
+            "model_version",
+        )
+        .sort("store_id", "sku_id", "date")
+    )
 
 
 def _assign(history: pl.DataFrame, champions: pl.DataFrame) -> pl.DataFrame:
@@ -83,10 +99,14 @@ def _assign(history: pl.DataFrame, champions: pl.DataFrame) -> pl.DataFrame:
         .group_by("unique_id")
         .agg(pl.col("y").std().fill_null(0.0).alias("sd_daily"))
     )
-    default = fresh.select(
-        "unique_id",
-        pl.col("demand_class")
-        .map_elements(lambda c: candidates_for(c)[0], return_dtype=pl.String)
-        .alias("model"),
-    ).join(sd, on="unique_id").with_columns(pl.lit(1.0).alias("cum_sd_factor"))
+    default = (
+        fresh.select(
+            "unique_id",
+            pl.col("demand_class")
+            .map_elements(lambda c: candidates_for(c)[0], return_dtype=pl.String)
+            .alias("model"),
+        )
+        .join(sd, on="unique_id")
+        .with_columns(pl.lit(1.0).alias("cum_sd_factor"))
+    )
     return pl.concat([known.join(series, on="unique_id"), default], how="vertical_relaxed")

@@ -103,10 +103,23 @@ def lead_time_demand(forecast: pl.DataFrame, spans: pl.DataFrame) -> pl.DataFram
         .alias("demand_sd")
     )
     q = gamma_quantile(
-        agg["demand_mean"].to_numpy(), agg["demand_sd"].to_numpy(),
+        agg["demand_mean"].to_numpy(),
+        agg["demand_sd"].to_numpy(),
         agg["service_level"].to_numpy(),
     )
-    return agg.with_columns(pl.Series("demand_quantile", q)).select(
-        "store_id", "sku_id", "protection_days", "service_level", "demand_mean", "demand_sd",
-        "demand_quantile", "daily_mean", "model", "model_version",
-    ).sort("store_id", "sku_id")
+    return (
+        agg.with_columns(pl.Series("demand_quantile", q))
+        .select(
+            "store_id",
+            "sku_id",
+            "protection_days",
+            "service_level",
+            "demand_mean",
+            "demand_sd",
+            "demand_quantile",
+            "daily_mean",
+            "model",
+            "model_version",
+        )
+        .sort("store_id", "sku_id")
+    )

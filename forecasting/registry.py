@@ -28,7 +28,7 @@ def demand_model_class() -> type:
     """The pyfunc class, built on first use so that importing this module stays cheap."""
     import mlflow.pyfunc
 
-    class DemandModel(mlflow.pyfunc.PythonModel):
+    class DemandModel(mlflow.pyfunc.PythonModel):  # type: ignore[name-defined]
         """Per-series champion models: history (daily sales) in, forecast contract out.
 
         Predict-time params: ``horizon`` (days), ``quantiles`` (comma-separated) and
@@ -43,9 +43,11 @@ def demand_model_class() -> type:
             from forecasting.predict import forecast
 
             params = params or {}
-            history = pl.from_pandas(model_input) if not isinstance(
-                model_input, pl.DataFrame
-            ) else model_input
+            history = (
+                pl.from_pandas(model_input)
+                if not isinstance(model_input, pl.DataFrame)
+                else model_input
+            )
             if history.schema["date"] != pl.Date:
                 history = history.with_columns(pl.col("date").cast(pl.Date))
             quantiles = [float(q) for q in str(params.get("quantiles", "0.5,0.9,0.95")).split(",")]
@@ -105,9 +107,10 @@ class Registry:
         from mlflow.models import infer_signature
 
         mlflow = self._mlflow
-        with tempfile.TemporaryDirectory() as tmp, mlflow.start_run(
-            experiment_id=self.experiment_id, run_name="retrain"
-        ) as run:
+        with (
+            tempfile.TemporaryDirectory() as tmp,
+            mlflow.start_run(experiment_id=self.experiment_id, run_name="retrain") as run,
+        ):
             mlflow.log_params({k: str(v) for k, v in result.params.items()})
             mlflow.log_metrics({_metric_key(k): v for k, v in result.metrics.items()})
             mlflow.log_metric("train_seconds", result.seconds)
@@ -141,14 +144,20 @@ class Registry:
             version = str(info.registered_model_version)
             alias = "champion" if decision.promote else "challenger"
             self.client.set_registered_model_alias(self.model_name, alias, version)
-            mlflow.set_tags({"replen.alias": alias, "replen.model_version": version,
-                             "replen.gate": decision.reason})
+            mlflow.set_tags(
+                {
+                    "replen.alias": alias,
+                    "replen.model_version": version,
+                    "replen.gate": decision.reason,
+                }
+            )
             if decision.champion_loss is not None:
                 mlflow.log_metric("gate.champion_loss", decision.champion_loss)
             if decision.challenger_loss is not None:
                 mlflow.log_metric("gate.challenger_loss", decision.challenger_loss)
-        return Registered(run.info.run_id, version, alias, decision.challenger_loss,
-                          decision.champion_loss)
+        return Registered(
+            run.info.run_id, version, alias, decision.challenger_loss, decision.champion_loss
+        )
 
     # Reading -------------------------------------------------------------------------------
     def champion_version(self) -> str | None:

@@ -51,8 +51,13 @@ def train(
     train_df = to_training_frame(history)
     testable = classes.filter(pl.col("demand_class") != "new")
     cv = backtest(
-        train_df, testable.select("unique_id", "demand_class"),
-        horizon=horizon, n_windows=n_windows, costly=costly, n_jobs=n_jobs, on_class=on_class,
+        train_df,
+        testable.select("unique_id", "demand_class"),
+        horizon=horizon,
+        n_windows=n_windows,
+        costly=costly,
+        n_jobs=n_jobs,
+        on_class=on_class,
         candidates=candidates,
     )
     scale = _naive_scale(train_df, cv)
@@ -60,36 +65,54 @@ def train(
     chosen = pick_champions(errors) if errors.height else _empty_chosen()
     factor = _cum_factor(chosen)
     new = _new_series(classes, train_df)
+    champions = pl.concat(
+        [
+            chosen.join(factor, on="demand_class", how="left").select(
+                "unique_id",
+                "model",
+                pl.col("rmse").alias("sd_daily"),
+                pl.col("cum_sd_factor").fill_null(1.0),
+                "loss",
+            ),
+            new,
+        ],
+        how="vertical_relaxed",
+    ).join(classes.drop("store_id", "sku_id"), on="unique_id")
     champions = (
-        pl.concat(
-            [
-                chosen.join(factor, on="demand_class", how="left").select(
-                    "unique_id", "model",
-                    pl.col("rmse").alias("sd_daily"),
-                    pl.col("cum_sd_factor").fill_null(1.0),
-                    "loss",
-                ),
-                new,
-            ],
-            how="vertical_relaxed",
+        split_uid(champions)
+        .select(
+            "store_id",
+            "sku_id",
+            "demand_class",
+            "model",
+            "sd_daily",
+            "cum_sd_factor",
+            "loss",
+            "n_days",
+            "nonzero_days",
+            "adi",
+            "cv2",
         )
-        .join(classes.drop("store_id", "sku_id"), on="unique_id")
+        .sort("store_id", "sku_id")
     )
-    champions = split_uid(champions).select(
-        "store_id", "sku_id", "demand_class", "model", "sd_daily", "cum_sd_factor", "loss",
-        "n_days", "nonzero_days", "adi", "cv2",
-    ).sort("store_id", "sku_id")
     metrics = summarise(errors, chosen) if errors.height else {}
     metrics["series"] = float(champions.height)
     for cls, n in champions.group_by("demand_class").len().iter_rows():
         metrics[f"{cls}.series"] = float(n)
     params: dict[str, object] = {
-        "horizon": horizon, "n_windows": n_windows, "costly": costly,
-        "series": champions.height, "start": str(history["date"].min()),
+        "horizon": horizon,
+        "n_windows": n_windows,
+        "costly": costly,
+        "series": champions.height,
+        "start": str(history["date"].min()),
         "end": str(history["date"].max()),
     }
     return TrainResult(
-        champions=champions, errors=errors, cv=cv, metrics=metrics, params=params,
+        champions=champions,
+        errors=errors,
+        cv=cv,
+        metrics=metrics,
+        params=params,
         seconds=time.perf_counter() - started,
     )
 
@@ -139,6 +162,13 @@ def _new_series(classes: pl.DataFrame, train_df: pl.DataFrame) -> pl.DataFrame:
 
 def _empty_chosen() -> pl.DataFrame:
     return pl.DataFrame(
-        schema={"unique_id": pl.String, "demand_class": pl.String, "model": pl.String,
-                "loss": pl.Float64, "rmse": pl.Float64, "cum_rmse": pl.Float64, "h": pl.UInt32}
+        schema={
+            "unique_id": pl.String,
+            "demand_class": pl.String,
+            "model": pl.String,
+            "loss": pl.Float64,
+            "rmse": pl.Float64,
+            "cum_rmse": pl.Float64,
+            "h": pl.UInt32,
+        }
     )

@@ -9,11 +9,12 @@ from pathlib import Path
 
 import polars as pl
 
+from features.sales import last_date
 from forecasting.quantiles import lead_time_demand
 from jobs.runtime import Runtime
 from replenishment.planner import protection_spans, suggest
 
-__all__ = ["PlanSummary", "forecast_with_champion", "forecast_and_plan"]
+__all__ = ["PlanSummary", "forecast_and_plan", "forecast_with_champion"]
 
 
 class NoChampion(RuntimeError):
@@ -53,8 +54,11 @@ def forecast_with_champion(
     qs = quantiles or rt.settings.quantiles
     out = model.predict(
         history.select("store_id", "sku_id", "date", "units", "stockout").to_pandas(),
-        params={"horizon": horizon, "quantiles": ",".join(str(q) for q in qs),
-                "model_version": version},
+        params={
+            "horizon": horizon,
+            "quantiles": ",".join(str(q) for q in qs),
+            "model_version": version,
+        },
     )
     return pl.from_pandas(out).with_columns(pl.col("date").cast(pl.Date))
 
@@ -67,12 +71,13 @@ def forecast_and_plan(
     history = history if history is not None else rt.history()
     if history.is_empty():
         raise ValueError("no sales history: ingest POS data first (`replen ingest pos FILE`)")
-    last = history["date"].max()
-    plan_date = plan_date or (last + timedelta(days=1))  # type: ignore[operator]
+    last = last_date(history)
+    plan_date = plan_date or (last + timedelta(days=1))
     rules = rt.rules()
     keys = history.select("store_id", "sku_id").unique()
     spans = protection_spans(keys, rules, plan_date, s.service_level)
-    need = math.ceil(float(spans["protection_days"].max() or 1)) + (plan_date - last).days
+    longest = spans.select(pl.col("protection_days").max().fill_null(1.0)).item()
+    need = math.ceil(float(longest)) + (plan_date - last).days
     horizon = max(s.forecast_horizon_days, need)
     forecast = forecast_with_champion(rt, history, horizon)
     demand = lead_time_demand(forecast, _shift_spans(spans, plan_date, last))

@@ -47,11 +47,15 @@ def retrain(
     history = history if history is not None else rt.history()
     if history.is_empty():
         raise ValueError("no sales history: ingest POS data first (`replen ingest pos FILE`)")
-    result = train(history, horizon=s.backtest_horizon_days, n_windows=s.backtest_windows,
-                   costly=costly, candidates=candidates)
+    result = train(
+        history,
+        horizon=s.backtest_horizon_days,
+        n_windows=s.backtest_windows,
+        costly=costly,
+        candidates=candidates,
+    )
     current = rt.registry.champions_table("champion")
-    decision = gate(history, result, current[0] if current else None,
-                    margin=s.champion_margin)
+    decision = gate(history, result, current[0] if current else None, margin=s.champion_margin)
     plot = plot_backtest(result.cv, result.champions, s.out_dir / "backtest.png")
     reg = rt.registry.log_training(result, decision, plot=plot)
     return RetrainSummary(

@@ -27,10 +27,12 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-ingest_app = typer.Typer(help="Load POS lines and stock snapshots into the lake.",
-                         no_args_is_help=True)
-features_app = typer.Typer(help="Daily sales and velocity in the Feast feature store.",
-                           no_args_is_help=True)
+ingest_app = typer.Typer(
+    help="Load POS lines and stock snapshots into the lake.", no_args_is_help=True
+)
+features_app = typer.Typer(
+    help="Daily sales and velocity in the Feast feature store.", no_args_is_help=True
+)
 orders_app = typer.Typer(help="Suggested purchase orders in the PO store.", no_args_is_help=True)
 app.add_typer(ingest_app, name="ingest")
 app.add_typer(features_app, name="features")
@@ -112,17 +114,26 @@ def demo(
     from replen.demo import STAGES, run_demo
 
     settings = _settings()
-    with _errors(), Progress(
-        SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
-        console=console, transient=as_json, disable=as_json,
-    ) as progress:
+    with (
+        _errors(),
+        Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            transient=as_json,
+            disable=as_json,
+        ) as progress,
+    ):
         task = progress.add_task("starting", total=len(STAGES))
 
         def on_stage(i: int, name: str) -> None:
             progress.update(task, completed=i, description=f"[{i + 1}/{len(STAGES)}] {name}")
 
-        summary = run_demo(settings, stores=stores, skus=skus, days=days, seed=seed,
-                           reset=reset, on_stage=on_stage)
+        summary = run_demo(
+            settings, stores=stores, skus=skus, days=days, seed=seed, reset=reset, on_stage=on_stage
+        )
         progress.update(task, completed=len(STAGES), description="done")
     if as_json:
         print(json.dumps(summary.to_dict(), default=str))
@@ -153,15 +164,25 @@ def _render_demo(s: dict[str, Any], settings: Settings) -> None:
         .agg(pl.len().alias("POs"), pl.col("lines").sum(), pl.col("value").sum())
         .sort("supplier_id")
     )
-    table = Table(title=f"Suggested POs for {plan_date} (model v{plan['model_version']})",
-                  title_justify="left")
+    table = Table(
+        title=f"Suggested POs for {plan_date} (model v{plan['model_version']})",
+        title_justify="left",
+    )
     for col in ("supplier", "POs", "lines", "value"):
         table.add_column(col, justify="right" if col != "supplier" else "left")
     for row in by_sup.iter_rows(named=True):
-        table.add_row(row["supplier_id"], str(row["POs"]), str(row["lines"]),
-                      f"{row['value']:,.2f} {row['currency']}")
-    table.add_row("[bold]total", str(plan["purchase_orders"]), str(plan["lines"]),
-                  f"[bold]{plan['value']:,.2f} {plan['currency']}")
+        table.add_row(
+            row["supplier_id"],
+            str(row["POs"]),
+            str(row["lines"]),
+            f"{row['value']:,.2f} {row['currency']}",
+        )
+    table.add_row(
+        "[bold]total",
+        str(plan["purchase_orders"]),
+        str(plan["lines"]),
+        f"[bold]{plan['value']:,.2f} {plan['currency']}",
+    )
     out.print(table)
     lines = rt.orders.po_lines(plan_date)
     if lines.height:
@@ -209,17 +230,32 @@ def generate(
         paths = chain.write(out_dir)
         csv = out_dir / "pos.csv"
         chain.pos.write_csv(csv)
-    data = {"pos_lines": chain.pos.height, "series": stores * skus,
-            "paths": {k: str(v) for k, v in {**paths, "pos_csv": csv}.items()}}
-    _emit(data, as_json, lambda: out.print(_kv_table("Generated", {
-        "POS lines": chain.pos.height, "series": stores * skus, "directory": str(out_dir)})))
+    data = {
+        "pos_lines": chain.pos.height,
+        "series": stores * skus,
+        "paths": {k: str(v) for k, v in {**paths, "pos_csv": csv}.items()},
+    }
+    _emit(
+        data,
+        as_json,
+        lambda: out.print(
+            _kv_table(
+                "Generated",
+                {"POS lines": chain.pos.height, "series": stores * skus, "directory": str(out_dir)},
+            )
+        ),
+    )
 
 
 # ingest --------------------------------------------------------------------------------------
 @ingest_app.command("pos")
 def ingest_pos_cmd(
-    file: Annotated[Path, typer.Argument(help="CSV, Parquet or NDJSON file of POS lines.",
-                                         exists=True, dir_okay=False)],
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="CSV, Parquet or NDJSON file of POS lines.", exists=True, dir_okay=False
+        ),
+    ],
     as_json: JsonOpt = False,
 ) -> None:
     """Validate POS lines and append the new ones to the lake (idempotent by event_id).
@@ -242,8 +278,9 @@ def ingest_pos_cmd(
 
 @ingest_app.command("inventory")
 def ingest_inventory_cmd(
-    file: Annotated[Path, typer.Argument(help="store_id, sku_id, as_of, on_hand.", exists=True,
-                                         dir_okay=False)],
+    file: Annotated[
+        Path, typer.Argument(help="store_id, sku_id, as_of, on_hand.", exists=True, dir_okay=False)
+    ],
     as_json: JsonOpt = False,
 ) -> None:
     """Append stock snapshots (zero on hand marks a stockout day)."""
@@ -318,8 +355,8 @@ def train(
         with console.status("training"):
             result = retrain(rt, _history(rt, history), costly=costly)
     data = result.to_dict()
-    _emit(data, as_json, lambda: out.print(_kv_table("Retrain", {
-        k: v for k, v in data.items() if k != "metrics"} | data["metrics"])))
+    flat = {k: v for k, v in data.items() if k != "metrics"} | dict(result.metrics)
+    _emit(data, as_json, lambda: out.print(_kv_table("Retrain", flat)))
 
 
 @app.command()
@@ -354,8 +391,13 @@ def forecast(
             frame.write_csv(out_path)
         else:
             frame.write_parquet(out_path)
-    data = {"rows": frame.height, "series": frame.select("store_id", "sku_id").n_unique(),
-            "horizon": horizon, "model_version": frame["model_version"][0], "path": str(out_path)}
+    data = {
+        "rows": frame.height,
+        "series": frame.select("store_id", "sku_id").n_unique(),
+        "horizon": horizon,
+        "model_version": frame["model_version"][0],
+        "path": str(out_path),
+    }
     _emit(data, as_json, lambda: out.print(_kv_table("Forecast", data)))
 
 

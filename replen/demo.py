@@ -41,8 +41,12 @@ class DemoSummary:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "params": self.params, "ingest": self.ingest, "features": self.features,
-            "training": self.training, "plan": self.plan, "paths": self.paths,
+            "params": self.params,
+            "ingest": self.ingest,
+            "features": self.features,
+            "training": self.training,
+            "plan": self.plan,
+            "paths": self.paths,
         }
 
 

@@ -24,8 +24,13 @@ def read_table(path: Path, *, strings: bool = False) -> pl.DataFrame:
         return pl.read_ndjson(path, infer_schema_length=None)
     if name.endswith((".csv", ".csv.gz", ".txt", ".tsv")):
         sep = "\t" if name.endswith(".tsv") else ","
-        return pl.read_csv(path, separator=sep, infer_schema=not strings,
-                           infer_schema_length=10_000, encoding="utf8-lossy")
+        return pl.read_csv(
+            path,
+            separator=sep,
+            infer_schema=not strings,
+            infer_schema_length=10_000,
+            encoding="utf8-lossy",
+        )
     raise ValueError(
         f"{path}: unknown file type; use .csv, .csv.gz, .tsv, .parquet or .ndjson/.jsonl"
     )
@@ -47,7 +52,8 @@ def read_history(path: Path) -> pl.DataFrame:
         pl.col("store_id").cast(pl.String),
         pl.col("sku_id").cast(pl.String),
         pl.col("date").cast(pl.String).str.to_date(strict=False)
-        if frame.schema["date"] != pl.Date else pl.col("date"),
+        if frame.schema["date"] != pl.Date
+        else pl.col("date"),
         pl.col("units").cast(pl.Float64, strict=False),
     )
     for col, rule in (("date", "a date YYYY-MM-DD"), ("units", "a number")):
@@ -72,7 +78,8 @@ def read_history(path: Path) -> pl.DataFrame:
     if "stockout" not in typed.columns:
         typed = typed.with_columns(
             (pl.col("on_hand") <= 0).fill_null(False).alias("stockout")
-            if "on_hand" in typed.columns else pl.lit(False).alias("stockout")
+            if "on_hand" in typed.columns
+            else pl.lit(False).alias("stockout")
         )
     typed = typed.with_columns(pl.col("stockout").cast(pl.Boolean, strict=False).fill_null(False))
     return _zero_fill(typed.drop("_row"))

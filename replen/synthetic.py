@@ -225,7 +225,8 @@ def _pos_lines(rng: np.random.Generator, daily: pl.DataFrame) -> pl.DataFrame:
     # Returns: about 1.5% of lines come back one to ten days later, one unit each.
     ret_mask = rng.random(lines.height) < 0.015
     returns = lines.filter(pl.Series(ret_mask)).with_columns(
-        pl.col("date") + pl.duration(days=pl.Series(rng.integers(1, 11, int(ret_mask.sum())))),
+        pl.col("date")
+        + pl.duration(days=pl.lit(pl.Series(rng.integers(1, 11, int(ret_mask.sum()))))),
         pl.lit(-1, dtype=pl.Int64).alias("quantity"),
         pl.lit(False).alias("promo"),
     )
@@ -239,7 +240,7 @@ def _pos_lines(rng: np.random.Generator, daily: pl.DataFrame) -> pl.DataFrame:
         lines.with_columns(
             (
                 pl.col("date").cast(pl.Datetime("us", "UTC"))
-                + pl.duration(seconds=pl.Series(seconds))
+                + pl.duration(seconds=pl.lit(pl.Series(seconds)))
             ).alias("sold_at"),
             pl.format("R{}", pl.Series(registers)).alias("register_id"),
             pl.when(pl.col("promo"))
@@ -272,9 +273,7 @@ def _inventory(rng: np.random.Generator, daily: pl.DataFrame) -> pl.DataFrame:
         "store_id", "sku_id", "date", pl.lit(0).alias("on_hand")
     )
     ends = marked.filter(~pl.col("stockout") & pl.col("prev"))
-    weekly = marked.filter(
-        (pl.col("date").dt.weekday() == 1) & ~pl.col("stockout")
-    )
+    weekly = marked.filter((pl.col("date").dt.weekday() == 1) & ~pl.col("stockout"))
     counts = pl.concat([ends, weekly]).select(
         "store_id",
         "sku_id",
@@ -294,9 +293,11 @@ def _inventory(rng: np.random.Generator, daily: pl.DataFrame) -> pl.DataFrame:
 
 def _stock(rng: np.random.Generator, daily: pl.DataFrame, end: date) -> pl.DataFrame:
     """Current position: roughly zero to two weeks of recent demand on hand, some on order."""
-    recent = daily.filter(pl.col("date") > end - timedelta(days=28)).group_by(
-        "store_id", "sku_id"
-    ).agg(pl.col("demand").mean().alias("rate"))
+    recent = (
+        daily.filter(pl.col("date") > end - timedelta(days=28))
+        .group_by("store_id", "sku_id")
+        .agg(pl.col("demand").mean().alias("rate"))
+    )
     recent = recent.sort("store_id", "sku_id")
     n = recent.height
     cover = rng.uniform(0.0, 14.0, n)

@@ -1,1 +1,1 @@
-"""Replenishment stage: demand over lead time + stock position + rules → explained PO suggestions."""
+"""Replenishment stage: lead-time demand + stock position + rules → explained PO suggestions."""

@@ -57,8 +57,9 @@ class PoLine(Base):
     __tablename__ = "po_lines"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    po_id: Mapped[int] = mapped_column(ForeignKey("purchase_orders.id", ondelete="CASCADE"),
-                                       index=True)
+    po_id: Mapped[int] = mapped_column(
+        ForeignKey("purchase_orders.id", ondelete="CASCADE"), index=True
+    )
     sku_id: Mapped[str] = mapped_column(String(64))
     quantity: Mapped[int] = mapped_column(Integer)
     suggested_quantity: Mapped[int] = mapped_column(Integer)
@@ -146,9 +147,16 @@ class OrderStore:
             session.flush()
             session.add(
                 AuditEntry(
-                    po_id=None, at=now, actor=actor, action="plan",
-                    detail={"plan_date": plan_date.isoformat(), "created": created,
-                            "replaced": len(stale), "kept_reviewed": len(reviewed)},
+                    po_id=None,
+                    at=now,
+                    actor=actor,
+                    action="plan",
+                    detail={
+                        "plan_date": plan_date.isoformat(),
+                        "created": created,
+                        "replaced": len(stale),
+                        "kept_reviewed": len(reviewed),
+                    },
                 )
             )
         return ReplaceReport(created=created, replaced=len(stale), kept_reviewed=len(reviewed))
@@ -161,10 +169,16 @@ class OrderStore:
         with Session(self.engine) as session:
             rows = [
                 {
-                    "po_id": p.id, "plan_date": p.plan_date, "supplier_id": p.supplier_id,
-                    "store_id": p.store_id, "order_date": p.order_date,
-                    "expected_delivery": p.expected_delivery, "status": p.status,
-                    "lines": len(p.lines), "value": p.value, "currency": p.currency,
+                    "po_id": p.id,
+                    "plan_date": p.plan_date,
+                    "supplier_id": p.supplier_id,
+                    "store_id": p.store_id,
+                    "order_date": p.order_date,
+                    "expected_delivery": p.expected_delivery,
+                    "status": p.status,
+                    "lines": len(p.lines),
+                    "value": p.value,
+                    "currency": p.currency,
                     "model_version": p.model_version,
                 }
                 for p in session.scalars(stmt.order_by(PurchaseOrder.id))
@@ -179,11 +193,16 @@ class OrderStore:
         with Session(self.engine) as session:
             rows = [
                 {
-                    "po_id": po.id, "supplier_id": po.supplier_id, "store_id": po.store_id,
-                    "sku_id": line.sku_id, "quantity": line.quantity,
+                    "po_id": po.id,
+                    "supplier_id": po.supplier_id,
+                    "store_id": po.store_id,
+                    "sku_id": line.sku_id,
+                    "quantity": line.quantity,
                     "suggested_quantity": line.suggested_quantity,
-                    "unit_cost": line.unit_cost, "value": line.value,
-                    "model_version": po.model_version, **line.explanation,
+                    "unit_cost": line.unit_cost,
+                    "value": line.value,
+                    "model_version": po.model_version,
+                    **line.explanation,
                 }
                 for line, po in session.execute(stmt.order_by(PoLine.id)).all()
             ]
@@ -192,8 +211,13 @@ class OrderStore:
     def audit(self) -> list[dict]:
         with Session(self.engine) as session:
             return [
-                {"po_id": a.po_id, "at": a.at, "actor": a.actor, "action": a.action,
-                 "detail": a.detail}
+                {
+                    "po_id": a.po_id,
+                    "at": a.at,
+                    "actor": a.actor,
+                    "action": a.action,
+                    "detail": a.detail,
+                }
                 for a in session.scalars(select(AuditEntry).order_by(AuditEntry.id))
             ]
 
@@ -204,9 +228,17 @@ class OrderStore:
 
 
 _HEADER_SCHEMA = {
-    "po_id": pl.Int64, "plan_date": pl.Date, "supplier_id": pl.String, "store_id": pl.String,
-    "order_date": pl.Date, "expected_delivery": pl.Date, "status": pl.String,
-    "lines": pl.Int64, "value": pl.Float64, "currency": pl.String, "model_version": pl.String,
+    "po_id": pl.Int64,
+    "plan_date": pl.Date,
+    "supplier_id": pl.String,
+    "store_id": pl.String,
+    "order_date": pl.Date,
+    "expected_delivery": pl.Date,
+    "status": pl.String,
+    "lines": pl.Int64,
+    "value": pl.Float64,
+    "currency": pl.String,
+    "model_version": pl.String,
 }
 
 

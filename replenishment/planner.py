@@ -38,9 +38,11 @@ def protection_spans(
         .map_elements(lambda d: next_order_date(d, plan_date), return_dtype=pl.Date)
         .alias("order_date")
     )
-    joined = keys.select("store_id", "sku_id").join(
-        rules.items.select("sku_id", "supplier_id"), on="sku_id", how="inner"
-    ).join(sup, on="supplier_id")
+    joined = (
+        keys.select("store_id", "sku_id")
+        .join(rules.items.select("sku_id", "supplier_id"), on="sku_id", how="inner")
+        .join(sup, on="supplier_id")
+    )
     return joined.select(
         "store_id",
         "sku_id",
@@ -69,26 +71,45 @@ def suggest(
     """
     rows = (
         spans.join(
-            demand.select("store_id", "sku_id", "demand_mean", "demand_quantile", "demand_sd",
-                          "model_version"),
+            demand.select(
+                "store_id", "sku_id", "demand_mean", "demand_quantile", "demand_sd", "model_version"
+            ),
             on=["store_id", "sku_id"],
         )
-        .join(stock.select("store_id", "sku_id", "on_hand", "on_order"),
-              on=["store_id", "sku_id"], how="left")
+        .join(
+            stock.select("store_id", "sku_id", "on_hand", "on_order"),
+            on=["store_id", "sku_id"],
+            how="left",
+        )
         .join(rules.items.select("sku_id", "unit_cost", "pack_size", "moq_units"), on="sku_id")
         .join(rules.suppliers.select("supplier_id", "currency"), on="supplier_id")
         .with_columns(pl.col("on_hand", "on_order").cast(pl.Float64).fill_null(0.0))
     )
     evaluated = order_up_to(rows).with_columns(
-        (pl.col("order_date") + pl.duration(days=pl.col("lead_time_mean").ceil().cast(pl.Int64)))
-        .alias("expected_delivery"),
+        (
+            pl.col("order_date") + pl.duration(days=pl.col("lead_time_mean").ceil().cast(pl.Int64))
+        ).alias("expected_delivery"),
         (pl.col("quantity") * pl.col("unit_cost")).alias("value"),
     )
-    lines = evaluated.filter(pl.col("quantity") > 0).select(
-        "supplier_id", "store_id", "sku_id", "order_date", "expected_delivery", "unit_cost",
-        "value", "currency", "model_version", "protection_days", "service_level", "demand_sd",
-        *EXPLANATION_COLUMNS,
-    ).sort("supplier_id", "store_id", "sku_id")
+    lines = (
+        evaluated.filter(pl.col("quantity") > 0)
+        .select(
+            "supplier_id",
+            "store_id",
+            "sku_id",
+            "order_date",
+            "expected_delivery",
+            "unit_cost",
+            "value",
+            "currency",
+            "model_version",
+            "protection_days",
+            "service_level",
+            "demand_sd",
+            *EXPLANATION_COLUMNS,
+        )
+        .sort("supplier_id", "store_id", "sku_id")
+    )
     headers = (
         lines.group_by("supplier_id", "store_id", "order_date")
         .agg(

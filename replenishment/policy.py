@@ -7,9 +7,20 @@ import polars as pl
 __all__ = ["EXPLANATION_COLUMNS", "order_up_to"]
 
 EXPLANATION_COLUMNS = (
-    "demand_mean", "safety_stock", "target_level", "on_hand", "on_order", "position",
-    "raw_need", "pack_size", "after_pack", "pack_adjustment", "moq_units", "after_moq",
-    "moq_adjustment", "quantity",
+    "demand_mean",
+    "safety_stock",
+    "target_level",
+    "on_hand",
+    "on_order",
+    "position",
+    "raw_need",
+    "pack_size",
+    "after_pack",
+    "pack_adjustment",
+    "moq_units",
+    "after_moq",
+    "moq_adjustment",
+    "quantity",
 )
 
 

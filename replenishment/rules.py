@@ -43,18 +43,43 @@ class Rules:
     @classmethod
     def from_frames(cls, suppliers: pl.DataFrame, items: pl.DataFrame) -> Rules:
         """Validate and normalise; raises :class:`RulesError` on the first broken rule."""
-        sup = _typed(suppliers, _SUPPLIER_SCHEMA, "suppliers", optional={"min_order_value": 0.0,
-                     "lead_time_std": 0.0, "currency": "EUR", "review_period_days": None})
+        sup = _typed(
+            suppliers,
+            _SUPPLIER_SCHEMA,
+            "suppliers",
+            optional={
+                "min_order_value": 0.0,
+                "lead_time_std": 0.0,
+                "currency": "EUR",
+                "review_period_days": None,
+            },
+        )
         itm = _typed(items, _ITEM_SCHEMA, "items", optional={"moq_units": 0, "pack_size": 1})
         _check(sup, "suppliers", "supplier_id", pl.col("supplier_id").is_null(), "is required")
-        _check(sup, "suppliers", "lead_time_mean", ~(pl.col("lead_time_mean") >= 0),
-               "must be a number >= 0 (days)")
-        _check(sup, "suppliers", "lead_time_std", ~(pl.col("lead_time_std") >= 0),
-               "must be a number >= 0 (days)")
-        _check(sup, "suppliers", "order_days", ~_valid_days(pl.col("order_days")),
-               f"must list weekdays from {','.join(WEEKDAYS)}, comma-separated")
-        _check(sup, "suppliers", "min_order_value", ~(pl.col("min_order_value") >= 0),
-               "must be >= 0")
+        _check(
+            sup,
+            "suppliers",
+            "lead_time_mean",
+            ~(pl.col("lead_time_mean") >= 0),
+            "must be a number >= 0 (days)",
+        )
+        _check(
+            sup,
+            "suppliers",
+            "lead_time_std",
+            ~(pl.col("lead_time_std") >= 0),
+            "must be a number >= 0 (days)",
+        )
+        _check(
+            sup,
+            "suppliers",
+            "order_days",
+            ~_valid_days(pl.col("order_days")),
+            f"must list weekdays from {','.join(WEEKDAYS)}, comma-separated",
+        )
+        _check(
+            sup, "suppliers", "min_order_value", ~(pl.col("min_order_value") >= 0), "must be >= 0"
+        )
         _unique(sup, "suppliers", "supplier_id")
         _check(itm, "items", "sku_id", pl.col("sku_id").is_null(), "is required")
         _check(itm, "items", "unit_cost", ~(pl.col("unit_cost") >= 0), "must be a number >= 0")
@@ -62,11 +87,17 @@ class Rules:
         _check(itm, "items", "moq_units", ~(pl.col("moq_units") >= 0), "must be an integer >= 0")
         _unique(itm, "items", "sku_id")
         known = set(sup["supplier_id"].to_list())
-        _check(itm, "items", "supplier_id", ~pl.col("supplier_id").is_in(list(known)),
-               "must name a supplier in the suppliers table")
+        _check(
+            itm,
+            "items",
+            "supplier_id",
+            ~pl.col("supplier_id").is_in(list(known)),
+            "must name a supplier in the suppliers table",
+        )
         sup = sup.with_columns(
-            pl.coalesce(pl.col("review_period_days"), _review_from_days(pl.col("order_days")))
-            .alias("review_period_days")
+            pl.coalesce(
+                pl.col("review_period_days"), _review_from_days(pl.col("order_days"))
+            ).alias("review_period_days")
         )
         return cls(suppliers=sup, items=itm)
 
@@ -81,8 +112,9 @@ def next_order_date(order_days: str, on_or_after: date) -> date:
     raise RulesError(f"order_days {order_days!r} names no weekday")
 
 
-def _typed(frame: pl.DataFrame, schema: dict[str, pl.DataType], table: str,
-           optional: dict[str, object]) -> pl.DataFrame:
+def _typed(
+    frame: pl.DataFrame, schema: dict[str, pl.DataType], table: str, optional: dict[str, object]
+) -> pl.DataFrame:
     missing = [c for c in schema if c not in frame.columns and c not in optional]
     if missing:
         raise RulesError(f"{table}: missing column(s) {missing}; have {frame.columns}")
@@ -98,8 +130,9 @@ def _typed(frame: pl.DataFrame, schema: dict[str, pl.DataType], table: str,
                 f"{table} row {row['_row']}: {name}={row[name]!r} is not a valid {dtype}"
             )
         frame = frame.with_columns(cast.alias(name))
-    return frame.select("_row", *schema, *[c for c in frame.columns
-                                           if c not in schema and c != "_row"])
+    return frame.select(
+        "_row", *schema, *[c for c in frame.columns if c not in schema and c != "_row"]
+    )
 
 
 def _check(frame: pl.DataFrame, table: str, field: str, failed: pl.Expr, rule: str) -> None:
@@ -124,6 +157,7 @@ def _valid_days(col: pl.Expr) -> pl.Expr:
 
 def _review_from_days(col: pl.Expr) -> pl.Expr:
     """Longest gap in days between consecutive order days (7 for one order day a week)."""
+
     def gap(days: str) -> float:
         idx = sorted({WEEKDAYS.index(d.strip()) for d in days.split(",")})
         return float(max(((idx[(k + 1) % len(idx)] - idx[k]) % 7) or 7 for k in range(len(idx))))

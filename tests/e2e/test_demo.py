@@ -21,8 +21,9 @@ def _replen(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     exe = shutil.which("replen")
     assert exe, "the `replen` console script is not installed"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("REPLEN_", "MLFLOW_"))}
-    return subprocess.run([exe, *args], cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=600, check=False)
+    return subprocess.run(
+        [exe, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600, check=False
+    )
 
 
 @pytest.fixture(scope="module")
@@ -69,14 +70,16 @@ def test_mlflow_holds_the_run_and_the_champion_predicts(in_demo) -> None:
     rt, s = in_demo
     mlflow.set_tracking_uri(rt.settings.tracking_uri)
     assert rt.settings.tracking_uri.startswith("sqlite:///") and "mlflow/mlflow.db" in (
-        rt.settings.tracking_uri)
+        rt.settings.tracking_uri
+    )
     run = mlflow.get_run(s["training"]["run_id"])
     assert run.data.metrics["series"] == 20
     assert "wape" in run.data.metrics and "rmsse" in run.data.metrics
     model = mlflow.pyfunc.load_model("models:/replen-demand@champion")
     history = rt.history().select("store_id", "sku_id", "date", "units", "stockout")
-    out = model.predict(history.to_pandas(), params={"horizon": 7, "quantiles": "0.5,0.9",
-                                                     "model_version": "1"})
+    out = model.predict(
+        history.to_pandas(), params={"horizon": 7, "quantiles": "0.5,0.9", "model_version": "1"}
+    )
     assert len(out) == 20 * 7
     assert (out["q90"] >= out["q50"]).all() and (out["q50"] >= 0).all()
     assert set(out["model_version"]) == {"1"}

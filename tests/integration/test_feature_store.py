@@ -22,8 +22,9 @@ def test_rebuild_then_push_keeps_online_velocity_equal_to_the_lake(tmp_path, dai
         assert online[col].to_list() == expected[col].to_list(), col
 
     # A later day pushed online wins over the materialized one.
-    later = expected.with_columns(pl.col("as_of") + timedelta(days=1),
-                                  (pl.col("units_7d") + 100).alias("units_7d"))
+    later = expected.with_columns(
+        pl.col("as_of") + timedelta(days=1), (pl.col("units_7d") + 100).alias("units_7d")
+    )
     assert client.push_online(later) == later.height
     fresh = client.online_velocity(keys, service="replenishment_v1").sort("store_id", "sku_id")
     assert fresh["units_7d"].to_list() == later["units_7d"].to_list()

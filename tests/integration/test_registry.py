@@ -37,9 +37,11 @@ def test_run_has_metrics_artifacts_and_a_loadable_model(settings, daily) -> None
     names = {a.path for a in mlflow.MlflowClient().list_artifacts(summary.run_id)}
     assert {"champions.parquet", "backtest_errors.parquet", "plots"} <= names
     model = mlflow.pyfunc.load_model(f"models:/{settings.model_name}@champion")
-    out = pl.from_pandas(model.predict(
-        daily.select("store_id", "sku_id", "date", "units", "stockout").to_pandas(),
-        params={"horizon": 5, "quantiles": "0.5,0.95", "model_version": "1"},
-    ))
+    out = pl.from_pandas(
+        model.predict(
+            daily.select("store_id", "sku_id", "date", "units", "stockout").to_pandas(),
+            params={"horizon": 5, "quantiles": "0.5,0.95", "model_version": "1"},
+        )
+    )
     assert out.height == daily.select("store_id", "sku_id").n_unique() * 5
     assert {"mean", "q50", "q95", "model", "model_version"} <= set(out.columns)

@@ -9,8 +9,14 @@ NOW = datetime(2024, 6, 1, 12, tzinfo=UTC)
 
 
 def _line(**over: object) -> dict:
-    base = {"event_id": "e1", "store_id": "S1", "sku_id": "A",
-            "sold_at": "2024-06-01T10:00:00+02:00", "quantity": "2", "unit_price": "1.50"}
+    base = {
+        "event_id": "e1",
+        "store_id": "S1",
+        "sku_id": "A",
+        "sold_at": "2024-06-01T10:00:00+02:00",
+        "quantity": "2",
+        "unit_price": "1.50",
+    }
     return {**base, **over}
 
 
@@ -71,7 +77,9 @@ def test_missing_required_column_names_it() -> None:
 
 def test_every_line_is_either_accepted_or_rejected(chain) -> None:
     raw = chain.pos.head(500).with_columns(
-        pl.when(pl.int_range(pl.len()) % 7 == 0).then(0).otherwise(pl.col("quantity"))
+        pl.when(pl.int_range(pl.len()) % 7 == 0)
+        .then(0)
+        .otherwise(pl.col("quantity"))
         .alias("quantity")
     )
     res = validate_events(raw)

@@ -32,16 +32,26 @@ def test_reused_id_with_another_body_is_a_conflict(tmp_path, chain) -> None:
 
 
 def test_duplicates_within_one_batch(tmp_path, chain) -> None:
-    rows = pl.concat([chain.pos.head(5), chain.pos.head(2),
-                      chain.pos.slice(2, 1).with_columns(pl.col("event_id").replace_strict(
-                          chain.pos["event_id"][2], chain.pos["event_id"][0]))])
+    rows = pl.concat(
+        [
+            chain.pos.head(5),
+            chain.pos.head(2),
+            chain.pos.slice(2, 1).with_columns(
+                pl.col("event_id").replace_strict(
+                    chain.pos["event_id"][2], chain.pos["event_id"][0]
+                )
+            ),
+        ]
+    )
     report = Lake(tmp_path).append_events(validate_events(rows))
     assert (report.received, report.accepted, report.duplicates, report.rejected) == (8, 5, 2, 1)
 
 
 def test_counts_always_add_up_and_rejects_are_quarantined(tmp_path, chain) -> None:
     raw = chain.pos.head(100).with_columns(
-        pl.when(pl.int_range(pl.len()) < 4).then(-5.0).otherwise(pl.col("unit_price"))
+        pl.when(pl.int_range(pl.len()) < 4)
+        .then(-5.0)
+        .otherwise(pl.col("unit_price"))
         .alias("unit_price")
     )
     lake = Lake(tmp_path)
@@ -72,8 +82,9 @@ def test_events_are_partitioned_by_day(tmp_path, chain) -> None:
 
 
 def test_unknown_stores_and_skus_are_accepted_and_reported(tmp_path, chain) -> None:
-    report = Lake(tmp_path).append_events(_batch(chain, 50), known_stores={"S001"},
-                                          known_skus=set())
+    report = Lake(tmp_path).append_events(
+        _batch(chain, 50), known_stores={"S001"}, known_skus=set()
+    )
     assert report.accepted == 50
     stores = set(chain.pos.head(50)["store_id"]) - {"S001"}
     assert report.unknown_stores == sorted(stores)
@@ -82,7 +93,13 @@ def test_unknown_stores_and_skus_are_accepted_and_reported(tmp_path, chain) -> N
 
 def test_inventory_snapshots_round_trip(tmp_path) -> None:
     lake = Lake(tmp_path)
-    snaps = pl.DataFrame({"store_id": ["S1"], "sku_id": ["A"],
-                          "as_of": [datetime(2024, 1, 1, tzinfo=UTC)], "on_hand": [0]})
+    snaps = pl.DataFrame(
+        {
+            "store_id": ["S1"],
+            "sku_id": ["A"],
+            "as_of": [datetime(2024, 1, 1, tzinfo=UTC)],
+            "on_hand": [0],
+        }
+    )
     assert lake.append_inventory(snaps) == 1
     assert lake.scan_inventory().collect()["on_hand"].to_list() == [0.0]

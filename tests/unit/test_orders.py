@@ -14,13 +14,23 @@ DAY = date(2024, 1, 1)  # a Monday
 def _suggestion(on_hand: float = 0.0):
     rules = Rules.from_frames(
         pl.DataFrame({"supplier_id": ["A"], "lead_time_mean": [2.0], "order_days": ["Mon"]}),
-        pl.DataFrame({"sku_id": ["x", "y"], "supplier_id": ["A", "A"], "unit_cost": [2.0, 3.0],
-                      "pack_size": [4, 1]}),
+        pl.DataFrame(
+            {
+                "sku_id": ["x", "y"],
+                "supplier_id": ["A", "A"],
+                "unit_cost": [2.0, 3.0],
+                "pack_size": [4, 1],
+            }
+        ),
     )
     keys = pl.DataFrame({"store_id": ["S1", "S1", "S2"], "sku_id": ["x", "y", "x"]})
     spans = protection_spans(keys, rules, DAY, 0.95)
-    demand = keys.with_columns(demand_mean=pl.lit(10.0), demand_quantile=pl.lit(13.0),
-                               demand_sd=pl.lit(2.0), model_version=pl.lit("4"))
+    demand = keys.with_columns(
+        demand_mean=pl.lit(10.0),
+        demand_quantile=pl.lit(13.0),
+        demand_sd=pl.lit(2.0),
+        model_version=pl.lit("4"),
+    )
     stock = keys.with_columns(on_hand=pl.lit(on_hand), on_order=pl.lit(0.0))
     return suggest(demand, stock, rules, spans)
 
@@ -42,8 +52,9 @@ def test_rerun_replaces_unreviewed_and_keeps_reviewed(tmp_path) -> None:
     first = store.replace_suggestions(DAY, _suggestion())
     assert (first.created, first.replaced) == (2, 0)
     with Session(store.engine) as session, session.begin():
-        session.execute(update(PurchaseOrder).where(PurchaseOrder.store_id == "S1")
-                        .values(status="approved"))
+        session.execute(
+            update(PurchaseOrder).where(PurchaseOrder.store_id == "S1").values(status="approved")
+        )
     again = store.replace_suggestions(DAY, _suggestion())
     assert (again.created, again.replaced, again.kept_reviewed) == (1, 1, 1)
     heads = store.purchase_orders(DAY)

@@ -8,8 +8,14 @@ from replenishment.policy import order_up_to
 
 
 def _row(**over: float) -> pl.DataFrame:
-    base = {"demand_mean": 20.0, "demand_quantile": 26.0, "on_hand": 5.0, "on_order": 3.0,
-            "pack_size": 6, "moq_units": 0}
+    base = {
+        "demand_mean": 20.0,
+        "demand_quantile": 26.0,
+        "on_hand": 5.0,
+        "on_order": 3.0,
+        "pack_size": 6,
+        "moq_units": 0,
+    }
     return pl.DataFrame([{**base, **over}])
 
 
@@ -36,14 +42,26 @@ def test_enough_stock_orders_nothing_even_with_a_moq() -> None:
 
 @settings(max_examples=300, deadline=None)
 @given(
-    mean=st.floats(0, 1e4), extra=st.floats(0, 1e3), on_hand=st.floats(-50, 1e4),
-    on_order=st.floats(0, 1e4), pack=st.integers(1, 48), moq=st.integers(0, 500),
+    mean=st.floats(0, 1e4),
+    extra=st.floats(0, 1e3),
+    on_hand=st.floats(-50, 1e4),
+    on_order=st.floats(0, 1e4),
+    pack=st.integers(1, 48),
+    moq=st.integers(0, 500),
 )
 def test_quantity_is_a_nonnegative_pack_multiple_that_reproduces_its_explanation(
     mean: float, extra: float, on_hand: float, on_order: float, pack: int, moq: int
 ) -> None:
-    r = order_up_to(_row(demand_mean=mean, demand_quantile=mean + extra, on_hand=on_hand,
-                         on_order=on_order, pack_size=pack, moq_units=moq)).row(0, named=True)
+    r = order_up_to(
+        _row(
+            demand_mean=mean,
+            demand_quantile=mean + extra,
+            on_hand=on_hand,
+            on_order=on_order,
+            pack_size=pack,
+            moq_units=moq,
+        )
+    ).row(0, named=True)
     q = r["quantity"]
     assert q >= 0 and q % pack == 0
     if q > 0:
@@ -55,5 +73,6 @@ def test_quantity_is_a_nonnegative_pack_multiple_that_reproduces_its_explanation
     if 0 < expected < moq:
         expected = math.ceil(moq / pack) * pack
     assert q == expected
-    assert math.isclose(r["raw_need"] + r["pack_adjustment"] + r["moq_adjustment"], q,
-                        rel_tol=1e-9, abs_tol=1e-6)
+    assert math.isclose(
+        r["raw_need"] + r["pack_adjustment"] + r["moq_adjustment"], q, rel_tol=1e-9, abs_tol=1e-6
+    )

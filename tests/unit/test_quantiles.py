@@ -10,7 +10,11 @@ from forecasting.quantiles import gamma_quantile, lead_time_demand, quantile_col
 
 def test_quantile_column_names() -> None:
     assert [quantile_column(q) for q in (0.5, 0.95, 0.975, 0.005)] == [
-        "q50", "q95", "q97_5", "q0_5"]
+        "q50",
+        "q95",
+        "q97_5",
+        "q0_5",
+    ]
 
 
 def test_gamma_quantile_matches_moments_and_edges() -> None:
@@ -23,15 +27,30 @@ def test_gamma_quantile_matches_moments_and_edges() -> None:
 
 def _forecast(days: int, mean: float = 2.0, sd: float = 1.0) -> pl.DataFrame:
     d0 = date(2024, 1, 1)
-    return pl.DataFrame({"store_id": "S1", "sku_id": "A",
-                         "date": [d0 + timedelta(days=i) for i in range(days)],
-                         "mean": mean, "sd": sd, "cum_sd_factor": 1.0,
-                         "model": "ses", "model_version": "3"})
+    return pl.DataFrame(
+        {
+            "store_id": "S1",
+            "sku_id": "A",
+            "date": [d0 + timedelta(days=i) for i in range(days)],
+            "mean": mean,
+            "sd": sd,
+            "cum_sd_factor": 1.0,
+            "model": "ses",
+            "model_version": "3",
+        }
+    )
 
 
 def _spans(p: float, lt_std: float = 0.0) -> pl.DataFrame:
-    return pl.DataFrame({"store_id": ["S1"], "sku_id": ["A"], "protection_days": [p],
-                         "lead_time_std": [lt_std], "service_level": [0.95]})
+    return pl.DataFrame(
+        {
+            "store_id": ["S1"],
+            "sku_id": ["A"],
+            "protection_days": [p],
+            "lead_time_std": [lt_std],
+            "service_level": [0.95],
+        }
+    )
 
 
 def test_fractional_protection_period_counts_part_of_a_day() -> None:

@@ -5,10 +5,17 @@ import pytest
 
 from replenishment.rules import Rules, RulesError, next_order_date
 
-SUPPLIERS = pl.DataFrame({"supplier_id": ["A", "B"], "lead_time_mean": [3.0, 7.0],
-                          "lead_time_std": [1.0, 0.0], "order_days": ["Mon,Thu", "Tue"]})
-ITEMS = pl.DataFrame({"sku_id": ["x", "y"], "supplier_id": ["A", "B"],
-                      "unit_cost": [1.0, 2.5], "pack_size": [6, 1]})
+SUPPLIERS = pl.DataFrame(
+    {
+        "supplier_id": ["A", "B"],
+        "lead_time_mean": [3.0, 7.0],
+        "lead_time_std": [1.0, 0.0],
+        "order_days": ["Mon,Thu", "Tue"],
+    }
+)
+ITEMS = pl.DataFrame(
+    {"sku_id": ["x", "y"], "supplier_id": ["A", "B"], "unit_cost": [1.0, 2.5], "pack_size": [6, 1]}
+)
 
 
 def test_valid_rules_get_defaults_and_review_periods() -> None:
@@ -32,8 +39,10 @@ def test_bad_value_names_table_row_field_and_rule(table, column, value, message)
     frame = sup if table == "suppliers" else itm
     dtype = pl.String if isinstance(value, str) else frame.schema[column]
     frame = frame.with_columns(
-        pl.when(pl.int_range(pl.len()) == 0).then(pl.lit(value, dtype=dtype))
-        .otherwise(pl.col(column).cast(dtype)).alias(column)
+        pl.when(pl.int_range(pl.len()) == 0)
+        .then(pl.lit(value, dtype=dtype))
+        .otherwise(pl.col(column).cast(dtype))
+        .alias(column)
     )
     with pytest.raises(RulesError, match=message):
         if table == "suppliers":

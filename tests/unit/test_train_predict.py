@@ -17,11 +17,16 @@ def test_every_series_gets_a_champion_from_its_class(daily) -> None:
 
 def test_champion_is_the_least_loss_candidate(daily) -> None:
     result = train(daily, horizon=7, n_windows=2)
-    best = (result.errors.sort("loss").group_by("unique_id", maintain_order=True).first()
-            .select("unique_id", "loss"))
+    best = (
+        result.errors.sort("loss")
+        .group_by("unique_id", maintain_order=True)
+        .first()
+        .select("unique_id", "loss")
+    )
     picked = result.errors.join(
         result.champions.select(
-            pl.concat_str(["store_id", "sku_id"], separator="\x1f").alias("unique_id"), "model"),
+            pl.concat_str(["store_id", "sku_id"], separator="\x1f").alias("unique_id"), "model"
+        ),
         on=["unique_id", "model"],
     ).select("unique_id", "loss")
     assert picked.sort("unique_id").equals(best.sort("unique_id"))
@@ -29,10 +34,20 @@ def test_champion_is_the_least_loss_candidate(daily) -> None:
 
 def test_short_series_fall_back_instead_of_failing(daily) -> None:
     last = daily["date"].max()
-    short = pl.DataFrame({"store_id": "S9", "sku_id": "NEW", "units": [1.0, 0.0, 2.0] * 5,
-                          "date": [last - timedelta(days=14 - i) for i in range(15)]})
-    history = pl.concat([daily.select("store_id", "sku_id", "date", "units"),
-                         short.select("store_id", "sku_id", "date", "units")])
+    short = pl.DataFrame(
+        {
+            "store_id": "S9",
+            "sku_id": "NEW",
+            "units": [1.0, 0.0, 2.0] * 5,
+            "date": [last - timedelta(days=14 - i) for i in range(15)],
+        }
+    )
+    history = pl.concat(
+        [
+            daily.select("store_id", "sku_id", "date", "units"),
+            short.select("store_id", "sku_id", "date", "units"),
+        ]
+    )
     result = train(history, horizon=7, n_windows=2)
     row = result.champions.filter(pl.col("sku_id") == "NEW").row(0, named=True)
     assert row["demand_class"] == "new" and row["model"] == "historic_avg"
@@ -40,17 +55,23 @@ def test_short_series_fall_back_instead_of_failing(daily) -> None:
 
 def test_stockout_days_are_not_fitted_as_zero_demand() -> None:
     d0 = date(2024, 1, 1)
-    history = pl.DataFrame({"store_id": "S1", "sku_id": "A",
-                            "date": [d0 + timedelta(days=i) for i in range(6)],
-                            "units": [4.0, 4.0, 0.0, 0.0, 4.0, 4.0],
-                            "stockout": [False, False, True, True, False, False]})
+    history = pl.DataFrame(
+        {
+            "store_id": "S1",
+            "sku_id": "A",
+            "date": [d0 + timedelta(days=i) for i in range(6)],
+            "units": [4.0, 4.0, 0.0, 0.0, 4.0, 4.0],
+            "stockout": [False, False, True, True, False, False],
+        }
+    )
     assert to_training_frame(history)["y"].to_list() == [4.0] * 6
 
 
 def test_forecast_follows_the_contract(daily) -> None:
     result = train(daily, horizon=7, n_windows=2)
-    fc = forecast(daily, result.champions, horizon=10, quantiles=[0.5, 0.9, 0.99],
-                  model_version="7")
+    fc = forecast(
+        daily, result.champions, horizon=10, quantiles=[0.5, 0.9, 0.99], model_version="7"
+    )
     n = daily.select("store_id", "sku_id").n_unique()
     assert fc.height == n * 10
     assert fc.columns[:7] == ["store_id", "sku_id", "date", "mean", "q50", "q90", "q99"]
@@ -64,5 +85,6 @@ def test_series_unknown_to_the_champions_still_get_a_forecast(daily) -> None:
     result = train(daily, horizon=7, n_windows=2)
     some = result.champions.head(3)
     fc = forecast(daily, some, horizon=5, quantiles=[0.9], model_version="1")
-    assert fc.select("store_id", "sku_id").n_unique() == daily.select(
-        "store_id", "sku_id").n_unique()
+    assert (
+        fc.select("store_id", "sku_id").n_unique() == daily.select("store_id", "sku_id").n_unique()
+    )
