@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -12,8 +11,9 @@ __all__ = [
     "EVENT_COLUMNS",
     "EVENT_SCHEMA",
     "REJECT_SCHEMA",
+    "BODY_COLUMNS",
     "ValidationResult",
-    "body_hash",
+    "same_body",
     "validate_events",
 ]
 
@@ -29,6 +29,7 @@ EVENT_SCHEMA: dict[str, pl.DataType] = {
     "currency": pl.String(),
 }
 EVENT_COLUMNS = tuple(EVENT_SCHEMA)
+BODY_COLUMNS = tuple(c for c in EVENT_SCHEMA if c != "event_id")
 _REQUIRED = ("event_id", "store_id", "sku_id", "sold_at", "quantity", "unit_price")
 _OPTIONAL = ("promo_id", "register_id", "currency")
 
@@ -42,9 +43,21 @@ REJECT_SCHEMA: dict[str, pl.DataType] = {
 }
 
 
+# Active ISO-4217 currency codes (2025 list, funds and precious metals excluded).
+ISO_4217 = frozenset(
+    """AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BIF BMD BND BOB BRL BSD BTN
+    BWP BYN BZD CAD CDF CHF CLP CNY COP CRC CUP CVE CZK DJF DKK DOP DZD EGP ERN ETB EUR FJD FKP
+    GBP GEL GHS GIP GMD GNF GTQ GYD HKD HNL HTG HUF IDR ILS INR IQD IRR ISK JMD JOD JPY KES KGS
+    KHR KMF KPW KRW KWD KYD KZT LAK LBP LKR LRD LSL LYD MAD MDL MGA MKD MMK MNT MOP MRU MUR MVR
+    MWK MXN MYR MZN NAD NGN NIO NOK NPR NZD OMR PAB PEN PGK PHP PKR PLN PYG QAR RON RSD RUB RWF
+    SAR SBD SCR SDG SEK SGD SHP SLE SOS SRD SSP STN SVC SYP SZL THB TJS TMT TND TOP TRY TTD TWD
+    TZS UAH UGX USD UYU UZS VED VES VND VUV WST XAF XCD XCG XOF XPF YER ZAR ZMW ZWG""".split()
+)
+
+
 @dataclass(frozen=True)
 class ValidationResult:
-    """Typed, valid events (with ``body_hash``) and rejected lines with the failed rule."""
+    """Typed, valid events and rejected lines with the rule each broke."""
 
     accepted: pl.DataFrame
     rejected: pl.DataFrame
@@ -68,8 +81,8 @@ def validate_events(
             "Map your columns to the contract (see `replen ingest pos --help`)."
         )
     now = now or datetime.now(UTC)
+    raw = raw.with_row_index("_line")
     frame = raw.with_columns(
-        pl.struct(pl.all()).struct.json_encode().alias("_payload"),
         *[pl.lit(None, dtype=pl.String).alias(c) for c in _OPTIONAL if c not in raw.columns],
     )
     parsed = frame.with_columns(
@@ -81,7 +94,7 @@ def validate_events(
         _as_text("currency"),
         _as_float("quantity"),
         _as_float("unit_price"),
-        *_parse_time(frame.schema["sold_at"]),
+        *_parse_time(frame["sold_at"]),
     )
     limit = pl.lit(now + max_future_skew).cast(pl.Datetime("us", "UTC"))
     checks: list[tuple[str, str, pl.Expr, str]] = [
@@ -131,8 +144,8 @@ def validate_events(
         (
             "currency",
             "iso4217",
-            pl.col("currency").is_not_null() & ~pl.col("currency").str.contains(r"^[A-Z]{3}$"),
-            "currency must be a 3-letter ISO-4217 code (e.g. EUR)",
+            pl.col("currency").is_not_null() & ~pl.col("currency").is_in(sorted(ISO_4217)),
+            "currency must be an active ISO-4217 code (e.g. EUR, USD, GBP)",
         ),
     ]
     rule = pl.lit(None, dtype=pl.String)
@@ -146,42 +159,30 @@ def validate_events(
     judged = parsed.with_columns(rule.alias("_rule"), field.alias("_field"), message.alias("_msg"))
 
     bad = judged.filter(pl.col("_rule").is_not_null())
+    # Only rejected lines need their original text: encode just those.
+    bad = bad.with_columns(_payloads(raw, bad["_line"]).alias("_payload"))
     rejected = bad.select(
         pl.col("event_id"),
         pl.col("_rule").alias("rule"),
         pl.col("_field").alias("field"),
-        _raw_value(bad, raw).alias("value"),
+        _raw_values(raw, bad).alias("value"),
         pl.col("_msg").alias("message"),
         pl.col("_payload").alias("payload"),
     )
     good = judged.filter(pl.col("_rule").is_null()).select(
         [pl.col(c).cast(t) for c, t in EVENT_SCHEMA.items()]
     )
-    return ValidationResult(accepted=good.with_columns(body_hash(good)), rejected=rejected)
+    return ValidationResult(accepted=good, rejected=rejected)
 
 
-def body_hash(events: pl.DataFrame) -> pl.Series:
-    """A stable digest of an event's body (all contract fields but the id).
+def same_body(left_suffix: str = "", right_suffix: str = "_other") -> pl.Expr:
+    """True where two joined events carry the same body (every contract field but the id).
 
-    Used to tell a resent identical event (a duplicate) from a reused id (a conflict).
+    Tells a resent identical event (a duplicate) from a reused id (a conflict).
     """
-    canon = events.select(
-        pl.concat_str(
-            [
-                pl.col("store_id"),
-                pl.col("sku_id"),
-                pl.col("sold_at").dt.epoch("us").cast(pl.String),
-                pl.col("quantity").round(6).cast(pl.String),
-                pl.col("unit_price").round(6).cast(pl.String),
-                pl.col("promo_id").fill_null(""),
-                pl.col("register_id").fill_null(""),
-                pl.col("currency").fill_null(""),
-            ],
-            separator="\x1f",
-        )
-    ).to_series()
-    digests = [hashlib.blake2b(s.encode(), digest_size=12).hexdigest() for s in canon.to_list()]
-    return pl.Series("body_hash", digests, dtype=pl.String)
+    return pl.all_horizontal(
+        [pl.col(f"{c}{left_suffix}").eq_missing(pl.col(f"{c}{right_suffix}")) for c in BODY_COLUMNS]
+    )
 
 
 def _as_text(name: str) -> pl.Expr:
@@ -193,40 +194,64 @@ def _as_float(name: str) -> pl.Expr:
     return pl.col(name).cast(pl.String).str.strip_chars().cast(pl.Float64, strict=False).alias(name)
 
 
-def _parse_time(dtype: pl.DataType) -> list[pl.Expr]:
-    """Parse ``sold_at`` to UTC; flag naive values (no offset) so they are rejected by name."""
-    col = pl.col("sold_at")
+def _parse_time(column: pl.Series) -> list[pl.Series]:
+    """Parse ``sold_at`` to UTC; flag naive values (no offset) so they are rejected by name.
+
+    The canonical ISO-8601 form is parsed for every line; the slower fallbacks only for the
+    lines it did not fit.
+    """
+    utc = pl.Datetime("us", "UTC")
+    dtype = column.dtype
     if isinstance(dtype, pl.Datetime):
         if dtype.time_zone is None:
-            return [
-                pl.lit(None, dtype=pl.Datetime("us", "UTC")).alias("sold_at"),
-                col.is_not_null().alias("_naive"),
-            ]
-        return [
-            col.dt.convert_time_zone("UTC").cast(pl.Datetime("us", "UTC")),
-            pl.lit(False).alias("_naive"),
-        ]
-    text = col.cast(pl.String).str.strip_chars().str.replace(" ", "T").str.replace(r"Z$", "+00:00")
-    aware = pl.coalesce(
-        text.str.strptime(pl.Datetime("us", "UTC"), "%Y-%m-%dT%H:%M:%S%.f%:z", strict=False),
-        text.str.strptime(pl.Datetime("us", "UTC"), "%Y-%m-%dT%H:%M:%S%.f%z", strict=False),
-        text.str.strptime(pl.Datetime("us", "UTC"), "%Y-%m-%dT%H:%M%:z", strict=False),
-    )
-    naive = pl.coalesce(
-        text.str.strptime(pl.Datetime("us"), "%Y-%m-%dT%H:%M:%S%.f", strict=False),
-        text.str.strptime(pl.Datetime("us"), "%Y-%m-%dT%H:%M", strict=False),
-    )
-    return [aware.alias("sold_at"), (aware.is_null() & naive.is_not_null()).alias("_naive")]
-
-
-def _raw_value(bad: pl.DataFrame, raw: pl.DataFrame) -> pl.Expr:
-    """The offending field's original value, as text, for the quarantine record."""
-    out = pl.lit(None, dtype=pl.String)
-    for name in raw.columns:
-        if name in EVENT_SCHEMA:
-            out = (
-                pl.when(pl.col("_field") == name)
-                .then(pl.col("_payload").str.json_path_match(f"$.{name}"))
-                .otherwise(out)
+            return [pl.Series("sold_at", [None] * len(column), dtype=utc),
+                    column.is_not_null().alias("_naive")]
+        return [column.dt.convert_time_zone("UTC").cast(utc).alias("sold_at"),
+                pl.Series("_naive", [False] * len(column))]
+    text = (column.cast(pl.String).str.strip_chars().str.replace(" ", "T")
+            .str.replace(r"Z$", "+00:00"))
+    aware = text.str.strptime(utc, "%Y-%m-%dT%H:%M:%S%.f%:z", strict=False)
+    naive = pl.Series("_naive", [False] * len(column))
+    missed = aware.is_null() & text.is_not_null()
+    if missed.any():
+        rest = text.filter(missed)
+        fallback = pl.select(
+            pl.coalesce(
+                rest.str.strptime(utc, "%Y-%m-%dT%H:%M:%S%.f%z", strict=False),
+                rest.str.strptime(utc, "%Y-%m-%dT%H:%M%:z", strict=False),
             )
-    return out
+        ).to_series()
+        no_zone = pl.select(
+            pl.coalesce(
+                rest.str.strptime(pl.Datetime("us"), "%Y-%m-%dT%H:%M:%S%.f", strict=False),
+                rest.str.strptime(pl.Datetime("us"), "%Y-%m-%dT%H:%M", strict=False),
+            ).is_not_null()
+            & fallback.is_null()
+        ).to_series()
+        idx = missed.arg_true()
+        aware = aware.scatter(idx, fallback)
+        naive = naive.scatter(idx, no_zone)
+    return [aware.alias("sold_at"), naive.alias("_naive")]
+
+
+def _payloads(raw: pl.DataFrame, lines: pl.Series) -> pl.Series:
+    """The original lines (JSON) at ``lines``; mapped inputs keep them as ``src.*``."""
+    source = [c for c in raw.columns if c.startswith("src.")]
+    if source:
+        cols = [pl.col(c).alias(c[4:]) for c in source]
+    else:
+        cols = [pl.col(c) for c in raw.columns if c != "_line"]
+    picked = raw.join(pl.DataFrame({"_line": lines}), on="_line", how="semi", maintain_order="right")
+    return picked.select(pl.struct(cols).struct.json_encode()).to_series()
+
+
+def _raw_values(raw: pl.DataFrame, bad: pl.DataFrame) -> pl.Series:
+    """The offending field's value as received (text), for the quarantine record."""
+    fields = [c for c in EVENT_SCHEMA if c in raw.columns]
+    received = raw.select("_line", *[pl.col(c).cast(pl.String).alias(f"_v_{c}") for c in fields])
+    joined = bad.select("_line", "_field").join(received, on="_line", how="left",
+                                                 maintain_order="left")
+    value = pl.lit(None, dtype=pl.String)
+    for name in fields:
+        value = pl.when(pl.col("_field") == name).then(pl.col(f"_v_{name}")).otherwise(value)
+    return joined.select(value).to_series()

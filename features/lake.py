@@ -20,11 +20,11 @@ from pathlib import Path
 
 import polars as pl
 
-from features.events import EVENT_SCHEMA, REJECT_SCHEMA, ValidationResult
+from features.events import EVENT_SCHEMA, REJECT_SCHEMA, ValidationResult, same_body
 
 __all__ = ["BatchReport", "Lake"]
 
-_EVENT_COLUMNS = [*EVENT_SCHEMA, "body_hash", "batch_id"]
+_EVENT_COLUMNS = [*EVENT_SCHEMA, "batch_id"]
 
 
 @dataclass
@@ -118,7 +118,7 @@ class Lake:
         files = self._committed_files(self.events_dir)
         if not files:
             return pl.LazyFrame(
-                schema={**EVENT_SCHEMA, "body_hash": pl.String, "batch_id": pl.String}
+                schema={**EVENT_SCHEMA, "batch_id": pl.String}
             )
         return pl.scan_parquet(files)
 
@@ -164,31 +164,31 @@ class Lake:
         return files
 
     def _split_known(self, accepted: pl.DataFrame) -> tuple[pl.DataFrame, int, pl.DataFrame]:
-        """Split into (new events, number of duplicates, conflicts as rejects)."""
-        # Within the batch: the first occurrence of an id wins; identical repeats are
-        # duplicates, different bodies under the same id are conflicts.
-        ranked = accepted.with_columns(pl.int_range(pl.len()).over("event_id").alias("_n"))
-        first = ranked.filter(pl.col("_n") == 0).drop("_n")
-        repeats = ranked.filter(pl.col("_n") > 0).join(
-            first.select("event_id", pl.col("body_hash").alias("_first")), on="event_id"
-        )
-        dup_in_batch = repeats.filter(pl.col("body_hash") == pl.col("_first"))
-        conflict_in_batch = repeats.filter(pl.col("body_hash") != pl.col("_first"))
+        """Split into (new events, number of duplicates, conflicts as rejects).
 
-        seen = self.scan_events().select("event_id", pl.col("body_hash").alias("_seen"))
-        matched = first.lazy().join(seen, on="event_id", how="left").collect()
-        new = matched.filter(pl.col("_seen").is_null()).drop("_seen")
-        dup_lake = matched.filter(pl.col("_seen") == pl.col("body_hash"))
-        conflict_lake = matched.filter(
-            pl.col("_seen").is_not_null() & (pl.col("_seen") != pl.col("body_hash"))
+        Within the batch the first occurrence of an id wins; a repeat with the same body is
+        a duplicate, with another body a conflict. Against the lake likewise.
+        """
+        same = same_body("", "_other")
+        is_first = accepted["event_id"].is_first_distinct()
+        first = accepted.filter(is_first)
+        repeats = accepted.filter(~is_first).join(first, on="event_id", suffix="_other")
+        seen = (
+            self.scan_events()
+            .select(list(EVENT_SCHEMA))
+            .join(first.select("event_id").lazy(), on="event_id", how="semi")
+            .collect()
         )
+        new = first.join(seen.select("event_id"), on="event_id", how="anti")
+        hits = first.join(seen, on="event_id", suffix="_other")
         conflicts = pl.concat(
             [
-                _conflict_rejects(conflict_in_batch, "an earlier line of this batch"),
-                _conflict_rejects(conflict_lake, "an event already in the lake"),
+                _conflict_rejects(repeats.filter(~same), "an earlier line of this batch"),
+                _conflict_rejects(hits.filter(~same), "an event already in the lake"),
             ]
         )
-        return new, dup_in_batch.height + dup_lake.height, conflicts
+        duplicates = repeats.filter(same).height + hits.filter(same).height
+        return new, duplicates, conflicts
 
     def _write_event_parts(self, events: pl.DataFrame, batch_id: str) -> list[Path]:
         files = []

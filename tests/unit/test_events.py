@@ -3,7 +3,7 @@ from datetime import UTC, datetime, timedelta
 import polars as pl
 import pytest
 
-from features.events import body_hash, validate_events
+from features.events import same_body, validate_events
 
 NOW = datetime(2024, 6, 1, 12, tzinfo=UTC)
 
@@ -87,10 +87,19 @@ def test_every_line_is_either_accepted_or_rejected(chain) -> None:
     assert res.rejected.height == len(range(0, 500, 7))
 
 
-def test_body_hash_ignores_the_id_but_not_the_body() -> None:
+def test_same_body_ignores_the_id_but_not_the_body() -> None:
     res = validate_events(
         pl.DataFrame([_line(), _line(event_id="e2"), _line(event_id="e3", quantity="3")]),
         now=NOW,
+    ).accepted
+    pairs = res.join(res, how="cross", suffix="_other").filter(
+        pl.col("event_id") < pl.col("event_id_other")
     )
-    h = body_hash(res.accepted).to_list()
-    assert h[0] == h[1] != h[2]
+    got = dict(zip(pairs["event_id"] + pairs["event_id_other"],
+                   pairs.select(same_body()).to_series(), strict=True))
+    assert got == {"e1e2": True, "e1e3": False, "e2e3": False}
+
+
+def test_currency_must_be_a_real_iso_code() -> None:
+    assert _rules([_line(currency="GBP"), _line(event_id="e2", currency="ABC")]) == [
+        None, "currency.iso4217"]
