@@ -8,10 +8,10 @@ from datetime import UTC, datetime, timedelta
 import polars as pl
 
 __all__ = [
+    "BODY_COLUMNS",
     "EVENT_COLUMNS",
     "EVENT_SCHEMA",
     "REJECT_SCHEMA",
-    "BODY_COLUMNS",
     "ValidationResult",
     "same_body",
     "validate_events",
@@ -45,13 +45,165 @@ REJECT_SCHEMA: dict[str, pl.DataType] = {
 
 # Active ISO-4217 currency codes (2025 list, funds and precious metals excluded).
 ISO_4217 = frozenset(
-    """AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BIF BMD BND BOB BRL BSD BTN
-    BWP BYN BZD CAD CDF CHF CLP CNY COP CRC CUP CVE CZK DJF DKK DOP DZD EGP ERN ETB EUR FJD FKP
-    GBP GEL GHS GIP GMD GNF GTQ GYD HKD HNL HTG HUF IDR ILS INR IQD IRR ISK JMD JOD JPY KES KGS
-    KHR KMF KPW KRW KWD KYD KZT LAK LBP LKR LRD LSL LYD MAD MDL MGA MKD MMK MNT MOP MRU MUR MVR
-    MWK MXN MYR MZN NAD NGN NIO NOK NPR NZD OMR PAB PEN PGK PHP PKR PLN PYG QAR RON RSD RUB RWF
-    SAR SBD SCR SDG SEK SGD SHP SLE SOS SRD SSP STN SVC SYP SZL THB TJS TMT TND TOP TRY TTD TWD
-    TZS UAH UGX USD UYU UZS VED VES VND VUV WST XAF XCD XCG XOF XPF YER ZAR ZMW ZWG""".split()
+    {
+        "AED",
+        "AFN",
+        "ALL",
+        "AMD",
+        "ANG",
+        "AOA",
+        "ARS",
+        "AUD",
+        "AWG",
+        "AZN",
+        "BAM",
+        "BBD",
+        "BDT",
+        "BGN",
+        "BHD",
+        "BIF",
+        "BMD",
+        "BND",
+        "BOB",
+        "BRL",
+        "BSD",
+        "BTN",
+        "BWP",
+        "BYN",
+        "BZD",
+        "CAD",
+        "CDF",
+        "CHF",
+        "CLP",
+        "CNY",
+        "COP",
+        "CRC",
+        "CUP",
+        "CVE",
+        "CZK",
+        "DJF",
+        "DKK",
+        "DOP",
+        "DZD",
+        "EGP",
+        "ERN",
+        "ETB",
+        "EUR",
+        "FJD",
+        "FKP",
+        "GBP",
+        "GEL",
+        "GHS",
+        "GIP",
+        "GMD",
+        "GNF",
+        "GTQ",
+        "GYD",
+        "HKD",
+        "HNL",
+        "HTG",
+        "HUF",
+        "IDR",
+        "ILS",
+        "INR",
+        "IQD",
+        "IRR",
+        "ISK",
+        "JMD",
+        "JOD",
+        "JPY",
+        "KES",
+        "KGS",
+        "KHR",
+        "KMF",
+        "KPW",
+        "KRW",
+        "KWD",
+        "KYD",
+        "KZT",
+        "LAK",
+        "LBP",
+        "LKR",
+        "LRD",
+        "LSL",
+        "LYD",
+        "MAD",
+        "MDL",
+        "MGA",
+        "MKD",
+        "MMK",
+        "MNT",
+        "MOP",
+        "MRU",
+        "MUR",
+        "MVR",
+        "MWK",
+        "MXN",
+        "MYR",
+        "MZN",
+        "NAD",
+        "NGN",
+        "NIO",
+        "NOK",
+        "NPR",
+        "NZD",
+        "OMR",
+        "PAB",
+        "PEN",
+        "PGK",
+        "PHP",
+        "PKR",
+        "PLN",
+        "PYG",
+        "QAR",
+        "RON",
+        "RSD",
+        "RUB",
+        "RWF",
+        "SAR",
+        "SBD",
+        "SCR",
+        "SDG",
+        "SEK",
+        "SGD",
+        "SHP",
+        "SLE",
+        "SOS",
+        "SRD",
+        "SSP",
+        "STN",
+        "SVC",
+        "SYP",
+        "SZL",
+        "THB",
+        "TJS",
+        "TMT",
+        "TND",
+        "TOP",
+        "TRY",
+        "TTD",
+        "TWD",
+        "TZS",
+        "UAH",
+        "UGX",
+        "USD",
+        "UYU",
+        "UZS",
+        "VED",
+        "VES",
+        "VND",
+        "VUV",
+        "WST",
+        "XAF",
+        "XCD",
+        "XCG",
+        "XOF",
+        "XPF",
+        "YER",
+        "ZAR",
+        "ZMW",
+        "ZWG",
+    }
 )
 
 
@@ -204,12 +356,17 @@ def _parse_time(column: pl.Series) -> list[pl.Series]:
     dtype = column.dtype
     if isinstance(dtype, pl.Datetime):
         if dtype.time_zone is None:
-            return [pl.Series("sold_at", [None] * len(column), dtype=utc),
-                    column.is_not_null().alias("_naive")]
-        return [column.dt.convert_time_zone("UTC").cast(utc).alias("sold_at"),
-                pl.Series("_naive", [False] * len(column))]
-    text = (column.cast(pl.String).str.strip_chars().str.replace(" ", "T")
-            .str.replace(r"Z$", "+00:00"))
+            return [
+                pl.Series("sold_at", [None] * len(column), dtype=utc),
+                column.is_not_null().alias("_naive"),
+            ]
+        return [
+            column.dt.convert_time_zone("UTC").cast(utc).alias("sold_at"),
+            pl.Series("_naive", [False] * len(column)),
+        ]
+    text = (
+        column.cast(pl.String).str.strip_chars().str.replace(" ", "T").str.replace(r"Z$", "+00:00")
+    )
     aware = text.str.strptime(utc, "%Y-%m-%dT%H:%M:%S%.f%:z", strict=False)
     naive = pl.Series("_naive", [False] * len(column))
     missed = aware.is_null() & text.is_not_null()
@@ -241,7 +398,9 @@ def _payloads(raw: pl.DataFrame, lines: pl.Series) -> pl.Series:
         cols = [pl.col(c).alias(c[4:]) for c in source]
     else:
         cols = [pl.col(c) for c in raw.columns if c != "_line"]
-    picked = raw.join(pl.DataFrame({"_line": lines}), on="_line", how="semi", maintain_order="right")
+    picked = raw.join(
+        pl.DataFrame({"_line": lines}), on="_line", how="semi", maintain_order="right"
+    )
     return picked.select(pl.struct(cols).struct.json_encode()).to_series()
 
 
@@ -249,8 +408,9 @@ def _raw_values(raw: pl.DataFrame, bad: pl.DataFrame) -> pl.Series:
     """The offending field's value as received (text), for the quarantine record."""
     fields = [c for c in EVENT_SCHEMA if c in raw.columns]
     received = raw.select("_line", *[pl.col(c).cast(pl.String).alias(f"_v_{c}") for c in fields])
-    joined = bad.select("_line", "_field").join(received, on="_line", how="left",
-                                                 maintain_order="left")
+    joined = bad.select("_line", "_field").join(
+        received, on="_line", how="left", maintain_order="left"
+    )
     value = pl.lit(None, dtype=pl.String)
     for name in fields:
         value = pl.when(pl.col("_field") == name).then(pl.col(f"_v_{name}")).otherwise(value)

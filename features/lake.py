@@ -117,9 +117,7 @@ class Lake:
         """All committed POS events (lazy)."""
         files = self._committed_files(self.events_dir)
         if not files:
-            return pl.LazyFrame(
-                schema={**EVENT_SCHEMA, "batch_id": pl.String}
-            )
+            return pl.LazyFrame(schema={**EVENT_SCHEMA, "batch_id": pl.String})
         return pl.scan_parquet(files)
 
     def scan_inventory(self) -> pl.LazyFrame:

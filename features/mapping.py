@@ -30,8 +30,13 @@ BUILTIN: dict[str, ColumnMapping] = {
     # UCI Online Retail: one invoice line per row; cancellations ("C…") carry negative
     # quantities (returns); the country is the selling channel, i.e. our store.
     "uci-online-retail": ColumnMapping(
-        columns={"sku_id": "StockCode", "store_id": "Country", "sold_at": "InvoiceDate",
-                 "quantity": "Quantity", "unit_price": "UnitPrice"},
+        columns={
+            "sku_id": "StockCode",
+            "store_id": "Country",
+            "sold_at": "InvoiceDate",
+            "quantity": "Quantity",
+            "unit_price": "UnitPrice",
+        },
         event_id_from=("InvoiceNo", "StockCode"),
         timezone="Europe/London",
         timestamp_format="%Y-%m-%d %H:%M:%S",
@@ -51,15 +56,20 @@ def parse_mapping(name: str, pairs: list[str], timezone: str | None) -> ColumnMa
         if not sep or not target or not source:
             raise ValueError(f"--map {pair!r} must look like target=source, e.g. sku_id=StockCode")
         columns[target.strip()] = source.strip()
-    return ColumnMapping(columns=columns, event_id_from=base.event_id_from,
-                         timezone=timezone or base.timezone,
-                         timestamp_format=base.timestamp_format, constants=dict(base.constants))
+    return ColumnMapping(
+        columns=columns,
+        event_id_from=base.event_id_from,
+        timezone=timezone or base.timezone,
+        timestamp_format=base.timestamp_format,
+        constants=dict(base.constants),
+    )
 
 
 def apply_mapping(raw: pl.DataFrame, mapping: ColumnMapping) -> pl.DataFrame:
     """Return contract-named columns plus the original ones as ``src.<name>``."""
-    missing = [s for s in {*mapping.columns.values(), *mapping.event_id_from}
-               if s not in raw.columns]
+    missing = [
+        s for s in {*mapping.columns.values(), *mapping.event_id_from} if s not in raw.columns
+    ]
     if missing:
         raise ValueError(
             f"the file lacks column(s) {sorted(missing)} that the mapping reads; "
@@ -72,8 +82,9 @@ def apply_mapping(raw: pl.DataFrame, mapping: ColumnMapping) -> pl.DataFrame:
     if mapping.event_id_from:
         exprs.append(_derived_ids(raw, mapping.event_id_from))
     frame = raw.select(exprs)
-    frame = frame.with_columns([pl.lit(v).alias(k) for k, v in mapping.constants.items()
-                                if k not in frame.columns])
+    frame = frame.with_columns(
+        [pl.lit(v).alias(k) for k, v in mapping.constants.items() if k not in frame.columns]
+    )
     if mapping.timezone and "sold_at" in frame.columns:
         frame = frame.with_columns(_localise(frame, mapping.timezone, mapping.timestamp_format))
     return frame

@@ -37,6 +37,7 @@ class FeatureStoreClient:
     def __post_init__(self) -> None:
         self.repo_path = Path(self.repo_path).resolve()
         self._store: FeatureStore | None = None
+        self._applied = False
 
     @property
     def offline_velocity_path(self) -> Path:
@@ -58,7 +59,14 @@ class FeatureStoreClient:
             # Feast validates the file source on apply; give it an empty, typed table.
             write_offline_velocity(self.offline_velocity_path, _empty_velocity())
         self.store.apply(definitions.OBJECTS)  # type: ignore[arg-type]
+        self._applied = True
         return [getattr(o, "name", "?") for o in definitions.OBJECTS]
+
+    def apply_once(self) -> None:
+        """Apply the definitions unless this store's registry already holds them."""
+        if not self._applied and not (self.repo_path / "registry.db").exists():
+            self.apply()
+        self._applied = True
 
     def write_offline(self, velocity: pl.DataFrame) -> Path:
         """Replace the offline velocity table (a derived cache of the lake)."""

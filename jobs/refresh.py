@@ -2,41 +2,170 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from datetime import UTC, datetime, time, timedelta
+import threading
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
 
 import polars as pl
 
 from features.events import validate_events
 from features.lake import BatchReport
-from features.sales import daily_sales, velocity, velocity_history
+from features.sales import daily_sales, last_date, velocity, velocity_history
 from jobs.runtime import Runtime
 
-__all__ = ["FeatureRefresh", "ingest_inventory", "ingest_pos", "push_velocity", "refresh_features"]
+__all__ = [
+    "FeatureRefresh",
+    "IngestSummary",
+    "ingest_inventory",
+    "ingest_pos",
+    "push_velocity",
+    "rebuild_features",
+    "refresh_features",
+]
+
+# Feast's SQLite online store takes one writer at a time.
+_PUSH_LOCK = threading.Lock()
 
 
-def ingest_pos(rt: Runtime, raw: pl.DataFrame, *, push: bool = True) -> BatchReport:
-    """Validate and commit one POS batch, then push the touched keys' velocity online."""
+@dataclass
+class IngestSummary:
+    """Totals over the batches of one ingest; ``received = accepted + duplicates + rejected``."""
+
+    received: int = 0
+    accepted: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    batches: int = 0
+    rejected_by_rule: dict[str, int] = field(default_factory=dict)
+    unknown_stores: list[str] = field(default_factory=list)
+    unknown_skus: list[str] = field(default_factory=list)
+    pushed: int = 0
+    batch_ids: list[str] = field(default_factory=list)
+
+    def add(self, report: BatchReport) -> None:
+        self.received += report.received
+        self.accepted += report.accepted
+        self.duplicates += report.duplicates
+        self.rejected += report.rejected
+        self.batches += 1
+        self.batch_ids.append(report.batch_id)
+        for rule, n in report.rejected_by_rule.items():
+            self.rejected_by_rule[rule] = self.rejected_by_rule.get(rule, 0) + n
+        self.unknown_stores = sorted({*self.unknown_stores, *report.unknown_stores})
+        self.unknown_skus = sorted({*self.unknown_skus, *report.unknown_skus})
+
+    def to_dict(self) -> dict[str, object]:
+        data = asdict(self)
+        data["unknown_skus"] = self.unknown_skus[:50]
+        data["unknown_sku_count"] = len(self.unknown_skus)
+        return data
+
+
+def ingest_pos(
+    rt: Runtime,
+    raw: pl.DataFrame,
+    *,
+    push: bool = True,
+    chunk_rows: int = 250_000,
+    on_progress: Callable[[int], None] | None = None,
+) -> IngestSummary:
+    """Validate and commit POS lines (contract-named columns) in batches of ``chunk_rows``.
+
+    Each batch is committed atomically and acknowledged only once durable; the touched
+    store×SKUs' velocity is then pushed online (``push``).
+    """
+    s = rt.settings
     known_stores, known_skus = _known_keys(rt)
-    validated = validate_events(raw)
-    report = rt.lake.append_events(validated, known_stores, known_skus)
-    if push and report.accepted:
-        push_velocity(rt, validated.accepted.select("store_id", "sku_id").unique())
-    return report
+    summary = IngestSummary()
+    now = datetime.now(UTC)
+    for start in range(0, max(raw.height, 1), chunk_rows):
+        chunk = raw.slice(start, chunk_rows)
+        validated = validate_events(
+            chunk,
+            now=now,
+            max_future_skew=timedelta(seconds=s.max_future_skew_seconds),
+            max_abs_quantity=s.max_abs_quantity,
+        )
+        report = rt.lake.append_events(validated, known_stores, known_skus)
+        summary.add(report)
+        if push and report.accepted:
+            summary.pushed += push_velocity(
+                rt, validated.accepted.select("store_id", "sku_id").unique()
+            )
+        if on_progress is not None:
+            on_progress(chunk.height)
+    return summary
 
 
 def ingest_inventory(rt: Runtime, snapshots: pl.DataFrame) -> int:
     return rt.lake.append_inventory(snapshots)
 
 
-def push_velocity(rt: Runtime, keys: pl.DataFrame) -> int:
-    """Recompute velocity of ``keys`` from the lake and push it to the online store."""
-    events = rt.lake.scan_events().join(keys.lazy(), on=["store_id", "sku_id"], how="semi")
-    daily = daily_sales(events, end=datetime.now(UTC).date())
-    if daily.is_empty():
+def lake_as_of(rt: Runtime) -> date | None:
+    """The newest sales day in the lake: the day velocity is measured as of."""
+    newest = rt.lake.scan_events().select(pl.col("sold_at").max()).collect().item()
+    return newest.date() if isinstance(newest, datetime) else None
+
+
+def push_velocity(rt: Runtime, keys: pl.DataFrame | None = None) -> int:
+    """Recompute velocity from the lake and push it to the online store.
+
+    Velocity is measured as of the lake's newest day. When that day moved since the last
+    push, every store×SKU is pushed (their windows moved too); otherwise only ``keys``.
+    """
+    as_of = lake_as_of(rt)
+    if as_of is None:
         return 0
-    rt.features.apply()
-    return rt.features.push_online(velocity(daily))
+    with _PUSH_LOCK:
+        marker = rt.settings.feast_dir / "online_as_of.txt"
+        previous = marker.read_text().strip() if marker.exists() else ""
+        events = rt.lake.scan_events().filter(
+            pl.col("sold_at") >= datetime.combine(as_of - timedelta(days=40), time.min, UTC)
+        )
+        if keys is not None and previous == as_of.isoformat():
+            events = events.join(keys.lazy(), on=["store_id", "sku_id"], how="semi")
+        daily = daily_sales(events, end=as_of)
+        if daily.is_empty():
+            return 0
+        fresh = velocity(daily, as_of)
+        # Keys with no sale in the window still need their velocity (zeros) refreshed.
+        fresh = _with_idle_keys(rt, fresh, as_of, keys if previous == as_of.isoformat() else None)
+        rt.features.apply_once()
+        pushed = rt.features.push_online(fresh)
+        marker.write_text(as_of.isoformat())
+        return pushed
+
+
+def _with_idle_keys(
+    rt: Runtime, fresh: pl.DataFrame, as_of: date, keys: pl.DataFrame | None
+) -> pl.DataFrame:
+    scope = rt.lake.scan_events().select("store_id", "sku_id").unique()
+    if keys is not None:
+        scope = scope.join(keys.lazy(), on=["store_id", "sku_id"], how="semi")
+    idle = scope.collect().join(
+        fresh.select("store_id", "sku_id"), on=["store_id", "sku_id"], how="anti"
+    )
+    if idle.is_empty():
+        return fresh
+    last_sale = (
+        rt.lake.scan_events()
+        .join(idle.lazy(), on=["store_id", "sku_id"], how="semi")
+        .filter(pl.col("quantity") > 0)
+        .group_by("store_id", "sku_id")
+        .agg(pl.col("sold_at").max().dt.date().alias("_last"))
+        .collect()
+    )
+    zeros = idle.join(last_sale, on=["store_id", "sku_id"], how="left").select(
+        "store_id",
+        "sku_id",
+        pl.lit(as_of).alias("as_of"),
+        pl.lit(0.0).alias("units_1d"),
+        pl.lit(0.0).alias("units_7d"),
+        pl.lit(0.0).alias("units_28d"),
+        (pl.lit(as_of) - pl.col("_last")).dt.total_days().alias("days_since_last_sale"),
+    )
+    return pl.concat([fresh.select(zeros.columns), zeros], how="vertical_relaxed")
 
 
 @dataclass(frozen=True)
@@ -56,17 +185,30 @@ def refresh_features(rt: Runtime, history: pl.DataFrame | None = None) -> Featur
     if daily.is_empty():
         raise ValueError("the POS lake is empty: ingest sales first (`replen ingest pos FILE`)")
     hist = velocity_history(daily)
-    rt.features.apply()
-    rt.features.write_offline(hist)
-    last = daily["date"].max()
-    start = datetime.combine(last, time.min, tzinfo=UTC)  # type: ignore[arg-type]
-    rt.features.materialize(start, start + timedelta(days=1))
+    last = last_date(daily)
+    with _PUSH_LOCK:
+        rt.features.apply_once()
+        rt.features.write_offline(hist)
+        start = datetime.combine(last, time.min, tzinfo=UTC)
+        rt.features.materialize(start, start + timedelta(days=1))
+        (rt.settings.feast_dir / "online_as_of.txt").write_text(last.isoformat())
     return FeatureRefresh(
         series=daily.select("store_id", "sku_id").n_unique(),
         days=daily["date"].n_unique(),
         velocity_rows=hist.height,
         as_of=str(last),
     )
+
+
+def rebuild_features(rt: Runtime) -> FeatureRefresh:
+    """Recreate the Feast store from the lake alone (registry, offline table, online rows)."""
+    daily = rt.history()
+    if daily.is_empty():
+        raise ValueError("the POS lake is empty: nothing to rebuild from")
+    with _PUSH_LOCK:
+        rt.features.rebuild(velocity_history(daily).filter(pl.col("as_of") == last_date(daily)))
+        (rt.settings.feast_dir / "online_as_of.txt").write_text(last_date(daily).isoformat())
+    return refresh_features(rt, daily)
 
 
 def _known_keys(rt: Runtime) -> tuple[set[str] | None, set[str] | None]:

@@ -34,9 +34,13 @@ features_app = typer.Typer(
     help="Daily sales and velocity in the Feast feature store.", no_args_is_help=True
 )
 orders_app = typer.Typer(help="Suggested purchase orders in the PO store.", no_args_is_help=True)
+quarantine_app = typer.Typer(
+    help="Rejected POS lines, kept with the rule they broke.", no_args_is_help=True
+)
 app.add_typer(ingest_app, name="ingest")
 app.add_typer(features_app, name="features")
 app.add_typer(orders_app, name="orders")
+app.add_typer(quarantine_app, name="quarantine")
 
 console = Console(stderr=True)
 out = Console()
@@ -251,29 +255,63 @@ def generate(
 @ingest_app.command("pos")
 def ingest_pos_cmd(
     file: Annotated[
-        Path,
-        typer.Argument(
-            help="CSV, Parquet or NDJSON file of POS lines.", exists=True, dir_okay=False
-        ),
+        Path, typer.Argument(help="CSV (.gz), Parquet or NDJSON file.", exists=True, dir_okay=False)
     ],
+    mapping: Annotated[
+        str,
+        typer.Option(
+            help="Column mapping: 'replen' (the contract's own names) or 'uci-online-retail'."
+        ),
+    ] = "replen",
+    map_: Annotated[
+        list[str] | None,
+        typer.Option("--map", help="Rename a column: target=source (repeatable)."),
+    ] = None,
+    timezone: Annotated[
+        str | None, typer.Option(help="Time zone of naive sold_at values, e.g. Europe/London.")
+    ] = None,
+    chunk_rows: Annotated[int, typer.Option(min=1, help="Lines per committed batch.")] = 250_000,
+    push: Annotated[bool, typer.Option(help="Push fresh velocity to Feast online.")] = True,
     as_json: JsonOpt = False,
 ) -> None:
     """Validate POS lines and append the new ones to the lake (idempotent by event_id).
 
-    Columns: event_id, store_id, sku_id, sold_at (ISO-8601 with offset), quantity
+    Contract columns: event_id, store_id, sku_id, sold_at (ISO-8601 with offset), quantity
     (negative = return), unit_price; optional promo_id, register_id, currency. Rejected
-    lines go to quarantine with the rule they broke.
+    lines go to quarantine with the rule they broke (`replen quarantine list`).
     """
     _quiet_libraries()
+    from features.mapping import apply_mapping, parse_mapping
     from jobs.refresh import ingest_pos
     from jobs.runtime import Runtime
     from replen.io import read_table
 
     with _errors():
+        spec = parse_mapping(mapping, map_ or [], timezone)
         rt = Runtime(_settings())
-        with console.status(f"ingesting {file}"):
-            report = ingest_pos(rt, read_table(file, strings=True))
-    _emit(report.to_dict(), as_json, lambda: out.print(_kv_table("POS batch", report.to_dict())))
+        with console.status(f"reading {file}", spinner="dots"):
+            raw = apply_mapping(read_table(file, strings=True), spec)
+        with Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed:,}/{task.total:,} lines"),
+            TimeElapsedColumn(),
+            console=console,
+            disable=as_json,
+            transient=True,
+        ) as progress:
+            task = progress.add_task("ingesting", total=raw.height)
+            summary = ingest_pos(
+                rt,
+                raw,
+                push=push,
+                chunk_rows=chunk_rows,
+                on_progress=lambda n: progress.advance(task, n),
+            )
+    data = summary.to_dict()
+    data.pop("batch_ids")
+    _emit(data, as_json, lambda: out.print(_kv_table(f"POS ingest of {file.name}", data)))
 
 
 @ingest_app.command("inventory")
@@ -304,6 +342,18 @@ def features_refresh(as_json: JsonOpt = False) -> None:
     with _errors(), console.status("refreshing features"):
         result = refresh_features(Runtime(_settings()))
     _emit(result.to_dict(), as_json, lambda: out.print(_kv_table("Features", result.to_dict())))
+
+
+@features_app.command("rebuild")
+def features_rebuild(as_json: JsonOpt = False) -> None:
+    """Recreate Feast entirely from the lake (registry, offline table, online store)."""
+    _quiet_libraries()
+    from jobs.refresh import rebuild_features
+    from jobs.runtime import Runtime
+
+    with _errors(), console.status("rebuilding features from the lake"):
+        result = rebuild_features(Runtime(_settings()))
+    _emit(result.to_dict(), as_json, lambda: out.print(_kv_table("Rebuilt", result.to_dict())))
 
 
 @features_app.command("show")
@@ -440,6 +490,84 @@ def orders_list(
     for row in heads.iter_rows():
         table.add_row(*[str(v) for v in row])
     out.print(table)
+
+
+# quarantine ----------------------------------------------------------------------------------
+@quarantine_app.command("list")
+def quarantine_list(
+    rule: Annotated[str | None, typer.Option(help="Only this rule, e.g. quantity.bound.")] = None,
+    limit: Annotated[int, typer.Option(min=1, help="Lines to show.")] = 20,
+    as_json: JsonOpt = False,
+) -> None:
+    """Count rejected lines by rule and show the latest ones."""
+    import polars as pl
+
+    from jobs.runtime import Runtime
+
+    q = Runtime(_settings()).lake.quarantine()
+    if rule:
+        q = q.filter(pl.col("rule") == rule)
+    counts = dict(q.group_by("rule").len().sort("rule").iter_rows())
+    if as_json:
+        print(
+            json.dumps(
+                {"total": q.height, "by_rule": counts, "lines": q.tail(limit).to_dicts()},
+                default=str,
+            )
+        )
+        return
+    out.print(_kv_table(f"Quarantine: {q.height:,} lines", counts or {"(empty)": ""}))
+    table = Table(title_justify="left")
+    for col in ("batch_id", "event_id", "rule", "value", "message"):
+        table.add_column(col, overflow="fold")
+    for row in q.tail(limit).iter_rows(named=True):
+        table.add_row(
+            row["batch_id"], str(row["event_id"]), row["rule"], str(row["value"]), row["message"]
+        )
+    out.print(table)
+
+
+@quarantine_app.command("show")
+def quarantine_show(
+    event_id: Annotated[str, typer.Argument(help="The rejected line's event_id.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Show every quarantine record of one event id, with its raw payload."""
+    import polars as pl
+
+    from jobs.runtime import Runtime
+
+    q = Runtime(_settings()).lake.quarantine().filter(pl.col("event_id") == event_id)
+    if q.is_empty():
+        console.print(f"[bold red]error:[/] no quarantined line has event_id {event_id!r}")
+        raise typer.Exit(1)
+    rows = q.to_dicts()
+    if as_json:
+        print(json.dumps({"records": rows}, default=str))
+        return
+    for row in rows:
+        out.print(_kv_table(f"{event_id} ({row['batch_id']})", row))
+
+
+@quarantine_app.command("export")
+def quarantine_export(
+    path: Annotated[Path, typer.Argument(help="CSV or Parquet file to write.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Write every quarantined line (rule, message, raw payload) to a file."""
+    from jobs.runtime import Runtime
+
+    q = Runtime(_settings()).lake.quarantine()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".parquet":
+        q.write_parquet(path)
+    else:
+        q.write_csv(path)
+    _emit(
+        {"rows": q.height, "path": str(path)},
+        as_json,
+        lambda: out.print(f"{q.height:,} quarantined lines → {path}"),
+    )
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -80,7 +80,7 @@ def run_demo(
     rt.save_master(suppliers=chain.suppliers, items=chain.items, stock=chain.stock)
 
     stage(1)
-    report = ingest_pos(rt, chain.pos, push=False)
+    report = ingest_pos(rt, chain.pos, push=False, chunk_rows=max(chain.pos.height, 1))
     snapshots = ingest_inventory(rt, chain.inventory)
 
     stage(2)

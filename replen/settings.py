@@ -55,6 +55,21 @@ class Settings(BaseSettings):
     backtest_windows: int = Field(3, ge=1, le=20)
     quantiles: list[float] = Field(default_factory=lambda: [0.5, 0.8, 0.9, 0.95, 0.99])
     currency: str = Field("EUR", min_length=3, max_length=3)
+    # POS contract and monitoring
+    max_abs_quantity: float = Field(10_000.0, gt=0, description="Largest |quantity| per line.")
+    max_future_skew_seconds: float = Field(
+        300.0, ge=0, description="How far in the future sold_at may lie (clock skew)."
+    )
+    max_request_bytes: int = Field(
+        20_000_000, gt=0, description="Largest POS request body; larger gets HTTP 413."
+    )
+    freshness_max_lag_seconds: float = Field(
+        120.0, gt=0, description="Alert when a store's newest event is older than this."
+    )
+    reject_ratio_max: float = Field(
+        0.001, ge=0, le=1, description="Alert when rejected/received over the window exceeds it."
+    )
+    monitor_window_minutes: float = Field(15.0, gt=0, description="Window of the reject ratio.")
     freq: Literal["daily"] = "daily"
 
     @field_validator("quantiles")

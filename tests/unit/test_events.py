@@ -95,11 +95,18 @@ def test_same_body_ignores_the_id_but_not_the_body() -> None:
     pairs = res.join(res, how="cross", suffix="_other").filter(
         pl.col("event_id") < pl.col("event_id_other")
     )
-    got = dict(zip(pairs["event_id"] + pairs["event_id_other"],
-                   pairs.select(same_body()).to_series(), strict=True))
+    got = dict(
+        zip(
+            pairs["event_id"] + pairs["event_id_other"],
+            pairs.select(same_body()).to_series(),
+            strict=True,
+        )
+    )
     assert got == {"e1e2": True, "e1e3": False, "e2e3": False}
 
 
 def test_currency_must_be_a_real_iso_code() -> None:
     assert _rules([_line(currency="GBP"), _line(event_id="e2", currency="ABC")]) == [
-        None, "currency.iso4217"]
+        None,
+        "currency.iso4217",
+    ]
