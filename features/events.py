@@ -34,6 +34,7 @@ _REQUIRED = ("event_id", "store_id", "sku_id", "sold_at", "quantity", "unit_pric
 _OPTIONAL = ("promo_id", "register_id", "currency")
 
 REJECT_SCHEMA: dict[str, pl.DataType] = {
+    "line": pl.Int64(),
     "event_id": pl.String(),
     "rule": pl.String(),
     "field": pl.String(),
@@ -314,6 +315,7 @@ def validate_events(
     # Only rejected lines need their original text: encode just those.
     bad = bad.with_columns(_payloads(raw, bad["_line"]).alias("_payload"))
     rejected = bad.select(
+        pl.col("_line").cast(pl.Int64).alias("line"),
         pl.col("event_id"),
         pl.col("_rule").alias("rule"),
         pl.col("_field").alias("field"),
@@ -393,14 +395,16 @@ def _parse_time(column: pl.Series) -> list[pl.Series]:
 
 def _payloads(raw: pl.DataFrame, lines: pl.Series) -> pl.Series:
     """The original lines (JSON) at ``lines``; mapped inputs keep them as ``src.*``."""
+    picked = raw.join(
+        pl.DataFrame({"_line": lines}), on="_line", how="semi", maintain_order="right"
+    )
+    if "_json" in raw.columns:  # the line exactly as received (HTTP)
+        return picked["_json"]
     source = [c for c in raw.columns if c.startswith("src.")]
     if source:
         cols = [pl.col(c).alias(c[4:]) for c in source]
     else:
         cols = [pl.col(c) for c in raw.columns if c != "_line"]
-    picked = raw.join(
-        pl.DataFrame({"_line": lines}), on="_line", how="semi", maintain_order="right"
-    )
     return picked.select(pl.struct(cols).struct.json_encode()).to_series()
 
 

@@ -137,7 +137,16 @@ class Lake:
         files = self._committed_files(self.quarantine_dir)
         if not files:
             return pl.DataFrame(schema={**REJECT_SCHEMA, "batch_id": pl.String})
-        return pl.read_parquet(files)
+        # Older parts may lack newer columns: align by name.
+        return pl.concat([pl.read_parquet(f) for f in files], how="diagonal_relaxed")
+
+    def quarantine_of(self, batch_ids: list[str]) -> pl.DataFrame:
+        """Rejected lines of the given batches only."""
+        files = [self.quarantine_dir / f"part-{b}.parquet" for b in batch_ids]
+        found = [f for f in files if f.exists()]
+        if not found:
+            return pl.DataFrame(schema={**REJECT_SCHEMA, "batch_id": pl.String})
+        return pl.concat([pl.read_parquet(f) for f in found], how="diagonal_relaxed")
 
     def batches(self) -> list[dict[str, object]]:
         return [json.loads(p.read_text()) for p in sorted(self.manifest_dir.glob("*.json"))]
@@ -233,6 +242,7 @@ class Lake:
 
 def _conflict_rejects(frame: pl.DataFrame, against: str) -> pl.DataFrame:
     return frame.select(
+        pl.lit(None, dtype=pl.Int64).alias("line"),
         pl.col("event_id"),
         pl.lit("event_id.conflict").alias("rule"),
         pl.lit("event_id").alias("field"),

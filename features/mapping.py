@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
+from features.events import EVENT_SCHEMA
+
 __all__ = ["BUILTIN", "ColumnMapping", "apply_mapping", "parse_mapping"]
 
 
@@ -77,8 +79,14 @@ def apply_mapping(raw: pl.DataFrame, mapping: ColumnMapping) -> pl.DataFrame:
         )
     renames = {source: target for target, source in mapping.columns.items()}
     keep = [pl.col(source).alias(target) for source, target in renames.items()]
-    originals = [pl.col(c).alias(f"src.{c}") for c in raw.columns]
-    exprs: list[pl.Expr | pl.Series] = [*keep, *originals]
+    if not renames and not mapping.event_id_from:
+        exprs: list[pl.Expr | pl.Series] = [pl.all()]  # already in contract names
+    else:
+        # Contract-named columns the mapping does not target pass through (e.g. promo_id).
+        same = [pl.col(c) for c in raw.columns
+                if c in EVENT_SCHEMA and c not in mapping.columns and c not in renames]
+        originals = [pl.col(c).alias(f"src.{c}") for c in raw.columns]
+        exprs = [*keep, *same, *originals]
     if mapping.event_id_from:
         exprs.append(_derived_ids(raw, mapping.event_id_from))
     frame = raw.select(exprs)

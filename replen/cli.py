@@ -492,6 +492,50 @@ def orders_list(
     out.print(table)
 
 
+# serve / monitor -----------------------------------------------------------------------------
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+) -> None:
+    """Run the HTTP service: POST /v1/pos/events, POST /v1/inventory, /metrics, /v1/monitor."""
+    _quiet_libraries()
+    import uvicorn
+
+    from replen.app import create_app
+
+    uvicorn.run(create_app(_settings()), host=host, port=port, log_level="warning")
+
+
+@app.command()
+def monitor(
+    record: Annotated[bool, typer.Option(help="Write alert records to the database.")] = True,
+    as_json: JsonOpt = False,
+) -> None:
+    """Check POS freshness per store and the reject ratio; raise alerts past thresholds."""
+    from jobs.monitor import run_monitor
+    from jobs.runtime import Runtime
+
+    with _errors():
+        report = run_monitor(Runtime(_settings()), record=record)
+    data = report.to_dict()
+    if as_json:
+        print(json.dumps(data, default=str))
+        return
+    table = Table(title=f"POS freshness at {report.checked_at}", title_justify="left")
+    for col in ("store", "newest event", "lag"):
+        table.add_column(col)
+    for row in report.stores:
+        table.add_row(str(row["store_id"]), str(row["newest"]), f"{row['lag_seconds']:,.0f}s")
+    out.print(table)
+    out.print(
+        f"Rejected {report.rejected:,} of {report.received:,} lines in the last "
+        f"{report.window_minutes:g} min ({report.reject_ratio:.3%})"
+    )
+    for alert in report.alerts:
+        out.print(f"[bold red]ALERT[/] {alert}")
+
+
 # quarantine ----------------------------------------------------------------------------------
 @quarantine_app.command("list")
 def quarantine_list(
