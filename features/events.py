@@ -411,7 +411,9 @@ def _payloads(raw: pl.DataFrame, lines: pl.Series) -> pl.Series:
 def _raw_values(raw: pl.DataFrame, bad: pl.DataFrame) -> pl.Series:
     """The offending field's value as received (text), for the quarantine record."""
     fields = [c for c in EVENT_SCHEMA if c in raw.columns]
-    received = raw.select("_line", *[pl.col(c).cast(pl.String).alias(f"_v_{c}") for c in fields])
+    received = raw.join(bad.select("_line"), on="_line", how="semi").select(
+        "_line", *[pl.col(c).cast(pl.String).alias(f"_v_{c}") for c in fields]
+    )
     joined = bad.select("_line", "_field").join(
         received, on="_line", how="left", maintain_order="left"
     )

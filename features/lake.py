@@ -12,6 +12,7 @@ import contextlib
 import fcntl
 import json
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -198,16 +199,25 @@ class Lake:
         return new, duplicates, conflicts
 
     def _write_event_parts(self, events: pl.DataFrame, batch_id: str) -> list[Path]:
+        """One Parquet part per sales day, written by polars in parallel into a staging
+        folder, then each fsynced and renamed into its ``date=`` partition."""
+        if events.is_empty():
+            return []
+        staging = self.root / "_staging" / batch_id
+        frame = events.select(_EVENT_COLUMNS).with_columns(
+            pl.col("sold_at").dt.date().alias("date")
+        )
+        frame.write_parquet(staging, partition_by="date")
         files = []
-        day = pl.col("sold_at").dt.date()
-        for (d,), part in (
-            events.with_columns(day.alias("_day"))
-            .partition_by("_day", as_dict=True, include_key=False)
-            .items()
-        ):
-            path = self.events_dir / f"date={d}" / f"part-{batch_id}.parquet"
-            _atomic_parquet(part.select(_EVENT_COLUMNS), path)
-            files.append(path)
+        for staged in sorted(staging.glob("date=*/*.parquet")):
+            target = self.events_dir / staged.parent.name / f"part-{batch_id}.parquet"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            _fsync_file(staged)
+            os.replace(staged, target)
+            files.append(target)
+        for directory in {f.parent for f in files}:
+            _fsync_dir(directory)
+        shutil.rmtree(staging, ignore_errors=True)
         return files
 
     def _write_quarantine(self, rejected: pl.DataFrame, batch_id: str) -> Path:
@@ -236,6 +246,7 @@ class Lake:
             for path in under.rglob("*"):
                 if path.is_file() and path not in committed:
                     path.unlink(missing_ok=True)
+        shutil.rmtree(self.root / "_staging", ignore_errors=True)
         for tmp in self.manifest_dir.glob("*.tmp"):
             tmp.unlink(missing_ok=True)
 
@@ -285,6 +296,14 @@ def _atomic_bytes(data: bytes, path: Path) -> None:
         os.fsync(handle.fileno())
     os.replace(tmp, path)
     _fsync_dir(path.parent)
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _fsync_dir(directory: Path) -> None:
