@@ -15,14 +15,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import polars as pl  # noqa: E402
-from _common import SHARED, emit, need_shared, peak_rss_mb, timed  # noqa: E402
+import polars as pl
+from _common import SHARED, emit, need_shared, peak_rss_mb, timed
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--file", type=Path,
-                        default=SHARED / "online_retail" / "online_retail_transactions.csv.gz")
+    parser.add_argument(
+        "--file", type=Path, default=SHARED / "online_retail" / "online_retail_transactions.csv.gz"
+    )
     parser.add_argument("--repeat", type=int, default=3, help="runs of each; best is kept")
     parser.add_argument("--push", action="store_true", help="also push velocity to Feast")
     parser.add_argument("--json", action="store_true", help="print only the JSON line")
@@ -43,8 +44,9 @@ def main() -> None:
     def replen() -> dict:
         with tempfile.TemporaryDirectory() as tmp:
             rt = Runtime(Settings(data_dir=Path(tmp) / "data", mlflow_dir=Path(tmp) / "ml"))
-            raw = apply_mapping(pl.read_csv(args.file, infer_schema=False),
-                                BUILTIN["uci-online-retail"])
+            raw = apply_mapping(
+                pl.read_csv(args.file, infer_schema=False), BUILTIN["uci-online-retail"]
+            )
             return ingest_pos(rt, raw, push=args.push, chunk_rows=raw.height).to_dict()
 
     base = min(timed(baseline)[0] for _ in range(args.repeat))
@@ -65,8 +67,10 @@ def main() -> None:
         "peak_rss_mb": round(peak_rss_mb()),
     }
     if not args.json:
-        print(f"baseline (read CSV + write Parquet): {base:.2f}s; "
-              f"replen ingest: {best:.2f}s; ratio {figures['ratio']:.2f} (aim >= 0.5)")
+        print(
+            f"baseline (read CSV + write Parquet): {base:.2f}s; "
+            f"replen ingest: {best:.2f}s; ratio {figures['ratio']:.2f} (aim >= 0.5)"
+        )
     emit(figures)
 
 

@@ -16,8 +16,9 @@ import shutil
 import uuid
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
@@ -58,6 +59,12 @@ class Lake:
         self.manifest_dir = self.root / "_manifests"
         for d in (self.events_dir, self.inventory_dir, self.quarantine_dir, self.manifest_dir):
             d.mkdir(parents=True, exist_ok=True)
+        # Caches of committed state, extended as new manifests appear (any process may
+        # commit; manifests are immutable once written).
+        self._manifests: dict[str, dict[str, Any]] = {}
+        self._ids: pl.DataFrame | None = None  # event_id → part file, for deduplication
+        self._indexed: set[str] = set()
+        self._cleaned = False
 
     # Writing -------------------------------------------------------------------------------
     def append_events(
@@ -72,6 +79,7 @@ class Lake:
         received = accepted.height + validated.rejected.height
         with self._lock():
             self._remove_orphans()
+            self._refresh()
             new, duplicates, conflicts = self._split_known(accepted)
             rejected = pl.concat([validated.rejected, conflicts], how="vertical_relaxed")
             files = self._write_event_parts(
@@ -94,6 +102,7 @@ class Lake:
                 last_sold_at=_iso(new["sold_at"].max()) if new.height else None,
             )
             self._commit(batch_id, "pos", files, report.to_dict())
+            self._index()
         assert report.received == report.accepted + report.duplicates + report.rejected
         return report
 
@@ -114,9 +123,12 @@ class Lake:
         return frame.height
 
     # Reading -------------------------------------------------------------------------------
-    def scan_events(self) -> pl.LazyFrame:
-        """All committed POS events (lazy)."""
+    def scan_events(self, since: date | None = None) -> pl.LazyFrame:
+        """Committed POS events (lazy); ``since`` prunes day partitions before that date."""
         files = self._committed_files(self.events_dir)
+        if since is not None:
+            cut = f"date={since.isoformat()}"
+            files = [f for f in files if f.parent.name >= cut]
         if not files:
             return pl.LazyFrame(schema={**EVENT_SCHEMA, "batch_id": pl.String})
         return pl.scan_parquet(files)
@@ -149,8 +161,10 @@ class Lake:
             return pl.DataFrame(schema={**REJECT_SCHEMA, "batch_id": pl.String})
         return pl.concat([pl.read_parquet(f) for f in found], how="diagonal_relaxed")
 
-    def batches(self) -> list[dict[str, object]]:
-        return [json.loads(p.read_text()) for p in sorted(self.manifest_dir.glob("*.json"))]
+    def batches(self) -> list[dict[str, Any]]:
+        """Every committed batch's manifest, oldest first."""
+        self._refresh()
+        return [self._manifests[k] for k in sorted(self._manifests)]
 
     # Internals -----------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -165,7 +179,7 @@ class Lake:
     def _committed_files(self, under: Path) -> list[Path]:
         files: list[Path] = []
         for manifest in self.batches():
-            for name in manifest["files"]:  # type: ignore[attr-defined]
+            for name in manifest["files"]:
                 path = self.root / str(name)
                 if path.is_relative_to(under):
                     files.append(path)
@@ -181,12 +195,16 @@ class Lake:
         is_first = accepted["event_id"].is_first_distinct()
         first = accepted.filter(is_first)
         repeats = accepted.filter(~is_first).join(first, on="event_id", suffix="_other")
-        seen = (
-            self.scan_events()
-            .select(list(EVENT_SCHEMA))
-            .join(first.select("event_id").lazy(), on="event_id", how="semi")
-            .collect()
-        )
+        hits_index = self._index().join(first.select("event_id"), on="event_id", how="semi")
+        if hits_index.is_empty():
+            seen = first.clear().select(list(EVENT_SCHEMA))
+        else:
+            seen = (
+                pl.scan_parquet(hits_index["file"].unique().to_list())
+                .select(list(EVENT_SCHEMA))
+                .join(hits_index.select("event_id").lazy(), on="event_id", how="semi")
+                .collect()
+            )
         new = first.join(seen.select("event_id"), on="event_id", how="anti")
         hits = first.join(seen, on="event_id", suffix="_other")
         conflicts = pl.concat(
@@ -229,6 +247,7 @@ class Lake:
         return path
 
     def _commit(self, batch_id: str, kind: str, files: list[Path], summary: dict) -> None:
+        """Write the manifest last: from this moment on, the batch exists."""
         manifest = {
             "batch_id": batch_id,
             "kind": kind,
@@ -238,10 +257,44 @@ class Lake:
         }
         path = self.manifest_dir / f"{batch_id}.json"
         _atomic_bytes(json.dumps(manifest, indent=1).encode(), path)
+        self._manifests[batch_id] = manifest
+
+    def _refresh(self) -> None:
+        """Load manifests committed since the last look (by this or another process)."""
+        for name in os.listdir(self.manifest_dir):
+            if name.endswith(".json") and name[:-5] not in self._manifests:
+                self._manifests[name[:-5]] = json.loads((self.manifest_dir / name).read_text())
+
+    def _index(self) -> pl.DataFrame:
+        """The event-id index over committed POS parts, extended with unindexed batches."""
+        pending = [
+            b for b, m in self._manifests.items() if m["kind"] == "pos" and b not in self._indexed
+        ]
+        parts = [self._ids] if self._ids is not None else []
+        for b in sorted(pending):
+            for name in self._manifests[b]["files"]:
+                path = self.root / str(name)
+                if path.is_relative_to(self.events_dir):
+                    ids = pl.read_parquet(path, columns=["event_id"])
+                    parts.append(ids.with_columns(pl.lit(str(path)).alias("file")))
+            self._indexed.add(b)
+        if parts:
+            self._ids = pl.concat(parts, how="vertical_relaxed", rechunk=False)
+        else:
+            self._ids = pl.DataFrame(schema={"event_id": pl.String, "file": pl.String})
+        return self._ids
 
     def _remove_orphans(self) -> None:
-        """Delete parts and temp files left by a writer that died before its manifest."""
-        committed = {self.root / str(n) for m in self.batches() for n in m["files"]}  # type: ignore[attr-defined]
+        """Delete parts and temp files left by a writer that died before its manifest.
+
+        Done once per process (under the writer lock): only a dead writer leaves orphans,
+        and no reader ever sees them since they are in no manifest.
+        """
+        if self._cleaned:
+            return
+        self._cleaned = True
+        self._refresh()
+        committed = {self.root / str(n) for m in self._manifests.values() for n in m["files"]}
         for under in (self.events_dir, self.inventory_dir, self.quarantine_dir):
             for path in under.rglob("*"):
                 if path.is_file() and path not in committed:

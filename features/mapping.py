@@ -83,8 +83,11 @@ def apply_mapping(raw: pl.DataFrame, mapping: ColumnMapping) -> pl.DataFrame:
         exprs: list[pl.Expr | pl.Series] = [pl.all()]  # already in contract names
     else:
         # Contract-named columns the mapping does not target pass through (e.g. promo_id).
-        same = [pl.col(c) for c in raw.columns
-                if c in EVENT_SCHEMA and c not in mapping.columns and c not in renames]
+        same = [
+            pl.col(c)
+            for c in raw.columns
+            if c in EVENT_SCHEMA and c not in mapping.columns and c not in renames
+        ]
         originals = [pl.col(c).alias(f"src.{c}") for c in raw.columns]
         exprs = [*keep, *same, *originals]
     if mapping.event_id_from:

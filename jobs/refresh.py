@@ -120,8 +120,9 @@ def push_velocity(rt: Runtime, keys: pl.DataFrame | None = None) -> int:
     with _PUSH_LOCK:
         marker = rt.settings.feast_dir / "online_as_of.txt"
         previous = marker.read_text().strip() if marker.exists() else ""
-        events = rt.lake.scan_events().filter(
-            pl.col("sold_at") >= datetime.combine(as_of - timedelta(days=40), time.min, UTC)
+        since = as_of - timedelta(days=40)
+        events = rt.lake.scan_events(since=since).filter(
+            pl.col("sold_at") >= datetime.combine(since, time.min, UTC)
         )
         if keys is not None and previous == as_of.isoformat():
             events = events.join(keys.lazy(), on=["store_id", "sku_id"], how="semi")

@@ -61,6 +61,27 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
         return run_monitor(request.app.state.runtime, record=False).to_dict()
 
+    @app.get("/v1/ops/push-latency", tags=["ops"])
+    def push_latency(request: Request, reset: bool = False) -> dict[str, Any]:
+        """Seconds from POS acknowledgement to online visibility of velocity (this process).
+
+        Waits for pending pushes first; ``reset`` clears the samples after answering.
+        """
+        import numpy as np
+
+        pusher = request.app.state.pusher
+        pusher.drain()
+        lat = np.array(pusher.latencies) if pusher.latencies else np.array([np.nan])
+        if reset:
+            pusher.latencies = []
+        return {
+            "samples": len(pusher.latencies),
+            "pushed_rows": pusher.pushed,
+            "p50": float(np.nanpercentile(lat, 50)),
+            "p99": float(np.nanpercentile(lat, 99)),
+            "max": float(np.nanmax(lat)),
+        }
+
     @app.exception_handler(ValueError)
     async def bad_value(request: Request, exc: ValueError) -> JSONResponse:
         return JSONResponse(status_code=422, content={"detail": str(exc)})

@@ -32,9 +32,15 @@ def test_json_array_is_acknowledged_with_exact_counts(client, chain) -> None:
     assert r.status_code == 200
     body = r.json()
     assert (body["received"], body["accepted"], body["duplicates"], body["rejected"]) == (
-        50, 48, 0, 2)
+        50,
+        48,
+        0,
+        2,
+    )
     assert [(e["line"], e["rule"]) for e in body["errors"]] == [
-        (3, "quantity.nonzero"), (7, "sold_at.timezone")]
+        (3, "quantity.nonzero"),
+        (7, "sold_at.timezone"),
+    ]
 
     again = client.post("/v1/pos/events", json=events).json()
     assert (again["accepted"], again["duplicates"], again["rejected"]) == (0, 48, 2)
@@ -43,8 +49,9 @@ def test_json_array_is_acknowledged_with_exact_counts(client, chain) -> None:
 def test_ndjson_with_a_broken_line_keeps_the_good_ones(client, chain) -> None:
     lines = [json.dumps(e) for e in _events(chain, 5)]
     lines.insert(2, "{not json")
-    r = client.post("/v1/pos/events", content="\n".join(lines),
-                    headers={"content-type": "application/x-ndjson"})
+    r = client.post(
+        "/v1/pos/events", content="\n".join(lines), headers={"content-type": "application/x-ndjson"}
+    )
     body = r.json()
     assert (body["received"], body["accepted"], body["rejected"]) == (6, 5, 1)
     assert body["errors"][0]["rule"] == "line.json"
@@ -72,8 +79,7 @@ def test_accepted_events_become_visible_online(client, chain) -> None:
 
 
 def test_inventory_all_or_nothing_and_metrics(client) -> None:
-    good = [{"store_id": "S1", "sku_id": "A", "as_of": "2024-01-01T07:00:00+00:00",
-             "on_hand": 3}]
+    good = [{"store_id": "S1", "sku_id": "A", "as_of": "2024-01-01T07:00:00+00:00", "on_hand": 3}]
     assert client.post("/v1/inventory", json=good).json() == {"rows": 1}
     bad = [*good, {"store_id": "S1", "sku_id": "B", "as_of": "2024-01-01 07:00", "on_hand": 1}]
     r = client.post("/v1/inventory", json=bad)

@@ -61,8 +61,7 @@ def test_shuffled_and_late_replay_keeps_online_velocity_exact(settings):
         pos["sold_at"] > newest - timedelta(hours=48)
     )
     on_time, late = pos.filter(~late_mask), pos.filter(late_mask)
-    for part in (on_time.head(on_time.height // 2), on_time.tail(on_time.height // 2 + 1),
-                 late):
+    for part in (on_time.head(on_time.height // 2), on_time.tail(on_time.height // 2 + 1), late):
         ingest_pos(rt, part, chunk_rows=2000)
 
     def check() -> None:
