@@ -102,7 +102,7 @@ class Lake:
                 last_sold_at=_iso(new["sold_at"].max()) if new.height else None,
             )
             self._commit(batch_id, "pos", files, report.to_dict())
-            self._index()
+            self._index_new(batch_id, new)
         assert report.received == report.accepted + report.duplicates + report.rejected
         return report
 
@@ -267,6 +267,7 @@ class Lake:
 
     def _index(self) -> pl.DataFrame:
         """The event-id index over committed POS parts, extended with unindexed batches."""
+        self._refresh()
         pending = [
             b for b, m in self._manifests.items() if m["kind"] == "pos" and b not in self._indexed
         ]
@@ -283,6 +284,18 @@ class Lake:
         else:
             self._ids = pl.DataFrame(schema={"event_id": pl.String, "file": pl.String})
         return self._ids
+
+    def _index_new(self, batch_id: str, events: pl.DataFrame) -> None:
+        """Add a just-committed batch to the id index from memory (no re-read)."""
+        self._indexed.add(batch_id)  # so that _index() does not read it back from disk
+        index = self._index()
+        prefix = str(self.events_dir) + "/date="
+        added = events.select(
+            "event_id",
+            pl.format(prefix + "{}/part-" + batch_id + ".parquet",
+                      pl.col("sold_at").dt.date()).alias("file"),
+        )
+        self._ids = pl.concat([index, added], rechunk=False)
 
     def _remove_orphans(self) -> None:
         """Delete parts and temp files left by a writer that died before its manifest.
