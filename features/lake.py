@@ -292,8 +292,9 @@ class Lake:
         prefix = str(self.events_dir) + "/date="
         added = events.select(
             "event_id",
-            pl.format(prefix + "{}/part-" + batch_id + ".parquet",
-                      pl.col("sold_at").dt.date()).alias("file"),
+            pl.format(
+                prefix + "{}/part-" + batch_id + ".parquet", pl.col("sold_at").dt.date()
+            ).alias("file"),
         )
         self._ids = pl.concat([index, added], rechunk=False)
 

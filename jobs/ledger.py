@@ -1,14 +1,26 @@
-"""Operational records in the database: alerts raised by monitors and jobs."""
+"""Operational records in the database: job runs (one per job and slot) and alerts."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import DateTime, Float, Integer, String, Text, create_engine, select
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Float,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    select,
+    update,
+)
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
-__all__ = ["Alert", "AlertStore"]
+__all__ = ["Alert", "AlertStore", "JobRun", "RunLedger"]
 
 
 class Base(DeclarativeBase):
@@ -71,4 +83,112 @@ class AlertStore:
                     "message": a.message,
                 }
                 for a in session.scalars(stmt)
+            ]
+
+
+class JobRun(Base):
+    __tablename__ = "job_runs"
+    __table_args__ = (UniqueConstraint("job", "slot", name="uq_job_runs_job_slot"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job: Mapped[str] = mapped_column(String(64), index=True)
+    slot: Mapped[str] = mapped_column(String(64))  # ISO UTC fire time, or "manual:<time>"
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    status: Mapped[str] = mapped_column(String(16), index=True)  # running|succeeded|failed|skipped
+    attempts: Mapped[int] = mapped_column(Integer, default=1)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    summary: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+
+
+FINISHED = ("succeeded", "failed", "skipped")
+
+
+class RunLedger:
+    """Every job run, UNIQUE per (job, slot): a finished slot never runs twice; a slot that
+    started but never finished (its process died) is started again."""
+
+    def __init__(self, engine: Engine | str) -> None:
+        self.engine = create_engine(engine) if isinstance(engine, str) else engine
+        Base.metadata.create_all(self.engine)
+
+    def begin(self, job: str, slot: str) -> bool:
+        """Claim a slot; False if it already finished."""
+        now = datetime.now(UTC)
+        try:
+            with Session(self.engine) as session, session.begin():
+                session.add(
+                    JobRun(job=job, slot=slot, started_at=now, status="running", attempts=1)
+                )
+            return True
+        except IntegrityError:
+            pass
+        with Session(self.engine) as session, session.begin():
+            result = session.execute(
+                update(JobRun)
+                .where(JobRun.job == job, JobRun.slot == slot, JobRun.status == "running")
+                .values(started_at=now, attempts=JobRun.attempts + 1)
+            )
+            return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    def finish(
+        self,
+        job: str,
+        slot: str,
+        status: str,
+        *,
+        summary: dict | None = None,
+        error: str | None = None,
+    ) -> None:
+        if status not in FINISHED:
+            raise ValueError(f"status {status!r} must be one of {FINISHED}")
+        with Session(self.engine) as session, session.begin():
+            session.execute(
+                update(JobRun)
+                .where(JobRun.job == job, JobRun.slot == slot)
+                .values(status=status, finished_at=datetime.now(UTC), summary=summary, error=error)
+            )
+
+    def record_skipped(self, job: str, slot: str, reason: str) -> bool:
+        if not self.begin(job, slot):
+            return False
+        self.finish(job, slot, "skipped", error=reason)
+        return True
+
+    def unfinished(self) -> list[tuple[str, str]]:
+        with Session(self.engine) as session:
+            rows = session.execute(
+                select(JobRun.job, JobRun.slot)
+                .where(JobRun.status == "running")
+                .order_by(JobRun.slot)
+            ).all()
+        return [(job, slot) for job, slot in rows]
+
+    def last_slot(self, job: str) -> str | None:
+        """The newest scheduled (not manual) slot recorded for ``job``."""
+        with Session(self.engine) as session:
+            return session.scalar(
+                select(JobRun.slot)
+                .where(JobRun.job == job, ~JobRun.slot.like("manual:%"))
+                .order_by(JobRun.slot.desc())
+                .limit(1)
+            )
+
+    def history(self, job: str | None = None, limit: int = 50) -> list[dict[str, object]]:
+        stmt = select(JobRun).order_by(JobRun.id.desc()).limit(limit)
+        if job:
+            stmt = stmt.where(JobRun.job == job)
+        with Session(self.engine) as session:
+            return [
+                {
+                    "job": r.job,
+                    "slot": r.slot,
+                    "status": r.status,
+                    "attempts": r.attempts,
+                    "started_at": r.started_at,
+                    "finished_at": r.finished_at,
+                    "error": r.error,
+                    "summary": r.summary,
+                }
+                for r in session.scalars(stmt)
             ]

@@ -34,6 +34,7 @@ features_app = typer.Typer(
     help="Daily sales and velocity in the Feast feature store.", no_args_is_help=True
 )
 orders_app = typer.Typer(help="Suggested purchase orders in the PO store.", no_args_is_help=True)
+jobs_app = typer.Typer(help="Scheduled jobs: list, run by hand, history.", no_args_is_help=True)
 quarantine_app = typer.Typer(
     help="Rejected POS lines, kept with the rule they broke.", no_args_is_help=True
 )
@@ -41,6 +42,7 @@ app.add_typer(ingest_app, name="ingest")
 app.add_typer(features_app, name="features")
 app.add_typer(orders_app, name="orders")
 app.add_typer(quarantine_app, name="quarantine")
+app.add_typer(jobs_app, name="jobs")
 
 console = Console(stderr=True)
 out = Console()
@@ -534,6 +536,111 @@ def monitor(
     )
     for alert in report.alerts:
         out.print(f"[bold red]ALERT[/] {alert}")
+
+
+# scheduler / jobs ----------------------------------------------------------------------------
+@app.command()
+def scheduler() -> None:
+    """Run the scheduler (APScheduler, persistent job store) until Ctrl-C or SIGTERM.
+
+    Schedules come from REPLEN_SCHEDULES (JSON: job → crontab or 'every <N>s') in
+    REPLEN_SCHEDULER_TIMEZONE. Only one scheduler may run per job store (database).
+    """
+    _quiet_libraries()
+    import logging
+
+    from jobs.scheduler import run_scheduler
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    settings = _settings()
+    with _errors():
+        run_scheduler(
+            settings,
+            on_start=lambda names: console.print(
+                f"scheduler running: {', '.join(names)} (Ctrl-C to stop)"
+            ),
+        )
+
+
+@jobs_app.command("list")
+def jobs_list(as_json: JsonOpt = False) -> None:
+    """Every job, its schedule and its last run."""
+    from jobs.catalog import JOBS, describe
+    from jobs.ledger import RunLedger
+
+    settings = _settings()
+    ledger = RunLedger(settings.db_url)
+    rows = []
+    for name in JOBS:
+        last = ledger.history(name, limit=1)
+        rows.append(
+            {
+                "job": name,
+                "schedule": settings.schedules.get(name, "(not scheduled)"),
+                "last_slot": last[0]["slot"] if last else None,
+                "last_status": last[0]["status"] if last else None,
+                "description": describe(name),
+            }
+        )
+    if as_json:
+        print(json.dumps({"jobs": rows}, default=str))
+        return
+    table = Table(title=f"Jobs ({settings.scheduler_timezone})", title_justify="left")
+    for col in ("job", "schedule", "last_slot", "last_status", "description"):
+        table.add_column(col)
+    for row in rows:
+        table.add_row(
+            *[
+                str(row[c] or "")
+                for c in ("job", "schedule", "last_slot", "last_status", "description")
+            ]
+        )
+    out.print(table)
+
+
+@jobs_app.command("run")
+def jobs_run(
+    name: Annotated[str, typer.Argument(help="refresh, retrain, replenish, monitor or probe.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Run a job now, by hand; the run is recorded in the ledger."""
+    _quiet_libraries()
+    from jobs.ledger import RunLedger
+    from jobs.scheduler import run_job_now
+
+    settings = _settings()
+    with _errors():
+        slot, status = run_job_now(settings, name)
+    record = RunLedger(settings.db_url).history(name, limit=1)[0]
+    _emit(record, as_json, lambda: out.print(_kv_table(f"{name} {slot}", record)))
+    if status == "failed":
+        raise typer.Exit(1)
+
+
+@jobs_app.command("history")
+def jobs_history(
+    name: Annotated[str | None, typer.Argument(help="Only this job.")] = None,
+    limit: Annotated[int, typer.Option(min=1)] = 20,
+    as_json: JsonOpt = False,
+) -> None:
+    """Recent job runs, newest first."""
+    from jobs.ledger import RunLedger
+
+    rows = RunLedger(_settings().db_url).history(name, limit)
+    if as_json:
+        print(json.dumps({"runs": rows}, default=str))
+        return
+    table = Table(title="Job runs", title_justify="left")
+    for col in ("job", "slot", "status", "attempts", "started_at", "finished_at", "error"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        table.add_row(
+            *[
+                str(r[c] or "")
+                for c in ("job", "slot", "status", "attempts", "started_at", "finished_at", "error")
+            ]
+        )
+    out.print(table)
 
 
 # quarantine ----------------------------------------------------------------------------------

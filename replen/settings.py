@@ -70,6 +70,22 @@ class Settings(BaseSettings):
         0.001, ge=0, le=1, description="Alert when rejected/received over the window exceeds it."
     )
     monitor_window_minutes: float = Field(15.0, gt=0, description="Window of the reject ratio.")
+    # Scheduler
+    schedules: dict[str, str] = Field(
+        default_factory=lambda: {
+            "refresh": "*/15 * * * *",
+            "retrain": "0 2 * * sun",
+            "replenish": "0 5 * * *",
+            "monitor": "* * * * *",
+        },
+        description="Job name → crontab (5 fields) or 'every <N>s'.",
+    )
+    scheduler_timezone: str = Field("UTC", description="Time zone of the cron schedules.")
+    scheduler_lock_ttl_seconds: float = Field(30.0, gt=0)
+    catch_up_max: int = Field(
+        3, ge=0, description="Missed slots per job run on restart; older ones are recorded skipped."
+    )
+    probe_seconds: float = Field(1.0, ge=0, description="Duration of the 'probe' test job.")
     freq: Literal["daily"] = "daily"
 
     @field_validator("quantiles")

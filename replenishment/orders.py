@@ -18,6 +18,7 @@ from sqlalchemy import (
     create_engine,
     delete,
     select,
+    update,
 )
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
@@ -47,6 +48,7 @@ class PurchaseOrder(Base):
     currency: Mapped[str] = mapped_column(String(3))
     value: Mapped[float] = mapped_column(Float)
     model_version: Mapped[str] = mapped_column(String(32))
+    stale: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     lines: Mapped[list[PoLine]] = relationship(
         back_populates="po", cascade="all, delete-orphan", order_by="PoLine.sku_id"
@@ -161,6 +163,25 @@ class OrderStore:
             )
         return ReplaceReport(created=created, replaced=len(stale), kept_reviewed=len(reviewed))
 
+    def mark_stale(self, actor: str = "planner-job") -> int:
+        """Flag every unreviewed suggestion as stale (today's plan failed); returns POs."""
+        now = datetime.now(UTC)
+        with Session(self.engine) as session, session.begin():
+            result = session.execute(
+                update(PurchaseOrder).where(PurchaseOrder.status == "suggested").values(stale=True)
+            )
+            n = int(result.rowcount)  # type: ignore[attr-defined]
+            session.add(
+                AuditEntry(
+                    po_id=None,
+                    at=now,
+                    actor=actor,
+                    action="mark_stale",
+                    detail={"purchase_orders": n},
+                )
+            )
+        return n
+
     def purchase_orders(self, plan_date: date | None = None) -> pl.DataFrame:
         """Headers as a frame (one row per PO)."""
         stmt = select(PurchaseOrder)
@@ -180,6 +201,7 @@ class OrderStore:
                     "value": p.value,
                     "currency": p.currency,
                     "model_version": p.model_version,
+                    "stale": p.stale,
                 }
                 for p in session.scalars(stmt.order_by(PurchaseOrder.id))
             ]
@@ -239,6 +261,7 @@ _HEADER_SCHEMA = {
     "value": pl.Float64,
     "currency": pl.String,
     "model_version": pl.String,
+    "stale": pl.Boolean,
 }
 
 

@@ -70,3 +70,27 @@ def test_nothing_to_order_stores_no_po(tmp_path) -> None:
     store = OrderStore(f"sqlite:///{tmp_path / 'po.db'}")
     assert store.replace_suggestions(DAY, _suggestion(on_hand=100.0)).created == 0
     assert store.purchase_orders().is_empty()
+
+
+def test_mark_stale_flags_only_unreviewed_suggestions(tmp_path) -> None:
+    store = OrderStore(f"sqlite:///{tmp_path / 'po.db'}")
+    store.replace_suggestions(DAY, _suggestion())
+    with Session(store.engine) as session, session.begin():
+        session.execute(
+            update(PurchaseOrder).where(PurchaseOrder.store_id == "S1").values(status="approved")
+        )
+    assert store.mark_stale() == 1
+    heads = store.purchase_orders(DAY).sort("store_id")
+    assert heads["stale"].to_list() == [False, True]
+
+
+def test_failed_plan_keeps_yesterdays_suggestions_marked_stale(settings, tmp_path) -> None:
+    from jobs.ledger import RunLedger
+    from jobs.scheduler import execute
+
+    settings.ensure_dirs()
+    OrderStore(settings.db_url).replace_suggestions(DAY, _suggestion())
+    assert execute(settings, "replenish", "2024-01-02T05:00:00+00:00") == "failed"
+    heads = OrderStore(settings.db_url).purchase_orders(DAY)
+    assert heads.height == 2 and heads["stale"].all()
+    assert RunLedger(settings.db_url).history("replenish")[0]["status"] == "failed"
