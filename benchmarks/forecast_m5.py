@@ -25,9 +25,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import numpy as np  # noqa: E402
-import polars as pl  # noqa: E402
-from _common import SHARED, emit, need_shared, peak_rss_mb  # noqa: E402
+import polars as pl
+from _common import SHARED, emit, need_shared, peak_rss_mb
 
 QUANTILES = [0.005, 0.025, 0.165, 0.25, 0.5, 0.75, 0.835, 0.975, 0.995]
 LEVELS = [99, 95, 67, 50]  # two-sided intervals whose bounds are the quantiles above
@@ -36,28 +35,44 @@ H = 28
 
 
 def load(path: Path, series: int | None, seed: int) -> pl.DataFrame:
-    raw = pl.read_csv(path, columns=["item_id", "store_id", "date", "sales", "sell_price"],
-                      schema_overrides={"sell_price": pl.Float64})
+    raw = pl.read_csv(
+        path,
+        columns=["item_id", "store_id", "date", "sales", "sell_price"],
+        schema_overrides={"sell_price": pl.Float64},
+    )
     frame = raw.select(
-        "store_id", pl.col("item_id").alias("sku_id"), pl.col("date").str.to_date(),
-        pl.col("sales").cast(pl.Float64).alias("units"), pl.col("sell_price").alias("price"),
+        "store_id",
+        pl.col("item_id").alias("sku_id"),
+        pl.col("date").str.to_date(),
+        pl.col("sales").cast(pl.Float64).alias("units"),
+        pl.col("sell_price").alias("price"),
     )
     if series:
         keys = frame.select("store_id", "sku_id").unique().sort("store_id", "sku_id")
         frame = frame.join(keys.sample(series, seed=seed), on=["store_id", "sku_id"])
     # A series starts at its first sale (the M5 scale does the same).
-    first = frame.filter(pl.col("units") > 0).group_by("store_id", "sku_id").agg(
-        pl.col("date").min().alias("first"))
-    return (frame.join(first, on=["store_id", "sku_id"])
-            .filter(pl.col("date") >= pl.col("first")).drop("first")
-            .sort("store_id", "sku_id", "date"))
+    first = (
+        frame.filter(pl.col("units") > 0)
+        .group_by("store_id", "sku_id")
+        .agg(pl.col("date").min().alias("first"))
+    )
+    return (
+        frame.join(first, on=["store_id", "sku_id"])
+        .filter(pl.col("date") >= pl.col("first"))
+        .drop("first")
+        .sort("store_id", "sku_id", "date")
+    )
 
 
 def weights_and_scales(train: pl.DataFrame) -> pl.DataFrame:
     last28 = train.filter(pl.col("date") > pl.lit(TRAIN_END) - pl.duration(days=28))
-    dollars = last28.with_columns(pl.col("price").forward_fill().over("store_id", "sku_id")
-                                  .fill_null(0.0)).group_by("store_id", "sku_id").agg(
-        (pl.col("units") * pl.col("price")).sum().alias("dollars"))
+    dollars = (
+        last28.with_columns(
+            pl.col("price").forward_fill().over("store_id", "sku_id").fill_null(0.0)
+        )
+        .group_by("store_id", "sku_id")
+        .agg((pl.col("units") * pl.col("price")).sum().alias("dollars"))
+    )
     scales = train.group_by("store_id", "sku_id").agg(
         pl.col("units").diff().pow(2).mean().alias("scale2"),
         pl.col("units").diff().abs().mean().alias("scale1"),
@@ -69,11 +84,13 @@ def weights_and_scales(train: pl.DataFrame) -> pl.DataFrame:
 def score(pred: pl.DataFrame, test: pl.DataFrame, ws: pl.DataFrame) -> dict[str, float]:
     """WRMSSE from ``mean``; WSPL from the quantile columns when present."""
     j = test.join(pred, on=["store_id", "sku_id", "date"], how="left").join(
-        ws, on=["store_id", "sku_id"])
+        ws, on=["store_id", "sku_id"]
+    )
     if j["mean"].null_count():
         raise ValueError(f"{j['mean'].null_count()} test days have no forecast")
     per = j.group_by("store_id", "sku_id").agg(
-        ((pl.col("units") - pl.col("mean")).pow(2).mean() / pl.col("scale2").first()).sqrt()
+        ((pl.col("units") - pl.col("mean")).pow(2).mean() / pl.col("scale2").first())
+        .sqrt()
         .alias("rmsse"),
         pl.col("weight").first(),
     )
@@ -81,8 +98,13 @@ def score(pred: pl.DataFrame, test: pl.DataFrame, ws: pl.DataFrame) -> dict[str,
     qcols = [_qcol(q) for q in QUANTILES]
     if all(c in j.columns for c in qcols):
         spl = j.group_by("store_id", "sku_id").agg(
-            (pl.sum_horizontal([_pinball(pl.col("units"), pl.col(_qcol(q)), q) for q in QUANTILES])
-             .mean() / pl.col("scale1").first() / len(QUANTILES)).alias("spl"),
+            (
+                pl.sum_horizontal(
+                    [_pinball(pl.col("units"), pl.col(_qcol(q)), q) for q in QUANTILES]
+                ).mean()
+                / pl.col("scale1").first()
+                / len(QUANTILES)
+            ).alias("spl"),
             pl.col("weight").first(),
         )
         out["wspl"] = float((spl["spl"] * spl["weight"]).sum())
@@ -110,31 +132,52 @@ def replen(train: pl.DataFrame, n_jobs: int) -> tuple[pl.DataFrame, float, float
     result = fit(train, horizon=14, n_windows=3, n_jobs=n_jobs)
     retrain_s = time.perf_counter() - t0
     t1 = time.perf_counter()
-    fc = forecast(train, result.champions, horizon=H, quantiles=QUANTILES,
-                  model_version="bench", n_jobs=n_jobs)
+    fc = forecast(
+        train,
+        result.champions,
+        horizon=H,
+        quantiles=QUANTILES,
+        model_version="bench",
+        n_jobs=n_jobs,
+    )
     forecast_s = time.perf_counter() - t1
     classes = dict(result.champions.group_by("demand_class").len().iter_rows())
     return fc, retrain_s, forecast_s, classes
 
 
-def baselines(train: pl.DataFrame, n_jobs: int, costly: bool) -> dict[str, tuple[pl.DataFrame, float]]:
+def baselines(
+    train: pl.DataFrame, n_jobs: int, costly: bool
+) -> dict[str, tuple[pl.DataFrame, float]]:
     from statsforecast import StatsForecast
     from statsforecast.models import (
-        ADIDA, IMAPA, TSB, AutoETS, CrostonClassic, CrostonOptimized, CrostonSBA,
-        DynamicOptimizedTheta, Naive, SeasonalNaive, SimpleExponentialSmoothingOptimized,
+        ADIDA,
+        IMAPA,
+        TSB,
+        AutoETS,
+        CrostonClassic,
+        CrostonOptimized,
+        CrostonSBA,
+        DynamicOptimizedTheta,
+        Naive,
+        SeasonalNaive,
+        SimpleExponentialSmoothingOptimized,
     )
     from statsforecast.utils import ConformalIntervals
 
-    df = train.select(pl.concat_str(["store_id", "sku_id"], separator="|").alias("unique_id"),
-                      pl.col("date").alias("ds"), pl.col("units").alias("y"))
+    df = train.select(
+        pl.concat_str(["store_id", "sku_id"], separator="|").alias("unique_id"),
+        pl.col("date").alias("ds"),
+        pl.col("units").alias("y"),
+    )
     conformal = ConformalIntervals(h=H, n_windows=2)
     cheap = {
         "naive": Naive(alias="naive"),
         "seasonal_naive": SeasonalNaive(7, alias="seasonal_naive"),
         "ses": SimpleExponentialSmoothingOptimized(alias="ses", prediction_intervals=conformal),
         "croston": CrostonClassic(alias="croston", prediction_intervals=conformal),
-        "croston_optimized": CrostonOptimized(alias="croston_optimized",
-                                              prediction_intervals=conformal),
+        "croston_optimized": CrostonOptimized(
+            alias="croston_optimized", prediction_intervals=conformal
+        ),
         "sba": CrostonSBA(alias="sba", prediction_intervals=conformal),
         "tsb": TSB(0.2, 0.2, alias="tsb", prediction_intervals=conformal),
         "adida": ADIDA(alias="adida", prediction_intervals=conformal),
@@ -155,8 +198,12 @@ def baselines(train: pl.DataFrame, n_jobs: int, costly: bool) -> dict[str, tuple
         dot, t_dot = out["dyn_opt_theta"]
         cols = ["mean", *[_qcol(q) for q in QUANTILES]]
         both = ets.join(dot, on=["store_id", "sku_id", "date"], suffix="_d")
-        ens = both.select("store_id", "sku_id", "date",
-                          *[((pl.col(c) + pl.col(f"{c}_d")) / 2).alias(c) for c in cols])
+        ens = both.select(
+            "store_id",
+            "sku_id",
+            "date",
+            *[((pl.col(c) + pl.col(f"{c}_d")) / 2).alias(c) for c in cols],
+        )
         out["ets_dot"] = (ens, t_ets + t_dot)
     return out
 
@@ -178,8 +225,9 @@ def _to_contract(fc: pl.DataFrame, name: str) -> pl.DataFrame:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--data", type=Path, default=SHARED / "m5_subset" / "sales.csv.gz")
     parser.add_argument("--series", type=int, default=None, help="sample N series")
     parser.add_argument("--seed", type=int, default=0)
@@ -191,8 +239,9 @@ def main() -> None:
 
     frame = load(args.data, args.series, args.seed)
     train = frame.filter(pl.col("date") <= TRAIN_END)
-    test = frame.filter((pl.col("date") > TRAIN_END)
-                        & (pl.col("date") <= pl.lit(TRAIN_END) + pl.duration(days=H)))
+    test = frame.filter(
+        (pl.col("date") > TRAIN_END) & (pl.col("date") <= pl.lit(TRAIN_END) + pl.duration(days=H))
+    )
     ws = weights_and_scales(train)
     n_series = train.select("store_id", "sku_id").n_unique()
 
@@ -206,34 +255,40 @@ def main() -> None:
     best_s = min(((k, v) for k, v in base.items() if "wspl" in v), key=lambda kv: kv[1]["wspl"])
     ets_dot_s = base.get("ets_dot", {}).get("seconds")
     if not args.json:
-        print(f"{'method':<18}{'WRMSSE':>8}{'WSPL':>8}{'cov2.5':>8}{'cov50':>8}{'cov97.5':>8}"
-              f"{'seconds':>9}")
+        print(
+            f"{'method':<18}{'WRMSSE':>8}{'WSPL':>8}{'cov2.5':>8}{'cov50':>8}{'cov97.5':>8}"
+            f"{'seconds':>9}"
+        )
         for name, r in rows.items():
-            print(f"{name:<18}{r['wrmsse']:>8.3f}{r.get('wspl', float('nan')):>8.3f}"
-                  f"{r.get('coverage_0.025', float('nan')):>8.3f}"
-                  f"{r.get('coverage_0.5', float('nan')):>8.3f}"
-                  f"{r.get('coverage_0.975', float('nan')):>8.3f}{r['seconds']:>9.1f}")
+            print(
+                f"{name:<18}{r['wrmsse']:>8.3f}{r.get('wspl', float('nan')):>8.3f}"
+                f"{r.get('coverage_0.025', float('nan')):>8.3f}"
+                f"{r.get('coverage_0.5', float('nan')):>8.3f}"
+                f"{r.get('coverage_0.975', float('nan')):>8.3f}{r['seconds']:>9.1f}"
+            )
     r = rows["replen"]
-    emit({
-        "benchmark": "forecast_m5",
-        "series": n_series,
-        "wrmsse": round(r["wrmsse"], 4),
-        "wspl": round(r["wspl"], 4),
-        "best_baseline": best_w[0],
-        "best_baseline_wrmsse": round(best_w[1]["wrmsse"], 4),
-        "wrmsse_ratio": round(r["wrmsse"] / best_w[1]["wrmsse"], 3),
-        "best_baseline_wspl_method": best_s[0],
-        "best_baseline_wspl": round(best_s[1]["wspl"], 4),
-        "wspl_ratio": round(r["wspl"] / best_s[1]["wspl"], 3),
-        "seconds": round(r["seconds"], 2),
-        "retrain_seconds": round(retrain_s, 2),
-        "forecast_seconds": round(forecast_s, 2),
-        "ets_dot_seconds": round(ets_dot_s, 2) if ets_dot_s else None,
-        "speedup_vs_ets_dot": round(ets_dot_s / retrain_s, 1) if ets_dot_s else None,
-        "classes": classes,
-        "baselines": {k: {m: round(x, 4) for m, x in v.items()} for k, v in base.items()},
-        "peak_rss_mb": round(peak_rss_mb()),
-    })
+    emit(
+        {
+            "benchmark": "forecast_m5",
+            "series": n_series,
+            "wrmsse": round(r["wrmsse"], 4),
+            "wspl": round(r["wspl"], 4),
+            "best_baseline": best_w[0],
+            "best_baseline_wrmsse": round(best_w[1]["wrmsse"], 4),
+            "wrmsse_ratio": round(r["wrmsse"] / best_w[1]["wrmsse"], 3),
+            "best_baseline_wspl_method": best_s[0],
+            "best_baseline_wspl": round(best_s[1]["wspl"], 4),
+            "wspl_ratio": round(r["wspl"] / best_s[1]["wspl"], 3),
+            "seconds": round(r["seconds"], 2),
+            "retrain_seconds": round(retrain_s, 2),
+            "forecast_seconds": round(forecast_s, 2),
+            "ets_dot_seconds": round(ets_dot_s, 2) if ets_dot_s else None,
+            "speedup_vs_ets_dot": round(ets_dot_s / retrain_s, 1) if ets_dot_s else None,
+            "classes": classes,
+            "baselines": {k: {m: round(x, 4) for m, x in v.items()} for k, v in base.items()},
+            "peak_rss_mb": round(peak_rss_mb()),
+        }
+    )
 
 
 if __name__ == "__main__":

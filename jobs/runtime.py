@@ -14,6 +14,7 @@ from features.store import FeatureStoreClient
 from replen.settings import Settings
 from replenishment.orders import OrderStore
 from replenishment.rules import Rules
+from replenishment.rules_store import RulesStore
 
 __all__ = ["MasterDataMissing", "Runtime"]
 
@@ -74,8 +75,19 @@ class Runtime:
             )
         return pl.read_parquet(path)
 
+    @cached_property
+    def rules_store(self) -> RulesStore:
+        return RulesStore(self.settings.db_url)
+
     def rules(self) -> Rules:
-        return Rules.from_frames(self.load_master("suppliers"), self.load_master("items"))
+        """The rules loaded into the database (`replen rules load`)."""
+        rules = self.rules_store.load()
+        if rules is None:
+            raise MasterDataMissing(
+                "no replenishment rules loaded; load suppliers and items with "
+                "`replen rules load rules.yaml` (see `replen rules --help`)"
+            )
+        return rules
 
     def stock(self) -> pl.DataFrame:
         return self.load_master("stock")

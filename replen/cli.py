@@ -34,6 +34,9 @@ features_app = typer.Typer(
     help="Daily sales and velocity in the Feast feature store.", no_args_is_help=True
 )
 orders_app = typer.Typer(help="Suggested purchase orders in the PO store.", no_args_is_help=True)
+rules_app = typer.Typer(
+    help="Replenishment rules: suppliers, items, store×SKU overrides.", no_args_is_help=True
+)
 jobs_app = typer.Typer(help="Scheduled jobs: list, run by hand, history.", no_args_is_help=True)
 quarantine_app = typer.Typer(
     help="Rejected POS lines, kept with the rule they broke.", no_args_is_help=True
@@ -43,6 +46,7 @@ app.add_typer(features_app, name="features")
 app.add_typer(orders_app, name="orders")
 app.add_typer(quarantine_app, name="quarantine")
 app.add_typer(jobs_app, name="jobs")
+app.add_typer(rules_app, name="rules")
 
 console = Console(stderr=True)
 out = Console()
@@ -536,6 +540,75 @@ def monitor(
     )
     for alert in report.alerts:
         out.print(f"[bold red]ALERT[/] {alert}")
+
+
+# rules ---------------------------------------------------------------------------------------
+RulesFiles = Annotated[
+    list[Path],
+    typer.Argument(
+        help="YAML files (sections suppliers, items, overrides) and/or CSV files "
+        "suppliers.csv, items.csv, overrides.csv, or folders of them."
+    ),
+]
+
+
+@rules_app.command("validate")
+def rules_validate(files: RulesFiles, as_json: JsonOpt = False) -> None:
+    """Check rules files without loading them; errors name the file and line."""
+    from replenishment.rules import load_rules
+
+    with _errors():
+        rules = load_rules(files)
+    _emit(
+        {"valid": True, **rules.summary()},
+        as_json,
+        lambda: out.print(_kv_table("Rules are valid", rules.summary())),
+    )
+
+
+@rules_app.command("load")
+def rules_load(files: RulesFiles, as_json: JsonOpt = False) -> None:
+    """Validate rules files and replace the stored rules with them (all or nothing)."""
+    from jobs.runtime import Runtime
+    from replenishment.rules import load_rules
+
+    with _errors():
+        rules = load_rules(files)
+        counts = Runtime(_settings()).rules_store.save(rules, ", ".join(map(str, files)))
+    _emit({"loaded": True, **counts}, as_json, lambda: out.print(_kv_table("Rules loaded", counts)))
+
+
+@rules_app.command("show")
+def rules_show(as_json: JsonOpt = False) -> None:
+    """Show the stored suppliers, items and overrides."""
+    from jobs.runtime import Runtime
+
+    with _errors():
+        rt = Runtime(_settings())
+        rules = rt.rules()
+        last = rt.rules_store.last_load() or {}
+    if as_json:
+        print(
+            json.dumps(
+                {
+                    "suppliers": rules.suppliers.to_dicts(),
+                    "items": rules.items.to_dicts(),
+                    "overrides": rules.overrides.to_dicts(),
+                    "loaded": last,
+                },
+                default=str,
+            )
+        )
+        return
+    out.print(f"Loaded {last.get('loaded_at', '?')} from {last.get('source', '?')}")
+    for name in ("suppliers", "items", "overrides"):
+        frame = getattr(rules, name)
+        table = Table(title=f"{name} ({frame.height})", title_justify="left")
+        for col in frame.columns:
+            table.add_column(col)
+        for row in frame.head(30).iter_rows():
+            table.add_row(*["" if v is None else str(v) for v in row])
+        out.print(table)
 
 
 # scheduler / jobs ----------------------------------------------------------------------------

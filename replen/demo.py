@@ -14,6 +14,7 @@ from jobs.retrain import retrain
 from jobs.runtime import Runtime
 from replen.settings import Settings
 from replen.synthetic import generate
+from replenishment.rules import Rules
 
 __all__ = ["STAGES", "DemoMismatch", "DemoSummary", "run_demo"]
 
@@ -77,7 +78,8 @@ def run_demo(
 
     stage(0)
     chain = generate(stores=stores, skus=skus, days=days, seed=seed)
-    rt.save_master(suppliers=chain.suppliers, items=chain.items, stock=chain.stock)
+    rt.save_master(stock=chain.stock, items=chain.items)
+    rt.rules_store.save(Rules.from_frames(chain.suppliers, chain.items), "replen demo")
 
     stage(1)
     report = ingest_pos(rt, chain.pos, push=False, chunk_rows=max(chain.pos.height, 1))

@@ -41,6 +41,14 @@ class SyntheticRetail:
             path = directory / f"{name}.parquet"
             getattr(self, name).write_parquet(path)
             paths[name] = path
+        # Rules as CSV, the format `replen rules load` reads.
+        rules = directory / "rules"
+        rules.mkdir(exist_ok=True)
+        self.suppliers.drop("name").write_csv(rules / "suppliers.csv")
+        self.items.select(
+            "sku_id", "supplier_id", "unit_cost", "pack_size", "moq_units", "shelf_life_days"
+        ).write_csv(rules / "items.csv")
+        paths["rules"] = rules
         return paths
 
 

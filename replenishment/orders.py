@@ -266,7 +266,7 @@ _HEADER_SCHEMA = {
 
 
 def _explanation(line: dict) -> dict:
-    keep = (*EXPLANATION_COLUMNS, "protection_days", "service_level", "demand_sd")
+    keep = (*EXPLANATION_COLUMNS, "protection_days", "service_level", "demand_sd", "min_order_fill")
     out = {}
     for key in keep:
         value = line[key]

@@ -1,4 +1,4 @@
-"""Today's PO suggestions: protection periods from rules, then policy, grouped into POs."""
+"""Today's PO suggestions: protection periods from rules, policy arithmetic, POs per supplier."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from datetime import date
 
 import polars as pl
 
-from replenishment.policy import EXPLANATION_COLUMNS, order_up_to
+from replenishment.policy import EXPLANATION_COLUMNS, order_quantities
 from replenishment.rules import Rules, next_order_date
 
 __all__ = ["Suggestion", "protection_spans", "suggest"]
@@ -17,21 +17,24 @@ __all__ = ["Suggestion", "protection_spans", "suggest"]
 class Suggestion:
     """Suggested POs: one header per supplier×store×order date, lines with explanations.
 
-    ``evaluated`` holds every store×SKU considered, ordering or not.
+    ``evaluated`` holds every store×SKU considered, ordering or not; ``held`` the POs held
+    back because they stayed under the supplier's minimum order value.
     """
 
     headers: pl.DataFrame
     lines: pl.DataFrame
     evaluated: pl.DataFrame
+    held: pl.DataFrame
 
 
 def protection_spans(
     keys: pl.DataFrame, rules: Rules, plan_date: date, service_level: float
 ) -> pl.DataFrame:
-    """Per store×SKU: supplier, order date, and the protection period to cover.
+    """Per store×SKU: supplier, order date, protection period and service level.
 
     An order placed on the supplier's next order day must cover demand until the order after
-    it arrives: days to the order day + lead time + review period.
+    it arrives: days to the order day + lead time + review period. The service level is the
+    store×SKU override if any, else ``service_level``.
     """
     sup = rules.suppliers.with_columns(
         pl.col("order_days")
@@ -42,6 +45,11 @@ def protection_spans(
         keys.select("store_id", "sku_id")
         .join(rules.items.select("sku_id", "supplier_id"), on="sku_id", how="inner")
         .join(sup, on="supplier_id")
+        .join(
+            rules.overrides.select("store_id", "sku_id", "service_level"),
+            on=["store_id", "sku_id"],
+            how="left",
+        )
     )
     return joined.select(
         "store_id",
@@ -56,7 +64,7 @@ def protection_spans(
         "lead_time_mean",
         "lead_time_std",
         "review_period_days",
-        pl.lit(service_level).alias("service_level"),
+        pl.col("service_level").fill_null(service_level).alias("service_level"),
     )
 
 
@@ -65,32 +73,61 @@ def suggest(
 ) -> Suggestion:
     """Size every store×SKU order and group positive lines into POs.
 
-    ``demand``: ``store_id, sku_id, demand_mean, demand_quantile, model_version`` over each
-    row's protection period; ``stock``: ``store_id, sku_id, on_hand, on_order``; ``spans``:
-    from :func:`protection_spans`.
+    ``demand``: ``store_id, sku_id, demand_mean, demand_quantile, demand_sd, daily_mean,
+    model_version`` over each row's protection period; ``stock``: ``store_id, sku_id,
+    on_hand, on_order`` (optional ``backorders``); ``spans``: from :func:`protection_spans`.
+    A PO under its supplier's ``min_order_value`` is filled up (``fill``: whole packs to the
+    lines with the least cover first) or held (``hold``), as the supplier rule says.
     """
+    stock_cols = [c for c in ("on_hand", "on_order", "backorders") if c in stock.columns]
     rows = (
         spans.join(
             demand.select(
-                "store_id", "sku_id", "demand_mean", "demand_quantile", "demand_sd", "model_version"
+                "store_id",
+                "sku_id",
+                "demand_mean",
+                "demand_quantile",
+                "demand_sd",
+                "daily_mean",
+                "model_version",
             ),
             on=["store_id", "sku_id"],
         )
         .join(
-            stock.select("store_id", "sku_id", "on_hand", "on_order"),
+            stock.select("store_id", "sku_id", *stock_cols), on=["store_id", "sku_id"], how="left"
+        )
+        .join(
+            rules.items.select(
+                "sku_id",
+                "unit_cost",
+                "pack_size",
+                "moq_units",
+                "shelf_life_days",
+                "round_up_fraction",
+            ),
+            on="sku_id",
+        )
+        .join(
+            rules.overrides.select("store_id", "sku_id", "max_capacity", "min_presentation"),
             on=["store_id", "sku_id"],
             how="left",
         )
-        .join(rules.items.select("sku_id", "unit_cost", "pack_size", "moq_units"), on="sku_id")
-        .join(rules.suppliers.select("supplier_id", "currency"), on="supplier_id")
-        .with_columns(pl.col("on_hand", "on_order").cast(pl.Float64).fill_null(0.0))
+        .join(
+            rules.suppliers.select(
+                "supplier_id", "currency", "min_order_value", "min_order_action"
+            ),
+            on="supplier_id",
+        )
+        .with_columns(pl.col(stock_cols).cast(pl.Float64).fill_null(0.0))
     )
-    evaluated = order_up_to(rows).with_columns(
+    evaluated = order_quantities(rows).with_columns(
         (
             pl.col("order_date") + pl.duration(days=pl.col("lead_time_mean").ceil().cast(pl.Int64))
         ).alias("expected_delivery"),
-        (pl.col("quantity") * pl.col("unit_cost")).alias("value"),
+        pl.lit(0).alias("min_order_fill"),
     )
+    evaluated, held = _supplier_minimum(evaluated)
+    evaluated = evaluated.with_columns((pl.col("quantity") * pl.col("unit_cost")).alias("value"))
     lines = (
         evaluated.filter(pl.col("quantity") > 0)
         .select(
@@ -106,7 +143,9 @@ def suggest(
             "protection_days",
             "service_level",
             "demand_sd",
-            *EXPLANATION_COLUMNS,
+            *[c for c in EXPLANATION_COLUMNS if c != "quantity"],
+            "min_order_fill",
+            "quantity",
         )
         .sort("supplier_id", "store_id", "sku_id")
     )
@@ -122,4 +161,74 @@ def suggest(
         )
         .sort("supplier_id", "store_id")
     )
-    return Suggestion(headers=headers, lines=lines, evaluated=evaluated)
+    return Suggestion(headers=headers, lines=lines, evaluated=evaluated, held=held)
+
+
+def _supplier_minimum(evaluated: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Apply each supplier's minimum order value per PO: fill up, or hold the PO back."""
+    keys = ["supplier_id", "store_id", "order_date"]
+    value = (pl.col("quantity") * pl.col("unit_cost")).sum().over(keys)
+    flagged = evaluated.with_columns(value.alias("_po_value"))
+    short = (pl.col("_po_value") > 0) & (pl.col("_po_value") < pl.col("min_order_value"))
+    held = flagged.filter(short & (pl.col("min_order_action") == "hold") & (pl.col("quantity") > 0))
+    held_summary = held.group_by(keys).agg(
+        pl.col("_po_value").first().alias("value"),
+        pl.col("min_order_value").first(),
+        pl.len().alias("lines"),
+    )
+    out = flagged.with_columns(
+        pl.when(short & (pl.col("min_order_action") == "hold"))
+        .then(0)
+        .otherwise(pl.col("quantity"))
+        .alias("quantity")
+    )
+    to_fill = out.filter(short & (pl.col("min_order_action") == "fill"))
+    if to_fill.height:
+        out = _fill(out, to_fill, keys)
+    return out.drop("_po_value"), held_summary
+
+
+def _cover(row: dict, added: int) -> float:
+    """Stock after this order relative to the line's target (lower = needs more)."""
+    return float(row["position"] + row["quantity"] + added) / max(row["target_level"], 1e-9)
+
+
+def _fill(out: pl.DataFrame, to_fill: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
+    """Add whole packs, one at a time, to the line with the least cover (position + order
+    relative to its target) until the PO reaches the supplier minimum."""
+    extra: dict[tuple[str, str, str], int] = {}
+    for _, po in to_fill.group_by(keys):
+        rows = po.to_dicts()
+        total = sum(r["quantity"] * r["unit_cost"] for r in rows)
+        minimum = rows[0]["min_order_value"]
+        added = {r["sku_id"]: 0 for r in rows}
+        while total < minimum:
+            pick = min(rows, key=lambda r, a=added: _cover(r, a[r["sku_id"]]))  # type: ignore[misc]
+            if pick["unit_cost"] <= 0:
+                break
+            added[pick["sku_id"]] += int(pick["pack_size"])
+            total += pick["pack_size"] * pick["unit_cost"]
+        for r in rows:
+            if added[r["sku_id"]]:
+                extra[(r["store_id"], r["sku_id"], r["supplier_id"])] = added[r["sku_id"]]
+    fill = pl.DataFrame(
+        [
+            {"store_id": k[0], "sku_id": k[1], "supplier_id": k[2], "_add": v}
+            for k, v in extra.items()
+        ],
+        schema={
+            "store_id": pl.String,
+            "sku_id": pl.String,
+            "supplier_id": pl.String,
+            "_add": pl.Int64,
+        },
+    )
+    return (
+        out.join(fill, on=["store_id", "sku_id", "supplier_id"], how="left")
+        .with_columns(pl.col("_add").fill_null(0))
+        .with_columns(
+            (pl.col("quantity") + pl.col("_add")).alias("quantity"),
+            pl.col("_add").alias("min_order_fill"),
+        )
+        .drop("_add")
+    )

@@ -99,7 +99,9 @@ def test_every_po_line_reproduces_the_policy_arithmetic(in_demo) -> None:
         qty = math.ceil(need / r["pack_size"] - 1e-6) * r["pack_size"]
         if 0 < qty < r["moq_units"]:
             qty = math.ceil(r["moq_units"] / r["pack_size"]) * r["pack_size"]
-        assert r["quantity"] == qty > 0
+        qty += r["capacity_adjustment"] + r["shelf_life_adjustment"]
+        qty += r["moq_cancel_adjustment"] + r["min_order_fill"]
+        assert r["quantity"] == round(qty) > 0
         assert r["model_version"] == plan["model_version"]
     csv = pl.read_csv(plan["csv_path"])
     assert csv.height == lines.height and "safety_stock" in csv.columns

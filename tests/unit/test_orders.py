@@ -11,9 +11,17 @@ from replenishment.rules import Rules
 DAY = date(2024, 1, 1)  # a Monday
 
 
-def _suggestion(on_hand: float = 0.0):
+def _suggestion(on_hand: float = 0.0, min_value: float = 0.0, action: str = "hold"):
     rules = Rules.from_frames(
-        pl.DataFrame({"supplier_id": ["A"], "lead_time_mean": [2.0], "order_days": ["Mon"]}),
+        pl.DataFrame(
+            {
+                "supplier_id": ["A"],
+                "lead_time_mean": [2.0],
+                "order_days": ["Mon"],
+                "min_order_value": [min_value],
+                "min_order_action": [action],
+            }
+        ),
         pl.DataFrame(
             {
                 "sku_id": ["x", "y"],
@@ -29,6 +37,7 @@ def _suggestion(on_hand: float = 0.0):
         demand_mean=pl.lit(10.0),
         demand_quantile=pl.lit(13.0),
         demand_sd=pl.lit(2.0),
+        daily_mean=pl.lit(10 / 9),
         model_version=pl.lit("4"),
     )
     stock = keys.with_columns(on_hand=pl.lit(on_hand), on_order=pl.lit(0.0))
@@ -45,6 +54,16 @@ def test_suggestions_group_into_one_po_per_supplier_and_store() -> None:
     assert s.headers.height == 2
     assert s.lines["quantity"].to_list() == [16, 13, 16]
     assert s.headers.filter(pl.col("store_id") == "S1")["value"][0] == 16 * 2.0 + 13 * 3.0
+
+
+def test_po_under_the_supplier_minimum_is_held_or_filled() -> None:
+    held = _suggestion(min_value=80.0, action="hold")  # S1 = 71, S2 = 32
+    assert held.headers.height == 0 and held.held.height == 2
+    filled = _suggestion(min_value=80.0, action="fill")
+    assert (filled.headers["value"] >= 80.0).all()
+    s2 = filled.lines.filter(pl.col("store_id") == "S2").row(0, named=True)
+    assert s2["quantity"] == 16 + 4 * 6 and s2["min_order_fill"] == 24  # 4 → 6 more packs
+    assert s2["quantity"] == s2["after_moq"] + s2["min_order_fill"]
 
 
 def test_rerun_replaces_unreviewed_and_keeps_reviewed(tmp_path) -> None:

@@ -1,0 +1,117 @@
+"""Rules in the database: replaced as a whole in one transaction (never half-loaded)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import polars as pl
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Float,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    create_engine,
+    delete,
+    insert,
+    select,
+)
+from sqlalchemy.engine import Engine
+
+from replenishment.rules import Rules
+
+__all__ = ["RulesStore"]
+
+_meta = MetaData()
+_suppliers = Table(
+    "rules_suppliers",
+    _meta,
+    Column("supplier_id", String(64), primary_key=True),
+    Column("lead_time_mean", Float, nullable=False),
+    Column("lead_time_std", Float, nullable=False),
+    Column("order_days", String(64), nullable=False),
+    Column("review_period_days", Float, nullable=False),
+    Column("min_order_value", Float, nullable=False),
+    Column("min_order_action", String(8), nullable=False),
+    Column("currency", String(3), nullable=False),
+)
+_items = Table(
+    "rules_items",
+    _meta,
+    Column("sku_id", String(64), primary_key=True),
+    Column("supplier_id", String(64), nullable=False),
+    Column("unit_cost", Float, nullable=False),
+    Column("pack_size", Integer, nullable=False),
+    Column("moq_units", Integer, nullable=False),
+    Column("shelf_life_days", Float),
+    Column("round_up_fraction", Float, nullable=False),
+)
+_overrides = Table(
+    "rules_overrides",
+    _meta,
+    Column("store_id", String(64), primary_key=True),
+    Column("sku_id", String(64), primary_key=True),
+    Column("service_level", Float),
+    Column("max_capacity", Float),
+    Column("min_presentation", Float),
+)
+_loads = Table(
+    "rules_loads",
+    _meta,
+    Column("id", Integer, primary_key=True),
+    Column("loaded_at", DateTime(timezone=True), nullable=False),
+    Column("source", String(1024), nullable=False),
+    Column("suppliers", Integer),
+    Column("items", Integer),
+    Column("overrides", Integer),
+)
+_TABLES = {"suppliers": _suppliers, "items": _items, "overrides": _overrides}
+
+
+class RulesStore:
+    def __init__(self, engine: Engine | str) -> None:
+        self.engine = create_engine(engine) if isinstance(engine, str) else engine
+        _meta.create_all(self.engine)
+
+    def save(self, rules: Rules, source: str) -> dict[str, int]:
+        """Replace all rules atomically; returns row counts."""
+        counts = rules.summary()
+        with self.engine.begin() as conn:
+            for name, table in _TABLES.items():
+                conn.execute(delete(table))
+                frame: pl.DataFrame = getattr(rules, name)
+                if frame.height:
+                    conn.execute(insert(table), frame.to_dicts())
+            conn.execute(
+                insert(_loads).values(loaded_at=datetime.now(UTC), source=source, **counts)
+            )
+        return counts
+
+    def load(self) -> Rules | None:
+        """The stored rules, or None if none were ever loaded."""
+        with self.engine.connect() as conn:
+            frames = {
+                name: pl.DataFrame(
+                    [dict(r._mapping) for r in conn.execute(select(table))],
+                    schema={c.name: _dtype(c.type) for c in table.columns},
+                )
+                for name, table in _TABLES.items()
+            }
+        if frames["suppliers"].is_empty():
+            return None
+        return Rules.from_frames(frames["suppliers"], frames["items"], frames["overrides"])
+
+    def last_load(self) -> dict[str, object] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(_loads).order_by(_loads.c.id.desc()).limit(1)).first()
+        return dict(row._mapping) if row else None
+
+
+def _dtype(sqltype: object) -> pl.DataType:
+    if isinstance(sqltype, Float):
+        return pl.Float64()
+    if isinstance(sqltype, Integer):
+        return pl.Int64()
+    return pl.String()
