@@ -124,12 +124,14 @@ def _qcol(q: float) -> str:
     return quantile_column(q)
 
 
-def replen(train: pl.DataFrame, n_jobs: int) -> tuple[pl.DataFrame, float, float, dict]:
+def replen(
+    train: pl.DataFrame, n_jobs: int, horizon: int, windows: int, switch: float
+) -> tuple[pl.DataFrame, float, float, dict]:
     from forecasting.predict import forecast
     from forecasting.train import train as fit
 
     t0 = time.perf_counter()
-    result = fit(train, horizon=14, n_windows=3, n_jobs=n_jobs)
+    result = fit(train, horizon=horizon, n_windows=windows, n_jobs=n_jobs, switch=switch)
     retrain_s = time.perf_counter() - t0
     t1 = time.perf_counter()
     fc = forecast(
@@ -233,6 +235,10 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--skip-costly", action="store_true")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--backtest-horizon", type=int, default=28)
+    parser.add_argument("--windows", type=int, default=3)
+    parser.add_argument("--switch", type=float, default=0.3)
+    parser.add_argument("--replen-only", action="store_true")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     need_shared(args.data)
@@ -245,8 +251,13 @@ def main() -> None:
     ws = weights_and_scales(train)
     n_series = train.select("store_id", "sku_id").n_unique()
 
-    fc, retrain_s, forecast_s, classes = replen(train, args.jobs)
+    fc, retrain_s, forecast_s, classes = replen(
+        train, args.jobs, args.backtest_horizon, args.windows, args.switch
+    )
     rows = {"replen": {**score(fc, test, ws), "seconds": retrain_s + forecast_s}}
+    if args.replen_only:
+        print(rows["replen"])
+        return
     for name, (pred, secs) in baselines(train, args.jobs, not args.skip_costly).items():
         rows[name] = {**score(pred, test, ws), "seconds": secs}
 

@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping
 
 import polars as pl
 
-from forecasting.candidates import FALLBACK, build, candidates_for
+from forecasting.candidates import FALLBACK, build, candidates_for, components
 
 __all__ = ["backtest", "series_errors"]
 
@@ -42,12 +42,15 @@ def backtest(
         group = train.join(ids.select("unique_id"), on="unique_id")
         if group.is_empty():
             continue
+        base = components(names)
         sf = StatsForecast(
-            models=build(names), freq="1d", n_jobs=n_jobs, fallback_model=build([FALLBACK])[0]
+            models=build(base), freq="1d", n_jobs=n_jobs, fallback_model=build([FALLBACK])[0]
         )
         cv = pl.DataFrame(
             sf.cross_validation(df=group, h=horizon, n_windows=n_windows, step_size=horizon)
-        )
+        ).with_columns(pl.col(list(base)).cast(pl.Float64).fill_nan(None).clip(lower_bound=0.0))
+        combos = [n for n in names if "+" in n]
+        cv = cv.with_columns([pl.mean_horizontal(n.split("+")).alias(n) for n in combos])
         long = cv.unpivot(
             index=["unique_id", "ds", "cutoff", "y"],
             on=list(names),

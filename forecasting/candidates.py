@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["CANDIDATES", "COSTLY", "FALLBACK", "build", "candidates_for"]
+__all__ = ["CANDIDATES", "COSTLY", "FALLBACK", "build", "candidates_for", "components"]
 
 
 def _factories() -> dict[str, Callable[[], Any]]:
@@ -47,11 +47,45 @@ def _factories() -> dict[str, Callable[[], Any]]:
 
 
 # Cheap models: milliseconds per series. Costly ones (~0.2-0.5 s per series) are opt-in.
+# A name "a+b" is the mean of models a and b (a combination: usually steadier than either).
 CANDIDATES: dict[str, tuple[str, ...]] = {
-    "smooth": ("seasonal_naive", "ses", "seasonal_es", "seasonal_window_avg", "window_avg_28"),
-    "erratic": ("ses", "seasonal_es", "seasonal_window_avg", "window_avg_28", "seasonal_naive"),
-    "intermittent": ("croston_sba", "tsb", "adida", "imapa", "window_avg_28", "ses"),
-    "lumpy": ("croston_sba", "tsb", "adida", "imapa", "window_avg_28"),
+    "smooth": (
+        "seasonal_es",
+        "ses",
+        "seasonal_naive",
+        "seasonal_window_avg",
+        "window_avg_28",
+        "croston_sba+seasonal_es",
+        "seasonal_es+historic_avg",
+    ),
+    "erratic": (
+        "seasonal_es",
+        "ses",
+        "seasonal_window_avg",
+        "window_avg_28",
+        "seasonal_naive",
+        "croston_sba+seasonal_es",
+        "seasonal_es+historic_avg",
+    ),
+    "intermittent": (
+        "croston_sba",
+        "tsb",
+        "adida",
+        "imapa",
+        "window_avg_28",
+        "ses",
+        "croston_sba+historic_avg",
+        "window_avg_28+historic_avg",
+    ),
+    "lumpy": (
+        "croston_sba",
+        "tsb",
+        "adida",
+        "imapa",
+        "window_avg_28",
+        "croston_sba+historic_avg",
+        "croston_sba+seasonal_es",
+    ),
     "new": ("historic_avg", "ses"),
     "inactive": ("zero",),
 }
@@ -72,8 +106,18 @@ def candidates_for(demand_class: str, *, costly: bool = False) -> tuple[str, ...
     return names + COSTLY.get(demand_class, ()) if costly else names
 
 
+def components(names: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """The statsforecast models that the candidates need (combinations split into parts)."""
+    out: list[str] = []
+    for name in names:
+        for part in name.split("+"):
+            if part not in out:
+                out.append(part)
+    return tuple(out)
+
+
 def build(names: tuple[str, ...] | list[str]) -> list[Any]:
-    """Instantiate statsforecast models by candidate name (each with its name as alias)."""
+    """Instantiate statsforecast models by name (each with its name as alias)."""
     factories = _factories()
     unknown = [n for n in names if n not in factories]
     if unknown:

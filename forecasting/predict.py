@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from forecasting.candidates import FALLBACK, build, candidates_for
+from forecasting.candidates import FALLBACK, build, candidates_for, components
 from forecasting.demand import classify
 from forecasting.history import keys_frame, split_uid, to_training_frame
 from forecasting.quantiles import add_daily_quantiles
@@ -38,22 +38,18 @@ def forecast(
     parts = []
     for (model,), ids in plan.partition_by("model", as_dict=True).items():
         group = train_df.join(ids.select("unique_id"), on="unique_id")
+        base = components([str(model)])
         sf = StatsForecast(
-            models=build([str(model)]),
-            freq="1d",
-            n_jobs=n_jobs,
-            fallback_model=build([FALLBACK])[0],
+            models=build(base), freq="1d", n_jobs=n_jobs, fallback_model=build([FALLBACK])[0]
         )
         out = pl.DataFrame(sf.forecast(df=group, h=horizon))
         parts.append(
             out.select(
                 "unique_id",
                 pl.col("ds").cast(pl.Date).alias("date"),
-                pl.col(str(model))
-                .cast(pl.Float64)
-                .fill_nan(0.0)
-                .clip(lower_bound=0.0)
-                .alias("mean"),
+                pl.mean_horizontal(
+                    [pl.col(b).cast(pl.Float64).fill_nan(0.0).clip(lower_bound=0.0) for b in base]
+                ).alias("mean"),
             )
         )
     if not parts:

@@ -9,24 +9,66 @@ from forecasting.candidates import CANDIDATES, COSTLY
 __all__ = ["pick_champions", "summarise"]
 
 
-def pick_champions(errors: pl.DataFrame) -> pl.DataFrame:
-    """The model with the least ``loss`` per series (ties: the cheaper, earlier candidate).
+def pick_champions(errors: pl.DataFrame, switch: float = 0.3) -> pl.DataFrame:
+    """Each series' model: its class's champion, unless its own best beats it clearly.
 
-    Returns ``unique_id, demand_class, model, loss, rmse, cum_rmse, h``.
+    The class champion is the candidate with the least mean ``score`` over the class's
+    series (``rmsse`` when known: scale-free, so series of any volume count alike; else
+    ``loss``). A series keeps its own best candidate only when that scores at least
+    ``switch`` (a fraction) better than the class champion on its own backtest: a short
+    backtest of one noisy series is weak evidence, and pooling it with its class was
+    clearly more accurate on the M5 hold-out (benchmarks/README.md). ``switch=0`` is pure
+    per-series selection; ``switch=1`` pure per-class. Ties go to the cheaper candidate.
+    Returns ``unique_id, demand_class, model, loss, rmse, cum_rmse, h, score``.
     """
     order = {
         name: i
         for names in (*CANDIDATES.values(), *COSTLY.values())
         for i, name in enumerate(names)
     }
-    ranked = errors.with_columns(
-        pl.col("model").replace_strict(order, default=99, return_dtype=pl.Int64).alias("_rank")
+    metric = "rmsse" if "rmsse" in errors.columns else "loss"
+    scored = errors.with_columns(
+        pl.col(metric).alias("score"),
+        pl.col("model").replace_strict(order, default=99, return_dtype=pl.Int64).alias("_rank"),
     )
-    return (
-        ranked.sort("unique_id", "loss", "_rank")
+    per_class = (
+        scored.group_by("demand_class", "model")
+        .agg(pl.col("score").mean().alias("_class_score"), pl.col("_rank").first())
+        .sort("demand_class", "_class_score", "_rank", nulls_last=True)
+        .group_by("demand_class", maintain_order=True)
+        .first()
+        .select("demand_class", pl.col("model").alias("_class_model"))
+    )
+    own = (
+        scored.sort("unique_id", "score", "loss", "_rank", nulls_last=True)
         .group_by("unique_id", maintain_order=True)
         .first()
-        .select("unique_id", "demand_class", "model", "loss", "rmse", "cum_rmse", "h")
+        .select(
+            "unique_id",
+            "demand_class",
+            pl.col("model").alias("_own"),
+            pl.col("score").alias("_own_score"),
+        )
+    )
+    class_pick = (
+        scored.join(per_class, on="demand_class")
+        .filter(pl.col("model") == pl.col("_class_model"))
+        .select("unique_id", "_class_model", pl.col("score").alias("_class_series_score"))
+    )
+    choice = own.join(class_pick, on="unique_id", how="left").select(
+        "unique_id",
+        pl.when(
+            pl.col("_class_model").is_null()
+            | (pl.col("_own_score") < pl.col("_class_series_score") * (1 - switch))
+        )
+        .then(pl.col("_own"))
+        .otherwise(pl.col("_class_model"))
+        .alias("model"),
+    )
+    return (
+        scored.join(choice, on=["unique_id", "model"])
+        .select("unique_id", "demand_class", "model", "loss", "rmse", "cum_rmse", "h", "score")
+        .sort("unique_id")
     )
 
 

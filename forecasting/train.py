@@ -38,12 +38,15 @@ def train(
     n_jobs: int = 1,
     on_class: Callable[[str, int], None] | None = None,
     candidates: Mapping[str, tuple[str, ...]] | None = None,
+    switch: float = 0.3,
 ) -> TrainResult:
     """Fit and select per-series models on daily-sales ``history``.
 
     ``history`` needs ``store_id, sku_id, date, units`` (``stockout`` optional). Series too
     short for ``n_windows`` backtest windows of ``horizon`` days are class ``new`` and get
     the fallback model; a model that fails on a series falls back the same way.
+    ``switch``: how much better a series' own best model must be to override its class
+    champion (see :func:`forecasting.select.pick_champions`).
     """
     started = time.perf_counter()
     min_days = max(56, horizon * n_windows + 28)
@@ -62,7 +65,7 @@ def train(
     )
     scale = _naive_scale(train_df, cv)
     errors = series_errors(cv, scale)
-    chosen = pick_champions(errors) if errors.height else _empty_chosen()
+    chosen = pick_champions(errors, switch) if errors.height else _empty_chosen()
     factor = _cum_factor(chosen)
     new = _new_series(classes, train_df)
     champions = pl.concat(
@@ -103,6 +106,7 @@ def train(
         "horizon": horizon,
         "n_windows": n_windows,
         "costly": costly,
+        "switch": switch,
         "series": champions.height,
         "start": str(history["date"].min()),
         "end": str(history["date"].max()),

@@ -51,7 +51,7 @@ class Settings(BaseSettings):
     )
     service_level: float = Field(0.95, gt=0.5, lt=1.0, description="Default cycle service level.")
     forecast_horizon_days: int = Field(28, ge=1, le=366)
-    backtest_horizon_days: int = Field(14, ge=1, le=366)
+    backtest_horizon_days: int = Field(28, ge=1, le=366)
     backtest_windows: int = Field(3, ge=1, le=20)
     quantiles: list[float] = Field(default_factory=lambda: [0.5, 0.8, 0.9, 0.95, 0.99])
     currency: str = Field("EUR", min_length=3, max_length=3)

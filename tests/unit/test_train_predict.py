@@ -15,21 +15,59 @@ def test_every_series_gets_a_champion_from_its_class(daily) -> None:
     assert {"loss", "wape", "rmsse"} <= set(result.metrics)
 
 
-def test_champion_is_the_least_loss_candidate(daily) -> None:
-    result = train(daily, horizon=7, n_windows=2)
+def _picks(result) -> dict[str, str]:
+    return dict(
+        result.champions.select(
+            pl.concat_str(["store_id", "sku_id"], separator="\x1f"), "model"
+        ).iter_rows()
+    )
+
+
+def test_pure_per_series_selection_takes_each_series_best_score(daily) -> None:
+    result = train(daily, horizon=7, n_windows=2, switch=0.0)
     best = (
-        result.errors.sort("loss")
+        result.errors.sort("rmsse", "loss", nulls_last=True)
         .group_by("unique_id", maintain_order=True)
         .first()
-        .select("unique_id", "loss")
     )
-    picked = result.errors.join(
-        result.champions.select(
-            pl.concat_str(["store_id", "sku_id"], separator="\x1f").alias("unique_id"), "model"
-        ),
-        on=["unique_id", "model"],
-    ).select("unique_id", "loss")
-    assert picked.sort("unique_id").equals(best.sort("unique_id"))
+    assert _picks(result) == dict(best.select("unique_id", "model").iter_rows())
+
+
+def test_pooled_selection_gives_each_class_one_model(daily) -> None:
+    result = train(daily, horizon=7, n_windows=2, switch=1.0)
+    per_class = result.champions.group_by("demand_class").agg(pl.col("model").n_unique())
+    assert per_class["model"].max() == 1
+
+
+def test_combinations_are_backtested_and_forecast_as_means(daily) -> None:
+    result = train(
+        daily,
+        horizon=7,
+        n_windows=2,
+        candidates={
+            c: ("ses", "historic_avg", "ses+historic_avg")
+            for c in ("smooth", "erratic", "intermittent", "lumpy")
+        },
+    )
+    cv = result.cv.pivot(on="model", index=["unique_id", "cutoff", "ds"], values="yhat")
+    assert ((cv["ses+historic_avg"] - (cv["ses"] + cv["historic_avg"]) / 2).abs() < 1e-9).all()
+    champions = result.champions.with_columns(pl.lit("ses+historic_avg").alias("model"))
+    both = forecast(daily, champions, horizon=3, quantiles=[0.5], model_version="1")
+    ses = forecast(
+        daily,
+        champions.with_columns(pl.lit("ses").alias("model")),
+        horizon=3,
+        quantiles=[0.5],
+        model_version="1",
+    )
+    ha = forecast(
+        daily,
+        champions.with_columns(pl.lit("historic_avg").alias("model")),
+        horizon=3,
+        quantiles=[0.5],
+        model_version="1",
+    )
+    assert ((both["mean"] - (ses["mean"] + ha["mean"]) / 2).abs() < 1e-9).all()
 
 
 def test_short_series_fall_back_instead_of_failing(daily) -> None:
