@@ -476,6 +476,101 @@ def plan(
     _emit(summary.to_dict(), as_json, lambda: out.print(_kv_table("Plan", summary.to_dict())))
 
 
+@app.command()
+def simulate(
+    history: HistoryOpt = None,
+    days: Annotated[int, typer.Option(min=14, help="Days at the end of history to replay.")] = 182,
+    lead_time: Annotated[
+        int | None, typer.Option(help="Lead time in days (default: from the supplier rules).")
+    ] = None,
+    review: Annotated[int, typer.Option(min=1, help="Review period in days.")] = 7,
+    fill_target: Annotated[float, typer.Option(help="Fill rate to compare policies at.")] = 0.95,
+    plot: Annotated[Path, typer.Option(help="Trade-off curve PNG.")] = Path(
+        "simulation_tradeoff.png"
+    ),
+    as_json: JsonOpt = False,
+) -> None:
+    """Replay history day by day: forecast-driven (R,S) vs static min/max.
+
+    Sweeps the service level of (R,S) and the cover of min/max, reports fill rate, cycle
+    service level, average inventory, stockout days and orders for each, the inventory each
+    needs at --fill-target, and draws the service/inventory trade-off (PNG).
+    """
+    _quiet_libraries()
+    import numpy as np
+
+    from jobs.runtime import Runtime
+    from jobs.simulation import run_simulation
+
+    with _errors():
+        rt = Runtime(_settings())
+        frame = _history(rt, history)
+        keys = frame.select("store_id", "sku_id").unique().sort("store_id", "sku_id")
+        cost = pack = None
+        lead: Any = lead_time if lead_time is not None else 3
+        if history is None and lead_time is None:
+            rules = rt.rules()
+            per = (
+                keys.join(rules.items, on="sku_id", how="left")
+                .join(rules.suppliers, on="supplier_id", how="left")
+                .sort("store_id", "sku_id")
+            )
+            lead = np.ceil(per["lead_time_mean"].fill_null(3.0).to_numpy()).astype(int)
+            cost = per["unit_cost"].fill_null(1.0).to_numpy()
+            pack = per["pack_size"].fill_null(1).to_numpy()
+        with console.status("simulating") as status:
+            report = run_simulation(
+                frame,
+                days=days,
+                lead_time=lead,
+                review_period=review,
+                unit_cost=cost,
+                pack_size=pack,
+                fill_target=fill_target,
+                plot=plot,
+                on_step=lambda m: status.update(m),
+            )
+    data = report.to_dict()
+    if as_json:
+        print(json.dumps(data, default=float))
+        return
+    table = Table(
+        title=f"Simulation of the last {days} days, {report.series} series", title_justify="left"
+    )
+    for col in (
+        "policy",
+        "setting",
+        "fill rate",
+        "cycle SL",
+        "avg on hand (value)",
+        "stockout days",
+        "orders",
+    ):
+        table.add_column(col, justify="right")
+    for r in report.runs:
+        table.add_row(
+            r["policy"],
+            f"{r['setting']:g}",
+            f"{r['fill_rate']:.3f}",
+            f"{r['cycle_service_level']:.3f}",
+            f"{r['avg_on_hand_value']:,.1f}",
+            str(r["stockout_days"]),
+            str(r["orders"]),
+        )
+    out.print(table)
+    for policy, at in report.at_target.items():
+        if at:
+            out.print(
+                f"{policy}: {fill_target:.0%} fill needs {at['avg_on_hand_value']:,.1f} "
+                f"on hand (setting {at['setting']:.3f})"
+            )
+    if report.inventory_saving is not None:
+        out.print(
+            f"[bold]forecast (R,S) holds {report.inventory_saving:.1%} less inventory "
+            f"than min/max at the same fill rate[/]; curve: {report.plot}"
+        )
+
+
 @orders_app.command("list")
 def orders_list(
     plan_date: Annotated[str | None, typer.Option("--date", help="Only this plan date.")] = None,
