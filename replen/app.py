@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
-import replen.metrics  # noqa: F401  (choose the Prometheus value backend before feast loads)
+import replen.metrics  # chooses the Prometheus value backend before feast loads
 from jobs.runtime import Runtime
 from replen.api.pusher import VelocityPusher
 from replen.settings import Settings
@@ -21,6 +21,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app; one runtime and one velocity pusher per process."""
     settings = settings or Settings()
     runtime = Runtime(settings)
+    replen.metrics.register_ledger(settings.db_url)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

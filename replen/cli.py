@@ -328,12 +328,13 @@ def ingest_inventory_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Append stock snapshots (zero on hand marks a stockout day)."""
+    from features.inventory import validate_inventory
     from jobs.refresh import ingest_inventory
     from jobs.runtime import Runtime
     from replen.io import read_table
 
     with _errors():
-        rows = ingest_inventory(Runtime(_settings()), read_table(file))
+        rows = ingest_inventory(Runtime(_settings()), validate_inventory(read_table(file)))
     _emit({"rows": rows}, as_json, lambda: out.print(f"{rows:,} snapshots committed"))
 
 

@@ -86,3 +86,12 @@ def test_inventory_all_or_nothing_and_metrics(client) -> None:
     assert r.status_code == 422 and "row 1: as_of" in r.json()["detail"]
     metrics = client.get("/metrics").text
     assert "replen_pos_lines_total" in metrics
+
+
+def test_metrics_show_job_failures_recorded_by_another_process(client, settings) -> None:
+    from jobs.scheduler import execute
+
+    assert execute(settings, "retrain", "2024-01-07T02:00:00+00:00") == "failed"
+    text = client.get("/metrics").text
+    assert 'replen_ledger_job_runs_total{job="retrain",status="failed"} 1.0' in text
+    assert 'replen_ledger_alerts_total{kind="job"}' in text
