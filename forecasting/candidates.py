@@ -3,12 +3,50 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["CANDIDATES", "COSTLY", "FALLBACK", "build", "candidates_for", "components"]
+__all__ = [
+    "CANDIDATES",
+    "COSTLY",
+    "FALLBACK",
+    "FREQS",
+    "Freq",
+    "build",
+    "candidates_for",
+    "components",
+    "freq_of",
+]
 
 
-def _factories() -> dict[str, Callable[[], Any]]:
+@dataclass(frozen=True)
+class Freq:
+    """How a data frequency shapes the models: statsforecast alias, season, windows."""
+
+    alias: str  # statsforecast/polars interval
+    season: int  # periods per seasonal cycle
+    window: int  # periods in the moving-average window
+    inactive: int  # periods without sales that make a series inactive
+    min_history: int  # periods below which a series is "new"
+    backtest: int  # default backtest window, in periods
+
+
+FREQS: dict[str, Freq] = {
+    "daily": Freq("1d", 7, 28, 56, 56, 28),
+    "weekly": Freq("1w", 52, 8, 8, 16, 8),
+    "monthly": Freq("1mo", 12, 6, 3, 12, 3),
+}
+
+
+def freq_of(name: str) -> Freq:
+    if name not in FREQS:
+        raise ValueError(f"freq {name!r} unknown; choose from {sorted(FREQS)}")
+    return FREQS[name]
+
+
+def _factories(freq: str = "daily") -> dict[str, Callable[[], Any]]:
+    f = freq_of(freq)
+    season, window = f.season, f.window
     from statsforecast.models import (
         ADIDA,
         IMAPA,
@@ -26,23 +64,23 @@ def _factories() -> dict[str, Callable[[], Any]]:
     )
 
     return {
-        "seasonal_naive": lambda: SeasonalNaive(season_length=7, alias="seasonal_naive"),
+        "seasonal_naive": lambda: SeasonalNaive(season_length=season, alias="seasonal_naive"),
         "ses": lambda: SimpleExponentialSmoothingOptimized(alias="ses"),
         "seasonal_es": lambda: SeasonalExponentialSmoothingOptimized(
-            season_length=7, alias="seasonal_es"
+            season_length=season, alias="seasonal_es"
         ),
         "seasonal_window_avg": lambda: SeasonalWindowAverage(
-            season_length=7, window_size=4, alias="seasonal_window_avg"
+            season_length=season, window_size=4, alias="seasonal_window_avg"
         ),
-        "window_avg_28": lambda: WindowAverage(window_size=28, alias="window_avg_28"),
+        "window_avg": lambda: WindowAverage(window_size=window, alias="window_avg"),
         "croston_sba": lambda: CrostonSBA(alias="croston_sba"),
         "tsb": lambda: TSB(alpha_d=0.2, alpha_p=0.2, alias="tsb"),
         "adida": lambda: ADIDA(alias="adida"),
         "imapa": lambda: IMAPA(alias="imapa"),
         "historic_avg": lambda: HistoricAverage(alias="historic_avg"),
         "zero": lambda: ZeroModel(alias="zero"),
-        "auto_ets": lambda: AutoETS(season_length=7, alias="auto_ets"),
-        "dyn_opt_theta": lambda: DynamicOptimizedTheta(season_length=7, alias="dyn_opt_theta"),
+        "auto_ets": lambda: AutoETS(season_length=season, alias="auto_ets"),
+        "dyn_opt_theta": lambda: DynamicOptimizedTheta(season_length=season, alias="dyn_opt_theta"),
     }
 
 
@@ -54,7 +92,7 @@ CANDIDATES: dict[str, tuple[str, ...]] = {
         "ses",
         "seasonal_naive",
         "seasonal_window_avg",
-        "window_avg_28",
+        "window_avg",
         "croston_sba+seasonal_es",
         "seasonal_es+historic_avg",
     ),
@@ -62,7 +100,7 @@ CANDIDATES: dict[str, tuple[str, ...]] = {
         "seasonal_es",
         "ses",
         "seasonal_window_avg",
-        "window_avg_28",
+        "window_avg",
         "seasonal_naive",
         "croston_sba+seasonal_es",
         "seasonal_es+historic_avg",
@@ -72,17 +110,17 @@ CANDIDATES: dict[str, tuple[str, ...]] = {
         "tsb",
         "adida",
         "imapa",
-        "window_avg_28",
+        "window_avg",
         "ses",
         "croston_sba+historic_avg",
-        "window_avg_28+historic_avg",
+        "window_avg+historic_avg",
     ),
     "lumpy": (
         "croston_sba",
         "tsb",
         "adida",
         "imapa",
-        "window_avg_28",
+        "window_avg",
         "croston_sba+historic_avg",
         "croston_sba+seasonal_es",
     ),
@@ -106,19 +144,25 @@ def candidates_for(demand_class: str, *, costly: bool = False) -> tuple[str, ...
     return names + COSTLY.get(demand_class, ()) if costly else names
 
 
+# Names once registered keep working: champion tables in MLflow refer to them.
+LEGACY = {"window_avg_28": "window_avg"}
+
+
 def components(names: tuple[str, ...] | list[str]) -> tuple[str, ...]:
     """The statsforecast models that the candidates need (combinations split into parts)."""
     out: list[str] = []
     for name in names:
         for part in name.split("+"):
+            part = LEGACY.get(part, part)
             if part not in out:
                 out.append(part)
     return tuple(out)
 
 
-def build(names: tuple[str, ...] | list[str]) -> list[Any]:
+def build(names: tuple[str, ...] | list[str], freq: str = "daily") -> list[Any]:
     """Instantiate statsforecast models by name (each with its name as alias)."""
-    factories = _factories()
+    factories = _factories(freq)
+    names = [LEGACY.get(n, n) for n in names]
     unknown = [n for n in names if n not in factories]
     if unknown:
         raise ValueError(f"unknown model name(s) {unknown}; known: {sorted(factories)}")

@@ -75,5 +75,6 @@ def _score(history: pl.DataFrame, picks: pl.DataFrame, result: TrainResult) -> p
         horizon=int(params["horizon"]),  # type: ignore[call-overload]
         n_windows=int(params["n_windows"]),  # type: ignore[call-overload]
         candidates={m: (m,) for m in models},
+        freq=str(params.get("freq", "daily")),
     )
     return series_errors(cv).select("unique_id", "loss")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from forecasting.candidates import FALLBACK, build, candidates_for, components
+from forecasting.candidates import FALLBACK, build, candidates_for, components, freq_of
 from forecasting.demand import classify
 from forecasting.history import keys_frame, split_uid, to_training_frame
 from forecasting.quantiles import add_daily_quantiles
@@ -22,8 +22,9 @@ def forecast(
     quantiles: list[float],
     model_version: str,
     n_jobs: int = 1,
+    freq: str = "daily",
 ) -> pl.DataFrame:
-    """Forecast ``horizon`` days after each series' last day.
+    """Forecast ``horizon`` periods (``freq``: days, weeks or months) after each series' last.
 
     Model choice and error scale come from ``champions`` (a retrain's table); the model is
     fitted on the newest history, so a daily forecast uses yesterday's sales. Series unknown
@@ -40,7 +41,10 @@ def forecast(
         group = train_df.join(ids.select("unique_id"), on="unique_id")
         base = components([str(model)])
         sf = StatsForecast(
-            models=build(base), freq="1d", n_jobs=n_jobs, fallback_model=build([FALLBACK])[0]
+            models=build(base, freq),
+            freq=freq_of(freq).alias,
+            n_jobs=n_jobs,
+            fallback_model=build([FALLBACK], freq)[0],
         )
         out = pl.DataFrame(sf.forecast(df=group, h=horizon))
         parts.append(

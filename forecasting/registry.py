@@ -57,6 +57,7 @@ def demand_model_class() -> type:
                 horizon=int(params.get("horizon", 28)),
                 quantiles=quantiles,
                 model_version=str(params.get("model_version", "unregistered")),
+                freq=str(params.get("freq", "daily")),
             )
             return out.to_pandas()
 
@@ -130,7 +131,12 @@ class Registry:
             example = _example_history(result)
             signature = infer_signature(
                 example.to_pandas(),
-                params={"horizon": 28, "quantiles": "0.5,0.9,0.95", "model_version": "x"},
+                params={
+                    "horizon": 28,
+                    "quantiles": "0.5,0.9,0.95",
+                    "model_version": "x",
+                    "freq": "daily",
+                },
             )
             with _quiet():
                 info = mlflow.pyfunc.log_model(

@@ -87,6 +87,7 @@ def summarise(errors: pl.DataFrame, chosen: pl.DataFrame) -> dict[str, float]:
             (pl.col("_err_sum").sum() / pl.col("_y_sum").sum()).alias("bias"),
             (pl.col("_abs_sum").sum() / pl.col("_y_sum").sum()).alias("wape"),
             *([pl.col("rmsse").mean().alias("rmsse")] if "rmsse" in frame.columns else []),
+            *([pl.col("mase").mean().alias("mase")] if "mase" in frame.columns else []),
             pl.len().alias("series"),
         ).row(0, named=True)
         for key, value in row.items():

@@ -8,13 +8,15 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
-from forecasting.backtest import backtest, series_errors
-from forecasting.candidates import FALLBACK
+from forecasting.backtest import backtest, coverage, series_errors
+from forecasting.candidates import FALLBACK, freq_of
 from forecasting.demand import classify
 from forecasting.history import keys_frame, split_uid, to_training_frame
 from forecasting.select import pick_champions, summarise
 
-__all__ = ["TrainResult", "train"]
+__all__ = ["COVERAGE_LEVELS", "TrainResult", "train"]
+
+COVERAGE_LEVELS = (0.5, 0.8, 0.9, 0.95, 0.99)
 
 
 @dataclass
@@ -27,6 +29,7 @@ class TrainResult:
     metrics: dict[str, float]
     params: dict[str, object] = field(default_factory=dict)
     seconds: float = 0.0
+    coverage: pl.DataFrame = field(default_factory=pl.DataFrame)  # per series × level
 
 
 def train(
@@ -39,6 +42,7 @@ def train(
     on_class: Callable[[str, int], None] | None = None,
     candidates: Mapping[str, tuple[str, ...]] | None = None,
     switch: float = 0.3,
+    freq: str = "daily",
 ) -> TrainResult:
     """Fit and select per-series models on daily-sales ``history``.
 
@@ -49,8 +53,9 @@ def train(
     champion (see :func:`forecasting.select.pick_champions`).
     """
     started = time.perf_counter()
-    min_days = max(56, horizon * n_windows + 28)
-    classes = keys_frame(classify(history, min_days=min_days))
+    f = freq_of(freq)
+    min_days = max(f.min_history, horizon * n_windows + f.window)
+    classes = keys_frame(classify(history, min_days=min_days, inactive_days=f.inactive))
     train_df = to_training_frame(history)
     testable = classes.filter(pl.col("demand_class") != "new")
     cv = backtest(
@@ -62,6 +67,7 @@ def train(
         n_jobs=n_jobs,
         on_class=on_class,
         candidates=candidates,
+        freq=freq,
     )
     scale = _naive_scale(train_df, cv)
     errors = series_errors(cv, scale)
@@ -99,6 +105,8 @@ def train(
         .sort("store_id", "sku_id")
     )
     metrics = summarise(errors, chosen) if errors.height else {}
+    covered = coverage(cv, chosen, COVERAGE_LEVELS, factor) if errors.height else pl.DataFrame()
+    metrics |= _coverage_metrics(covered)
     metrics["series"] = float(champions.height)
     for cls, n in champions.group_by("demand_class").len().iter_rows():
         metrics[f"{cls}.series"] = float(n)
@@ -107,11 +115,13 @@ def train(
         "n_windows": n_windows,
         "costly": costly,
         "switch": switch,
+        "freq": freq,
         "series": champions.height,
         "start": str(history["date"].min()),
         "end": str(history["date"].max()),
     }
     return TrainResult(
+        coverage=covered,
         champions=champions,
         errors=errors,
         cv=cv,
@@ -124,13 +134,18 @@ def train(
 def _naive_scale(train_df: pl.DataFrame, cv: pl.DataFrame) -> pl.DataFrame:
     """Mean squared one-step difference of each series before its first backtest cutoff."""
     if cv.is_empty():
-        return pl.DataFrame(schema={"unique_id": pl.String, "scale": pl.Float64})
+        return pl.DataFrame(
+            schema={"unique_id": pl.String, "scale": pl.Float64, "scale_abs": pl.Float64}
+        )
     first = cv.group_by("unique_id").agg(pl.col("cutoff").min().alias("_cut"))
     return (
         train_df.join(first, on="unique_id")
         .filter(pl.col("ds") <= pl.col("_cut"))
         .group_by("unique_id")
-        .agg(pl.col("y").diff().pow(2).mean().alias("scale"))
+        .agg(
+            pl.col("y").diff().pow(2).mean().alias("scale"),
+            pl.col("y").diff().abs().mean().alias("scale_abs"),
+        )
     )
 
 
@@ -140,8 +155,10 @@ def _cum_factor(chosen: pl.DataFrame) -> pl.DataFrame:
         chosen.filter(pl.col("rmse") > 0)
         .group_by("demand_class")
         .agg(
-            (pl.col("cum_rmse") / (pl.col("rmse") * pl.col("h").sqrt()))
-            .median()
+            # Pooled over the class: sqrt(Σ cum_rmse² / Σ h·rmse²); a median would let the
+            # heavy tail of window totals through (under-covered high quantiles).
+            (pl.col("cum_rmse").pow(2).sum() / (pl.col("rmse").pow(2) * pl.col("h")).sum())
+            .sqrt()
             .clip(0.5, 4.0)
             .alias("cum_sd_factor")
         )
@@ -176,3 +193,24 @@ def _empty_chosen() -> pl.DataFrame:
             "h": pl.UInt32,
         }
     )
+
+
+def _coverage_metrics(covered: pl.DataFrame) -> dict[str, float]:
+    """``coverage.daily.q90`` … overall and ``<class>.coverage.total.q95`` … per class."""
+    from forecasting.quantiles import quantile_column
+
+    out: dict[str, float] = {}
+    if covered.is_empty():
+        return out
+    for scope, frame in [
+        ("", covered),
+        *[(f"{c}.", f) for (c,), f in covered.partition_by("demand_class", as_dict=True).items()],
+    ]:
+        agg = frame.group_by("level").agg(
+            (pl.col("daily_hits").sum() / pl.col("daily_n").sum()).alias("daily"),
+            (pl.col("total_hits").sum() / pl.col("total_n").sum()).alias("total"),
+        )
+        for level, daily, total in agg.iter_rows():
+            out[f"{scope}coverage.daily.{quantile_column(level)}"] = float(daily)
+            out[f"{scope}coverage.total.{quantile_column(level)}"] = float(total)
+    return out

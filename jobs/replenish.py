@@ -41,16 +41,21 @@ class PlanSummary:
 
 
 def forecast_with_champion(
-    rt: Runtime, history: pl.DataFrame, horizon: int, quantiles: list[float] | None = None
+    rt: Runtime,
+    history: pl.DataFrame,
+    horizon: int,
+    quantiles: list[float] | None = None,
+    freq: str = "daily",
 ) -> pl.DataFrame:
     """Forecast ``history`` with ``models:/<model>@champion`` loaded from MLflow."""
-    version = rt.registry.champion_version()
+    registry = rt.registry_for(freq)
+    version = registry.champion_version()
     if version is None:
         raise NoChampion(
-            f"no model {rt.settings.model_name!r} has the alias 'champion' in "
+            f"no model {registry.model_name!r} has the alias 'champion' in "
             f"{rt.settings.tracking_uri}; run `replen train` first"
         )
-    model = rt.registry.load("champion")
+    model = registry.load("champion")
     qs = quantiles or rt.settings.quantiles
     out = model.predict(
         history.select("store_id", "sku_id", "date", "units", "stockout").to_pandas(),
@@ -58,6 +63,7 @@ def forecast_with_champion(
             "horizon": horizon,
             "quantiles": ",".join(str(q) for q in qs),
             "model_version": version,
+            "freq": freq,
         },
     )
     return pl.from_pandas(out).with_columns(pl.col("date").cast(pl.Date))

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass
 
 import polars as pl
 
+from forecasting.candidates import freq_of
 from forecasting.gate import gate
 from forecasting.plots import plot_backtest
 from forecasting.train import train
@@ -37,6 +38,7 @@ def retrain(
     *,
     costly: bool = False,
     candidates: Mapping[str, tuple[str, ...]] | None = None,
+    freq: str = "daily",
 ) -> RetrainSummary:
     """Train on ``history`` (default: the lake) and register the result as a new version.
 
@@ -49,15 +51,16 @@ def retrain(
         raise ValueError("no sales history: ingest POS data first (`replen ingest pos FILE`)")
     result = train(
         history,
-        horizon=s.backtest_horizon_days,
+        horizon=s.backtest_horizon_days if freq == "daily" else freq_of(freq).backtest,
         n_windows=s.backtest_windows,
         costly=costly,
         candidates=candidates,
+        freq=freq,
     )
-    current = rt.registry.champions_table("champion")
+    current = rt.registry_for(freq).champions_table("champion")
     decision = gate(history, result, current[0] if current else None, margin=s.champion_margin)
     plot = plot_backtest(result.cv, result.champions, s.out_dir / "backtest.png")
-    reg = rt.registry.log_training(result, decision, plot=plot)
+    reg = rt.registry_for(freq).log_training(result, decision, plot=plot)
     return RetrainSummary(
         run_id=reg.run_id,
         model_version=reg.version,

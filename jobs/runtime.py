@@ -51,6 +51,17 @@ class Runtime:
         s = self.settings
         return Registry(s.tracking_uri, s.experiment_name, s.model_name, s.artifact_root)
 
+    def registry_for(self, freq: str = "daily"):  # type: ignore[no-untyped-def]
+        """The registry of the model for ``freq``: daily is ``<model_name>``, others get a
+        suffix (``replen-demand-weekly``) so that they never replace the daily champion."""
+        if freq == "daily":
+            return self.registry
+        from forecasting.registry import Registry
+
+        s = self.settings
+        return Registry(s.tracking_uri, s.experiment_name, f"{s.model_name}-{freq}",
+                        s.artifact_root)
+
     # Data ----------------------------------------------------------------------------------
     def history(self) -> pl.DataFrame:
         """Daily sales of every store×SKU, from the lake (the truth)."""

@@ -384,10 +384,21 @@ def features_show(
 
 
 # train / forecast / plan ---------------------------------------------------------------------
-def _history(rt: Any, history: Path | None) -> Any:
+FreqOpt = Annotated[
+    str,
+    typer.Option(
+        help="daily, weekly or monthly: what one row of --history covers (its date "
+        "marks the period; weeks may start on any weekday)."
+    ),
+]
+
+
+def _history(rt: Any, history: Path | None, freq: str = "daily") -> Any:
     from replen.io import read_history
 
-    return read_history(history) if history is not None else rt.history()
+    if history is None and freq != "daily":
+        raise ValueError(f"--freq {freq} needs --history: the POS lake holds daily sales")
+    return read_history(history, freq) if history is not None else rt.history()
 
 
 @app.command()
@@ -396,6 +407,7 @@ def train(
     costly: Annotated[
         bool, typer.Option(help="Also try AutoETS/Theta where classes allow (much slower).")
     ] = False,
+    freq: FreqOpt = "daily",
     as_json: JsonOpt = False,
 ) -> None:
     """Backtest candidate models per series, pick champions, log and register in MLflow.
@@ -410,22 +422,103 @@ def train(
     with _errors():
         rt = Runtime(_settings())
         with console.status("training"):
-            result = retrain(rt, _history(rt, history), costly=costly)
+            result = retrain(rt, _history(rt, history, freq), costly=costly, freq=freq)
     data = result.to_dict()
     flat = {k: v for k, v in data.items() if k != "metrics"} | dict(result.metrics)
     _emit(data, as_json, lambda: out.print(_kv_table("Retrain", flat)))
 
 
 @app.command()
+def backtest(
+    history: HistoryOpt = None,
+    horizon: Annotated[
+        int | None, typer.Option(help="Backtest window in periods (default: settings / freq).")
+    ] = None,
+    windows: Annotated[int | None, typer.Option(min=1, help="Rolling origins.")] = None,
+    costly: Annotated[bool, typer.Option(help="Also try AutoETS/Theta.")] = False,
+    freq: FreqOpt = "daily",
+    as_json: JsonOpt = False,
+) -> None:
+    """Backtest and select without registering: accuracy and calibration per demand class.
+
+    Prints series, WAPE, RMSSE, MASE, bias, and the out-of-sample coverage of the 90% and
+    95% quantiles of daily demand and of demand over the window, per class and overall.
+    """
+    _quiet_libraries()
+    from forecasting.candidates import freq_of
+    from forecasting.train import train as fit
+    from jobs.runtime import Runtime
+
+    with _errors():
+        settings = _settings()
+        rt = Runtime(settings)
+        frame = _history(rt, history, freq)
+        h = horizon or (
+            settings.backtest_horizon_days if freq == "daily" else freq_of(freq).backtest
+        )
+        with console.status("backtesting"):
+            result = fit(
+                frame,
+                horizon=h,
+                n_windows=windows or settings.backtest_windows,
+                costly=costly,
+                freq=freq,
+            )
+    m = result.metrics
+    if as_json:
+        print(
+            json.dumps(
+                {"params": result.params, "metrics": m, "seconds": round(result.seconds, 3)},
+                default=str,
+            )
+        )
+        return
+    table = Table(
+        title=f"Backtest: {h} periods × {result.params['n_windows']} windows",
+        title_justify="left",
+        caption="p90/p95: share of actual periods at or under the forecast's 90%/95% "
+        "quantile; T90/T95: the same for the window total (nominal 0.90/0.95).",
+    )
+    cols = (
+        "series",
+        "wape",
+        "rmsse",
+        "mase",
+        "bias",
+        "coverage.daily.q90",
+        "coverage.daily.q95",
+        "coverage.total.q90",
+        "coverage.total.q95",
+    )
+    table.add_column("class")
+    for label in ("n", "WAPE", "RMSSE", "MASE", "bias", "p90", "p95", "T90", "T95"):
+        table.add_column(label, justify="right")
+    classes = sorted({k.split(".")[0] for k in m if k.endswith(".series")})
+    for scope in [*classes, ""]:
+        prefix = f"{scope}." if scope else ""
+        table.add_row(
+            scope or "[bold]all",
+            *[
+                f"{m[prefix + c]:.3f}"
+                if prefix + c in m and c != "series"
+                else (f"{m[prefix + c]:.0f}" if prefix + c in m else "")
+                for c in cols
+            ],
+        )
+    out.print(table)
+
+
+@app.command()
 def forecast(
     history: HistoryOpt = None,
-    horizon: Annotated[int, typer.Option(min=1, max=366, help="Days ahead.")] = 28,
+    horizon: Annotated[int, typer.Option(min=1, max=366, help="Periods (days) ahead.")] = 28,
     quantiles: Annotated[str, typer.Option(help="Comma-separated levels in (0, 1).")] = (
         "0.5,0.8,0.9,0.95,0.99"
     ),
     out_path: Annotated[Path, typer.Option("--out", help="CSV or Parquet to write.")] = Path(
         "forecast.parquet"
     ),
+    freq: FreqOpt = "daily",
     as_json: JsonOpt = False,
 ) -> None:
     """Forecast every series with the champion model: mean and quantiles per day."""
@@ -442,7 +535,7 @@ def forecast(
             raise ValueError(f"--quantiles {quantiles!r}: each must lie strictly in (0, 1)")
         rt = Runtime(_settings())
         with console.status("forecasting"):
-            frame = forecast_with_champion(rt, _history(rt, history), horizon, qs)
+            frame = forecast_with_champion(rt, _history(rt, history, freq), horizon, qs, freq)
         out_path.parent.mkdir(parents=True, exist_ok=True)
         if out_path.suffix == ".csv":
             frame.write_csv(out_path)

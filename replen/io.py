@@ -36,7 +36,7 @@ def read_table(path: Path, *, strings: bool = False) -> pl.DataFrame:
     )
 
 
-def read_history(path: Path) -> pl.DataFrame:
+def read_history(path: Path, freq: str = "daily") -> pl.DataFrame:
     """A daily-sales file: ``store_id, sku_id, date, units`` and optional ``stockout``,
     ``on_hand``, ``price``. Rows are checked: a bad value names its row and column."""
     frame = read_table(path)
@@ -82,15 +82,25 @@ def read_history(path: Path) -> pl.DataFrame:
             else pl.lit(False).alias("stockout")
         )
     typed = typed.with_columns(pl.col("stockout").cast(pl.Boolean, strict=False).fill_null(False))
-    return _zero_fill(typed.drop("_row"))
+    return _zero_fill(typed.drop("_row"), freq)
 
 
-def _zero_fill(history: pl.DataFrame) -> pl.DataFrame:
-    """Add missing calendar days (no row = no sales) from each series' first day to the end."""
+_INTERVALS = {"daily": "1d", "weekly": "1w", "monthly": "1mo"}
+
+
+def _zero_fill(history: pl.DataFrame, freq: str = "daily") -> pl.DataFrame:
+    """Add missing periods (no row = no sales) from each series' first period to the end.
+
+    Periods step from each series' first date (weeks may start on any weekday; months
+    keep the day of the month, so date months by their first day)."""
+    if freq not in _INTERVALS:
+        raise ValueError(f"--freq {freq!r} unknown; choose daily, weekly or monthly")
     end = history["date"].max()
     spans = history.group_by("store_id", "sku_id").agg(pl.col("date").min().alias("first"))
     calendar = spans.select(
-        "store_id", "sku_id", pl.date_ranges("first", pl.lit(end), interval="1d").alias("date")
+        "store_id",
+        "sku_id",
+        pl.date_ranges("first", pl.lit(end), interval=_INTERVALS[freq]).alias("date"),
     ).explode("date")
     return (
         calendar.join(history, on=["store_id", "sku_id", "date"], how="left")

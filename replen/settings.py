@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import (
@@ -86,7 +85,6 @@ class Settings(BaseSettings):
         3, ge=0, description="Missed slots per job run on restart; older ones are recorded skipped."
     )
     probe_seconds: float = Field(1.0, ge=0, description="Duration of the 'probe' test job.")
-    freq: Literal["daily"] = "daily"
 
     @field_validator("quantiles")
     @classmethod

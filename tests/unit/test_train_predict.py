@@ -126,3 +126,38 @@ def test_series_unknown_to_the_champions_still_get_a_forecast(daily) -> None:
     assert (
         fc.select("store_id", "sku_id").n_unique() == daily.select("store_id", "sku_id").n_unique()
     )
+
+
+def test_weekly_history_with_wednesday_weeks(daily) -> None:
+    weekly = (
+        daily.with_columns(
+            (pl.col("date") - pl.duration(days=(pl.col("date").dt.weekday() - 3) % 7))
+            .alias("week"))
+        .group_by("store_id", "sku_id", "week").agg(pl.col("units").sum())
+        .rename({"week": "date"})
+    )
+    result = train(weekly, horizon=4, n_windows=2, freq="weekly")
+    fc = forecast(weekly, result.champions, horizon=3, quantiles=[0.9], model_version="w",
+                  freq="weekly")
+    first = fc.group_by("store_id", "sku_id").agg(pl.col("date").sort())
+    for dates in first["date"]:
+        assert [d.weekday() for d in dates] == [2, 2, 2]  # Wednesdays, a week apart
+        assert (dates[1] - dates[0]).days == 7
+    assert result.params["freq"] == "weekly"
+
+
+def test_history_file_checks_and_zero_fills(tmp_path) -> None:
+    import pytest
+
+    from replen.io import read_history
+
+    path = tmp_path / "h.csv"
+    path.write_text("store_id,sku_id,date,units\nS,A,2024-01-01,3\nS,A,2024-01-15,1\n")
+    weekly = read_history(path, "weekly")
+    assert weekly["units"].to_list() == [3.0, 0.0, 1.0]
+    path.write_text("store_id,sku_id,date,units\nS,A,2024-01-01,three\n")
+    with pytest.raises(ValueError, match="row 2: units='three' must be a number"):
+        read_history(path)
+    path.write_text("store_id,sku_id,day,units\nS,A,2024-01-01,3\n")
+    with pytest.raises(ValueError, match=r"missing column\(s\) \['date'\]"):
+        read_history(path)
