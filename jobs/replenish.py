@@ -87,7 +87,7 @@ def forecast_and_plan(
     horizon = max(s.forecast_horizon_days, need)
     forecast = forecast_with_champion(rt, history, horizon)
     demand = lead_time_demand(forecast, _shift_spans(spans, plan_date, last))
-    sug = suggest(demand, rt.stock(), rules, spans)
+    sug = suggest(demand, _position(rt, plan_date), rules, spans)
     report = rt.orders.replace_suggestions(plan_date, sug)
 
     out = s.out_dir
@@ -120,3 +120,15 @@ def _shift_spans(spans: pl.DataFrame, plan_date: date, last: date) -> pl.DataFra
 def _write_csv(lines: pl.DataFrame, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     lines.with_columns(pl.col(pl.Float64).round(3)).write_csv(path)
+
+
+def _position(rt: Runtime, plan_date: date) -> pl.DataFrame:
+    """Stock position: on hand and on order from the stock feed, plus POs approved here but
+    not yet sent to the ERP."""
+    stock = rt.stock()
+    approved = rt.orders.open_on_order(plan_date)
+    return (
+        stock.join(approved, on=["store_id", "sku_id"], how="left")
+        .with_columns((pl.col("on_order") + pl.col("po_on_order").fill_null(0.0)).alias("on_order"))
+        .drop("po_on_order")
+    )

@@ -59,8 +59,9 @@ class Runtime:
         from forecasting.registry import Registry
 
         s = self.settings
-        return Registry(s.tracking_uri, s.experiment_name, f"{s.model_name}-{freq}",
-                        s.artifact_root)
+        return Registry(
+            s.tracking_uri, s.experiment_name, f"{s.model_name}-{freq}", s.artifact_root
+        )
 
     # Data ----------------------------------------------------------------------------------
     def history(self) -> pl.DataFrame:

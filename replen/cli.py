@@ -983,5 +983,115 @@ def quarantine_export(
     )
 
 
+ActorOpt = Annotated[
+    str, typer.Option(help="Who does this (kept in the audit trail).", envvar="USER")
+]
+ReasonOpt = Annotated[str | None, typer.Option(help="Why (kept in the audit trail).")]
+
+
+@orders_app.command("show")
+def orders_show(
+    po_id: Annotated[int, typer.Argument(help="Purchase order id.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """One PO: header, every line with the arithmetic behind its quantity, audit trail."""
+    import polars as pl
+
+    from jobs.runtime import Runtime
+
+    with _errors():
+        store = Runtime(_settings()).orders
+        lines = store.po_lines().filter(pl.col("po_id") == po_id)
+        trail = store.history(po_id)
+    if as_json:
+        print(json.dumps({"lines": lines.to_dicts(), "history": trail}, default=str))
+        return
+    _render_explained(lines)
+    for h in trail:
+        out.print(f"{h['at']:%Y-%m-%d %H:%M} {h['actor']}: {h['action']} {h['detail']}")
+
+
+def _transition(po_id: int, to: str, actor: str, reason: str | None, as_json: bool) -> None:
+    from jobs.runtime import Runtime
+
+    with _errors():
+        before = Runtime(_settings()).orders.transition(po_id, to, actor, reason)
+    _emit(
+        {"po_id": po_id, "from": before, "to": to},
+        as_json,
+        lambda: out.print(f"PO {po_id}: {before} → [bold]{to}[/]"),
+    )
+
+
+@orders_app.command("approve")
+def orders_approve(
+    po_id: int, actor: ActorOpt = "planner", reason: ReasonOpt = None, as_json: JsonOpt = False
+) -> None:
+    """Approve a suggested PO (it will go to the ERP with the next export)."""
+    _transition(po_id, "approved", actor, reason, as_json)
+
+
+@orders_app.command("reject")
+def orders_reject(
+    po_id: int, reason: ReasonOpt = None, actor: ActorOpt = "planner", as_json: JsonOpt = False
+) -> None:
+    """Reject a PO; a reason is required."""
+    _transition(po_id, "rejected", actor, reason, as_json)
+
+
+@orders_app.command("edit")
+def orders_edit(
+    po_id: int,
+    sku_id: str,
+    quantity: Annotated[int, typer.Argument(help="New quantity in units.")],
+    reason: ReasonOpt = None,
+    actor: ActorOpt = "planner",
+    as_json: JsonOpt = False,
+) -> None:
+    """Change the quantity of one line of a suggested PO; a reason is required."""
+    from jobs.runtime import Runtime
+
+    with _errors():
+        old, new = Runtime(_settings()).orders.edit_line(
+            po_id, sku_id, quantity, actor, reason or ""
+        )
+    _emit(
+        {"po_id": po_id, "sku_id": sku_id, "from": old, "to": new},
+        as_json,
+        lambda: out.print(f"PO {po_id} {sku_id}: {old} → [bold]{new}[/]"),
+    )
+
+
+@orders_app.command("export")
+def orders_export(
+    path: Annotated[Path, typer.Argument(help="CSV file for the ERP.")],
+    actor: ActorOpt = "replen-export",
+    as_json: JsonOpt = False,
+) -> None:
+    """Write every approved PO's lines to a CSV for the ERP, then mark those POs exported."""
+    import os
+
+    import polars as pl
+
+    from jobs.runtime import Runtime
+
+    with _errors():
+        store = Runtime(_settings()).orders
+        lines = store.po_lines().filter(pl.col("status") == "approved")
+        cols = ["po_id", "supplier_id", "store_id", "sku_id", "quantity", "unit_cost", "value"]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        lines.select(cols).write_csv(tmp)
+        os.replace(tmp, path)  # the file is whole before any PO is marked exported
+        ids = sorted(set(lines["po_id"].to_list())) if lines.height else []
+        for po_id in ids:
+            store.transition(po_id, "exported", actor, detail={"file": str(path)})
+    _emit(
+        {"purchase_orders": len(ids), "lines": lines.height, "path": str(path)},
+        as_json,
+        lambda: out.print(f"{len(ids)} POs, {lines.height} lines → {path}"),
+    )
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()

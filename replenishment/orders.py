@@ -26,9 +26,29 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, rela
 from replenishment.planner import Suggestion
 from replenishment.policy import EXPLANATION_COLUMNS
 
-__all__ = ["Base", "OrderStore", "PoLine", "PurchaseOrder", "ReplaceReport"]
+__all__ = [
+    "TRANSITIONS",
+    "Base",
+    "OrderError",
+    "OrderStore",
+    "PoLine",
+    "PurchaseOrder",
+    "ReplaceReport",
+]
 
 REVIEWED = ("approved", "rejected", "exported", "acknowledged")
+# Status machine: who may follow whom.
+TRANSITIONS = {
+    "suggested": ("approved", "rejected"),
+    "approved": ("exported", "rejected"),
+    "exported": ("acknowledged",),
+    "rejected": (),
+    "acknowledged": (),
+}
+
+
+class OrderError(ValueError):
+    """A PO action that the PO's state or the input does not allow; says what would."""
 
 
 class Base(DeclarativeBase):
@@ -163,6 +183,108 @@ class OrderStore:
             )
         return ReplaceReport(created=created, replaced=len(stale), kept_reviewed=len(reviewed))
 
+    # Review ---------------------------------------------------------------------------------
+    def transition(
+        self, po_id: int, to: str, actor: str, reason: str | None = None, detail: dict | None = None
+    ) -> str:
+        """Move a PO to status ``to`` (see ``TRANSITIONS``); audited. Returns the old status."""
+        if to == "rejected" and not reason:
+            raise OrderError("rejecting a PO needs a reason (--reason)")
+        with Session(self.engine) as session, session.begin():
+            po = self._po(session, po_id)
+            allowed = TRANSITIONS.get(po.status, ())
+            if to not in allowed:
+                raise OrderError(
+                    f"PO {po_id} is {po.status}; it can become "
+                    f"{' or '.join(allowed) if allowed else 'nothing else'}, not {to}"
+                )
+            before = po.status
+            po.status = to
+            session.add(
+                AuditEntry(
+                    po_id=po_id,
+                    at=datetime.now(UTC),
+                    actor=actor,
+                    action=to,
+                    detail={"from": before, "to": to, "reason": reason, **(detail or {})},
+                )
+            )
+        return before
+
+    def edit_line(
+        self, po_id: int, sku_id: str, quantity: int, actor: str, reason: str
+    ) -> tuple[int, int]:
+        """Change a suggested line's quantity (reason required); returns (old, new)."""
+        if not reason:
+            raise OrderError("an edit needs a reason (--reason), kept in the audit trail")
+        if quantity < 0:
+            raise OrderError(f"quantity={quantity} must be >= 0 units")
+        with Session(self.engine) as session, session.begin():
+            po = self._po(session, po_id)
+            if po.status != "suggested":
+                raise OrderError(f"PO {po_id} is {po.status}; only suggested POs can be edited")
+            line = next((x for x in po.lines if x.sku_id == sku_id), None)
+            if line is None:
+                raise OrderError(
+                    f"PO {po_id} has no line for sku_id={sku_id!r}; lines: "
+                    f"{[x.sku_id for x in po.lines]}"
+                )
+            old = line.quantity
+            line.quantity = quantity
+            line.value = quantity * line.unit_cost
+            po.value = sum(x.value for x in po.lines)
+            session.add(
+                AuditEntry(
+                    po_id=po_id,
+                    at=datetime.now(UTC),
+                    actor=actor,
+                    action="edit",
+                    detail={"sku_id": sku_id, "from": old, "to": quantity, "reason": reason},
+                )
+            )
+        return old, quantity
+
+    def history(self, po_id: int) -> list[dict]:
+        """The PO's audit trail, oldest first."""
+        with Session(self.engine) as session:
+            self._po(session, po_id)
+            return [
+                {"at": a.at, "actor": a.actor, "action": a.action, "detail": a.detail}
+                for a in session.scalars(
+                    select(AuditEntry).where(AuditEntry.po_id == po_id).order_by(AuditEntry.id)
+                )
+            ]
+
+    @staticmethod
+    def _po(session: Session, po_id: int) -> PurchaseOrder:
+        po = session.get(PurchaseOrder, po_id)
+        if po is None:
+            raise OrderError(f"no purchase order with id {po_id}; see `replen orders list`")
+        return po
+
+    def open_on_order(self, as_of: date) -> pl.DataFrame:
+        """Units on POs approved here but not yet exported, due after ``as_of``, per
+        store×SKU. Exported POs are in the ERP and so already in its on-order figure; these
+        are not yet, and must count in the position or the next plan would order twice."""
+        stmt = (
+            select(PurchaseOrder.store_id, PoLine.sku_id, PoLine.quantity)
+            .join(PoLine)
+            .where(
+                PurchaseOrder.status == "approved",
+                PurchaseOrder.expected_delivery > as_of,
+            )
+        )
+        with Session(self.engine) as session:
+            rows = session.execute(stmt).all()
+        frame = pl.DataFrame(
+            rows,
+            schema={"store_id": pl.String, "sku_id": pl.String, "quantity": pl.Int64},
+            orient="row",
+        )
+        return frame.group_by("store_id", "sku_id").agg(
+            pl.col("quantity").sum().cast(pl.Float64).alias("po_on_order")
+        )
+
     def mark_stale(self, actor: str = "planner-job") -> int:
         """Flag every unreviewed suggestion as stale (today's plan failed); returns POs."""
         now = datetime.now(UTC)
@@ -215,7 +337,11 @@ class OrderStore:
         with Session(self.engine) as session:
             rows = [
                 {
+                    # The explanation's "quantity" is the suggestion; the line's own
+                    # (possibly edited) quantity wins.
+                    **line.explanation,
                     "po_id": po.id,
+                    "status": po.status,
                     "supplier_id": po.supplier_id,
                     "store_id": po.store_id,
                     "sku_id": line.sku_id,
@@ -224,7 +350,6 @@ class OrderStore:
                     "unit_cost": line.unit_cost,
                     "value": line.value,
                     "model_version": po.model_version,
-                    **line.explanation,
                 }
                 for line, po in session.execute(stmt.order_by(PoLine.id)).all()
             ]

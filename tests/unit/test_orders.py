@@ -113,3 +113,40 @@ def test_failed_plan_keeps_yesterdays_suggestions_marked_stale(settings, tmp_pat
     heads = OrderStore(settings.db_url).purchase_orders(DAY)
     assert heads.height == 2 and heads["stale"].all()
     assert RunLedger(settings.db_url).history("replenish")[0]["status"] == "failed"
+
+
+def test_review_moves_through_the_status_machine_with_an_audit_trail(tmp_path) -> None:
+    import pytest
+
+    from replenishment.orders import OrderError
+
+    store = OrderStore(f"sqlite:///{tmp_path / 'po.db'}")
+    store.replace_suggestions(DAY, _suggestion())
+    heads = store.purchase_orders(DAY).sort("store_id")
+    s1, s2 = heads["po_id"].to_list()
+    assert store.edit_line(s1, "x", 20, "ana", "promo next week") == (16, 20)
+    with pytest.raises(OrderError, match="needs a reason"):
+        store.edit_line(s1, "x", 24, "ana", "")
+    with pytest.raises(OrderError, match="no line for sku_id='zz'"):
+        store.edit_line(s1, "zz", 1, "ana", "typo")
+    store.transition(s1, "approved", "ana")
+    with pytest.raises(OrderError, match="only suggested POs can be edited"):
+        store.edit_line(s1, "x", 1, "ana", "late change")
+    with pytest.raises(OrderError, match="is approved; it can become exported or rejected"):
+        store.transition(s1, "acknowledged", "erp")
+    with pytest.raises(OrderError, match="needs a reason"):
+        store.transition(s2, "rejected", "ana")
+    store.transition(s2, "rejected", "ana", reason="supplier on holiday")
+    assert store.open_on_order(DAY).sort("sku_id")["po_on_order"].to_list() == [20.0, 13.0]
+    store.transition(s1, "exported", "erp-job")
+    store.transition(s1, "acknowledged", "erp", detail={"erp_ref": "PO-778"})
+    trail = [(h["action"], h["actor"]) for h in store.history(s1)]
+    assert trail == [
+        ("edit", "ana"),
+        ("approved", "ana"),
+        ("exported", "erp-job"),
+        ("acknowledged", "erp"),
+    ]
+    line = store.po_lines(DAY).filter(pl.col("po_id") == s1).sort("sku_id").row(0, named=True)
+    assert (line["quantity"], line["suggested_quantity"]) == (20, 16)
+    assert store.open_on_order(DAY).is_empty()  # exported POs are the ERP's to count

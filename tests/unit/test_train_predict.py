@@ -131,14 +131,16 @@ def test_series_unknown_to_the_champions_still_get_a_forecast(daily) -> None:
 def test_weekly_history_with_wednesday_weeks(daily) -> None:
     weekly = (
         daily.with_columns(
-            (pl.col("date") - pl.duration(days=(pl.col("date").dt.weekday() - 3) % 7))
-            .alias("week"))
-        .group_by("store_id", "sku_id", "week").agg(pl.col("units").sum())
+            (pl.col("date") - pl.duration(days=(pl.col("date").dt.weekday() - 3) % 7)).alias("week")
+        )
+        .group_by("store_id", "sku_id", "week")
+        .agg(pl.col("units").sum())
         .rename({"week": "date"})
     )
     result = train(weekly, horizon=4, n_windows=2, freq="weekly")
-    fc = forecast(weekly, result.champions, horizon=3, quantiles=[0.9], model_version="w",
-                  freq="weekly")
+    fc = forecast(
+        weekly, result.champions, horizon=3, quantiles=[0.9], model_version="w", freq="weekly"
+    )
     first = fc.group_by("store_id", "sku_id").agg(pl.col("date").sort())
     for dates in first["date"]:
         assert [d.weekday() for d in dates] == [2, 2, 2]  # Wednesdays, a week apart
