@@ -36,7 +36,13 @@ def demand_model_class() -> type:
         """
 
         def load_context(self, context):  # type: ignore[no-untyped-def]
+            import pickle
+
             self.champions = pl.read_parquet(context.artifacts["champions"])
+            self.fitted = {}
+            if "fitted" in context.artifacts:
+                with open(context.artifacts["fitted"], "rb") as handle:
+                    self.fitted = pickle.load(handle)
 
         def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]
             # No type hints here: MLflow would read them as an input schema.
@@ -58,6 +64,7 @@ def demand_model_class() -> type:
                 quantiles=quantiles,
                 model_version=str(params.get("model_version", "unregistered")),
                 freq=str(params.get("freq", "daily")),
+                fitted=self.fitted,
             )
             return out.to_pandas()
 
@@ -138,11 +145,18 @@ class Registry:
                     "freq": "daily",
                 },
             )
+            artifacts = {"champions": str(champions_path)}
+            if result.fitted:  # costly models fitted at the retrain, applied with forward
+                import pickle
+
+                fitted_path = Path(tmp) / "fitted.pkl"
+                fitted_path.write_bytes(pickle.dumps(result.fitted))
+                artifacts["fitted"] = str(fitted_path)
             with _quiet():
                 info = mlflow.pyfunc.log_model(
                     name="demand_model",
                     python_model=demand_model_class()(),
-                    artifacts={"champions": str(champions_path)},
+                    artifacts=artifacts,
                     signature=signature,
                     registered_model_name=self.model_name,
                     pip_requirements=["replen"],

@@ -5,12 +5,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import polars as pl
 
 from forecasting.backtest import backtest, coverage, series_errors
 from forecasting.candidates import FALLBACK, freq_of
 from forecasting.demand import classify
+from forecasting.fitted import fit_costly
 from forecasting.history import keys_frame, split_uid, to_training_frame
 from forecasting.select import pick_champions, summarise
 
@@ -30,6 +32,7 @@ class TrainResult:
     params: dict[str, object] = field(default_factory=dict)
     seconds: float = 0.0
     coverage: pl.DataFrame = field(default_factory=pl.DataFrame)  # per series × level
+    fitted: dict[str, dict[str, Any]] = field(default_factory=dict)  # costly, for forward
 
 
 def train(
@@ -120,7 +123,13 @@ def train(
         "start": str(history["date"].min()),
         "end": str(history["date"].max()),
     }
+    fitted = (
+        fit_costly(train_df, keys_frame(champions).select("unique_id", "model"), freq)
+        if costly
+        else {}
+    )
     return TrainResult(
+        fitted=fitted,
         coverage=covered,
         champions=champions,
         errors=errors,

@@ -1,6 +1,7 @@
 from datetime import date, timedelta
 
 import polars as pl
+import pytest
 
 from forecasting.history import to_training_frame
 from forecasting.predict import forecast
@@ -163,3 +164,34 @@ def test_history_file_checks_and_zero_fills(tmp_path) -> None:
     path.write_text("store_id,sku_id,day,units\nS,A,2024-01-01,3\n")
     with pytest.raises(ValueError, match=r"missing column\(s\) \['date'\]"):
         read_history(path)
+
+
+def test_costly_champions_go_forward_with_weekly_parameters(daily) -> None:
+
+    smooth = {"smooth": ("auto_ets",), "erratic": ("auto_ets",)}
+    some = daily.filter(pl.col("store_id") == "S001")
+    result = train(some, horizon=7, n_windows=2, costly=True, candidates=smooth)
+    ets = result.champions.filter(pl.col("model") == "auto_ets")
+    assert ets.height and len(result.fitted) == ets.height
+    # A day later: same parameters, state moved on by the new sale.
+    later = pl.concat(
+        [
+            some,
+            some.filter(pl.col("date") == pl.col("date").max()).with_columns(
+                pl.col("date") + pl.duration(days=1), pl.lit(50.0).alias("units")
+            ),
+        ],
+        how="diagonal",
+    )
+    ahead = forecast(
+        later, result.champions, horizon=3, quantiles=[0.5], model_version="1", fitted=result.fitted
+    )
+    refit = forecast(later, result.champions, horizon=3, quantiles=[0.5], model_version="1")
+    uid = next(iter(result.fitted))
+    store, sku = uid.split("\x1f")
+    pick = lambda f: f.filter((pl.col("store_id") == store) & (pl.col("sku_id") == sku))  # noqa: E731
+    assert pick(ahead)["date"].to_list() == pick(refit)["date"].to_list()
+    model = result.fitted[uid]["auto_ets"]
+    y = later.filter((pl.col("store_id") == store) & (pl.col("sku_id") == sku)).sort("date")
+    expected = model.forward(y=y["units"].to_numpy().astype(float), h=3)["mean"]
+    assert pick(ahead)["mean"].to_list() == pytest.approx(list(expected.clip(0)))
