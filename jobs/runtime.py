@@ -16,7 +16,19 @@ from replenishment.orders import OrderStore
 from replenishment.rules import Rules
 from replenishment.rules_store import RulesStore
 
-__all__ = ["MasterDataMissing", "Runtime"]
+__all__ = ["MasterDataMissing", "Runtime", "ensure_schema"]
+
+
+_MIGRATED: dict[str, str] = {}
+
+
+def ensure_schema(url: str) -> str:
+    """Run the Alembic migrations on ``url`` once per process; returns the revision."""
+    if url not in _MIGRATED:
+        from replen.db import upgrade
+
+        _MIGRATED[url] = upgrade(url)
+    return _MIGRATED[url]
 
 
 class MasterDataMissing(FileNotFoundError):
@@ -41,7 +53,13 @@ class Runtime:
         return FeatureStoreClient(self.settings.feast_dir)
 
     @cached_property
+    def schema(self) -> str:
+        """The database brought to the newest migration (once per process and URL)."""
+        return ensure_schema(self.settings.db_url)
+
+    @cached_property
     def orders(self) -> OrderStore:
+        self.schema  # noqa: B018  (migrate before use)
         return OrderStore(self.settings.db_url)
 
     @cached_property
@@ -89,6 +107,7 @@ class Runtime:
 
     @cached_property
     def rules_store(self) -> RulesStore:
+        self.schema  # noqa: B018  (migrate before use)
         return RulesStore(self.settings.db_url)
 
     def rules(self) -> Rules:

@@ -29,7 +29,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from jobs.catalog import JOBS
 from jobs.ledger import AlertStore, RunLedger
 from jobs.lock import SchedulerLock
-from jobs.runtime import Runtime
+from jobs.runtime import Runtime, ensure_schema
 from replen.settings import Settings
 
 __all__ = ["execute", "parse_schedule", "run_job_now", "run_scheduler", "scheduled"]
@@ -63,6 +63,7 @@ def execute(settings: Settings, name: str, slot: str) -> str:
     from replen.metrics import ALERTS, JOB_FAILURES, JOB_RUNS
 
     settings.ensure_dirs()
+    ensure_schema(settings.db_url)
     ledger = RunLedger(settings.db_url)
     if not ledger.begin(name, slot):
         log.info("job %s slot %s already finished; not running it again", name, slot)
@@ -218,6 +219,7 @@ def run_scheduler(settings: Settings, on_start: Callable[[list[str]], None] | No
         n: parse_schedule(s, settings.scheduler_timezone) for n, s in settings.schedules.items()
     }
     settings.ensure_dirs()
+    ensure_schema(settings.db_url)
     lock = SchedulerLock(settings.db_url, ttl_seconds=settings.scheduler_lock_ttl_seconds)
     lock.acquire()
     try:

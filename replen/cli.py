@@ -34,6 +34,7 @@ features_app = typer.Typer(
     help="Daily sales and velocity in the Feast feature store.", no_args_is_help=True
 )
 orders_app = typer.Typer(help="Suggested purchase orders in the PO store.", no_args_is_help=True)
+db_app = typer.Typer(help="The database schema (Alembic migrations).", no_args_is_help=True)
 rules_app = typer.Typer(
     help="Replenishment rules: suppliers, items, store×SKU overrides.", no_args_is_help=True
 )
@@ -47,6 +48,7 @@ app.add_typer(orders_app, name="orders")
 app.add_typer(quarantine_app, name="quarantine")
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(rules_app, name="rules")
+app.add_typer(db_app, name="db")
 
 console = Console(stderr=True)
 out = Console()
@@ -729,6 +731,28 @@ def monitor(
     )
     for alert in report.alerts:
         out.print(f"[bold red]ALERT[/] {alert}")
+
+
+# db ------------------------------------------------------------------------------------------
+@db_app.command("upgrade")
+def db_upgrade(as_json: JsonOpt = False) -> None:
+    """Migrate the database (REPLEN_DATABASE_URL) to the newest schema; safe to repeat."""
+    from replen.db import upgrade
+
+    with _errors():
+        settings = _settings()
+        settings.ensure_dirs()
+        revision = upgrade(settings.db_url)
+    _emit({"revision": revision}, as_json, lambda: out.print(f"database at revision {revision}"))
+
+
+@db_app.command("current")
+def db_current(as_json: JsonOpt = False) -> None:
+    """Show the database's schema revision."""
+    from replen.db import current
+
+    revision = current(_settings().db_url)
+    _emit({"revision": revision}, as_json, lambda: out.print(f"revision: {revision}"))
 
 
 # rules ---------------------------------------------------------------------------------------

@@ -1,0 +1,74 @@
+"""The Replen database schema under Alembic: one upgrade path for SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import MetaData, create_engine, inspect
+
+__all__ = ["current", "include_object", "metadata", "upgrade"]
+
+_MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def metadata() -> MetaData:
+    """Every table Replen owns, from the stages that own them."""
+    from jobs.ledger import Base as LedgerBase
+    from jobs.lock import LockRow  # noqa: F401  (registers the lock table on LedgerBase)
+    from replenishment.orders import Base as OrdersBase
+    from replenishment.rules_store import _meta as rules_meta
+
+    combined = MetaData()
+    for source in (OrdersBase.metadata, LedgerBase.metadata, rules_meta):
+        for table in source.tables.values():
+            table.to_metadata(combined)
+    return combined
+
+
+def include_object(
+    obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any
+) -> bool:
+    """APScheduler manages its own job table."""
+    return not (type_ == "table" and name == "apscheduler_jobs")
+
+
+def _config(url: str) -> Any:
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(_MIGRATIONS))
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return cfg
+
+
+def upgrade(url: str) -> str:
+    """Bring the database at ``url`` to the newest schema; returns the revision.
+
+    A database created before migrations existed (tables, no version) is stamped first.
+    """
+    from alembic import command
+
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    cfg = _config(url)
+    engine = create_engine(url)
+    try:
+        tables = set(inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
+    if "alembic_version" not in tables and "purchase_orders" in tables:
+        command.stamp(cfg, "0001")
+    command.upgrade(cfg, "head")
+    return current(url) or "?"
+
+
+def current(url: str) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+    finally:
+        engine.dispose()
