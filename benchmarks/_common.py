@@ -33,3 +33,36 @@ def need_shared(path: Path) -> None:
 def emit(figures: dict[str, Any]) -> None:
     """The last line of every benchmark: one JSON object."""
     print(json.dumps(figures, default=str))
+
+
+def load_m5(path: Path, series: int | None = None, seed: int = 0) -> Any:
+    """M5 subset as ``store_id, sku_id, date, units, price``; each series starts at its first
+    sale (as the M5 scale does); ``series`` samples that many series."""
+    import polars as pl
+
+    raw = pl.read_csv(
+        path,
+        columns=["item_id", "store_id", "date", "sales", "sell_price"],
+        schema_overrides={"sell_price": pl.Float64},
+    )
+    frame = raw.select(
+        "store_id",
+        pl.col("item_id").alias("sku_id"),
+        pl.col("date").str.to_date(),
+        pl.col("sales").cast(pl.Float64).alias("units"),
+        pl.col("sell_price").alias("price"),
+    )
+    if series:
+        keys = frame.select("store_id", "sku_id").unique().sort("store_id", "sku_id")
+        frame = frame.join(keys.sample(series, seed=seed), on=["store_id", "sku_id"])
+    first = (
+        frame.filter(pl.col("units") > 0)
+        .group_by("store_id", "sku_id")
+        .agg(pl.col("date").min().alias("first"))
+    )
+    return (
+        frame.join(first, on=["store_id", "sku_id"])
+        .filter(pl.col("date") >= pl.col("first"))
+        .drop("first")
+        .sort("store_id", "sku_id", "date")
+    )

@@ -26,7 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import polars as pl
-from _common import SHARED, emit, need_shared, peak_rss_mb
+from _common import SHARED, emit, load_m5, need_shared, peak_rss_mb
 
 QUANTILES = [0.005, 0.025, 0.165, 0.25, 0.5, 0.75, 0.835, 0.975, 0.995]
 LEVELS = [99, 95, 67, 50]  # two-sided intervals whose bounds are the quantiles above
@@ -35,33 +35,7 @@ H = 28
 
 
 def load(path: Path, series: int | None, seed: int) -> pl.DataFrame:
-    raw = pl.read_csv(
-        path,
-        columns=["item_id", "store_id", "date", "sales", "sell_price"],
-        schema_overrides={"sell_price": pl.Float64},
-    )
-    frame = raw.select(
-        "store_id",
-        pl.col("item_id").alias("sku_id"),
-        pl.col("date").str.to_date(),
-        pl.col("sales").cast(pl.Float64).alias("units"),
-        pl.col("sell_price").alias("price"),
-    )
-    if series:
-        keys = frame.select("store_id", "sku_id").unique().sort("store_id", "sku_id")
-        frame = frame.join(keys.sample(series, seed=seed), on=["store_id", "sku_id"])
-    # A series starts at its first sale (the M5 scale does the same).
-    first = (
-        frame.filter(pl.col("units") > 0)
-        .group_by("store_id", "sku_id")
-        .agg(pl.col("date").min().alias("first"))
-    )
-    return (
-        frame.join(first, on=["store_id", "sku_id"])
-        .filter(pl.col("date") >= pl.col("first"))
-        .drop("first")
-        .sort("store_id", "sku_id", "date")
-    )
+    return load_m5(path, series, seed)
 
 
 def weights_and_scales(train: pl.DataFrame) -> pl.DataFrame:

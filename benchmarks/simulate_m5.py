@@ -17,7 +17,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import polars as pl
-from _common import ROOT, SHARED, emit, need_shared, peak_rss_mb
+from _common import ROOT, SHARED, emit, load_m5, need_shared, peak_rss_mb
 
 
 def main() -> None:
@@ -36,28 +36,7 @@ def main() -> None:
 
     from jobs.simulation import run_simulation
 
-    raw = pl.read_csv(
-        args.data,
-        columns=["item_id", "store_id", "date", "sales", "sell_price"],
-        schema_overrides={"sell_price": pl.Float64},
-    )
-    history = raw.select(
-        "store_id",
-        pl.col("item_id").alias("sku_id"),
-        pl.col("date").str.to_date(),
-        pl.col("sales").cast(pl.Float64).alias("units"),
-        "sell_price",
-    )
-    first = (
-        history.filter(pl.col("units") > 0)
-        .group_by("store_id", "sku_id")
-        .agg(pl.col("date").min().alias("first"))
-    )
-    history = (
-        history.join(first, on=["store_id", "sku_id"])
-        .filter(pl.col("date") >= pl.col("first"))
-        .drop("first")
-    )
+    history = load_m5(args.data).rename({"price": "sell_price"})
     price = (
         history.sort("date")
         .group_by("store_id", "sku_id")
