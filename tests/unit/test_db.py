@@ -38,3 +38,12 @@ def test_a_database_made_before_migrations_is_stamped(tmp_path) -> None:
     OrderStore(url)  # create_all, as before migrations existed
     assert current(url) is None
     assert upgrade(url) == "0001"
+
+
+def test_a_database_partly_made_by_a_store_is_adopted(tmp_path) -> None:
+    from jobs.ledger import AlertStore
+
+    url = f"sqlite:///{tmp_path / 'partial.db'}"
+    AlertStore(url)  # only the ledger tables exist
+    assert upgrade(url) == "0001"
+    assert "purchase_orders" in set(inspect(create_engine(url)).get_table_names())
