@@ -166,7 +166,9 @@ def _cum_factor(chosen: pl.DataFrame) -> pl.DataFrame:
         .agg(
             # Pooled over the class: sqrt(Σ cum_rmse² / Σ h·rmse²); a median would let the
             # heavy tail of window totals through (under-covered high quantiles).
-            (pl.col("cum_rmse").pow(2).sum() / (pl.col("rmse").pow(2) * pl.col("h")).sum())
+            (pl.col("cum_rmse") / (pl.col("rmse") * pl.col("h").sqrt()))
+            .pow(2)
+            .mean()
             .sqrt()
             .clip(0.5, 4.0)
             .alias("cum_sd_factor")
