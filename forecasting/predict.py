@@ -75,6 +75,7 @@ def forecast(
             *qcols,
             "sd",
             "cum_sd_factor",
+            "cum_sd_horizon",
             "model",
             "model_version",
         )
@@ -155,7 +156,11 @@ def _forward(
 
 def _assign(history: pl.DataFrame, champions: pl.DataFrame) -> pl.DataFrame:
     """``unique_id, model, sd_daily, cum_sd_factor`` for every series in ``history``."""
-    known = keys_frame(champions).select("unique_id", "model", "sd_daily", "cum_sd_factor")
+    if "cum_sd_horizon" not in champions.columns:  # tables from before it was recorded
+        champions = champions.with_columns(pl.lit(None, dtype=pl.Int64).alias("cum_sd_horizon"))
+    known = keys_frame(champions).select(
+        "unique_id", "model", "sd_daily", "cum_sd_factor", "cum_sd_horizon"
+    )
     series = keys_frame(history.select("store_id", "sku_id").unique()).select("unique_id")
     unknown = series.join(known, on="unique_id", how="anti")
     if unknown.is_empty():
@@ -175,6 +180,9 @@ def _assign(history: pl.DataFrame, champions: pl.DataFrame) -> pl.DataFrame:
             .alias("model"),
         )
         .join(sd, on="unique_id")
-        .with_columns(pl.lit(1.0).alias("cum_sd_factor"))
+        .with_columns(
+            pl.lit(1.0).alias("cum_sd_factor"),
+            pl.lit(None, dtype=pl.Int64).alias("cum_sd_horizon"),
+        )
     )
     return pl.concat([known.join(series, on="unique_id"), default], how="vertical_relaxed")

@@ -81,6 +81,11 @@ def lead_time_demand(forecast: pl.DataFrame, spans: pl.DataFrame) -> pl.DataFram
         pl.col("_day").max().alias("_horizon"),
         pl.col("sd").first().alias("_sd"),
         pl.col("cum_sd_factor").first().alias("_k"),
+        (
+            pl.col("cum_sd_horizon").first()
+            if "cum_sd_horizon" in forecast.columns
+            else pl.lit(None, dtype=pl.Int64)
+        ).alias("_kh"),
         pl.col("model").first(),
         pl.col("model_version").first(),
     )
@@ -92,8 +97,20 @@ def lead_time_demand(forecast: pl.DataFrame, spans: pl.DataFrame) -> pl.DataFram
             f"{row['protection_days']} days for {row['store_id']}/{row['sku_id']}; "
             "forecast further ahead (--horizon)"
         )
+    # k was measured over windows of _kh days; the autocorrelated part of the error grows
+    # with the span, so scale k² - 1 linearly to the protection period (k = 1 at one day).
+    span_k = (
+        pl.when(pl.col("_kh") > 1)
+        .then(
+            (1 + (pl.col("_k").pow(2) - 1) * (pl.col("protection_days") - 1) / (pl.col("_kh") - 1))
+            .clip(0.25, 16.0)
+            .sqrt()
+        )
+        .otherwise(pl.col("_k"))
+    )
     agg = agg.with_columns(
-        (pl.col("demand_mean") / pl.col("protection_days")).alias("daily_mean")
+        (pl.col("demand_mean") / pl.col("protection_days")).alias("daily_mean"),
+        span_k.alias("_k"),
     ).with_columns(
         (
             pl.col("protection_days") * (pl.col("_sd") * pl.col("_k")).pow(2)

@@ -99,6 +99,7 @@ def train(
             "model",
             "sd_daily",
             "cum_sd_factor",
+            pl.lit(horizon, dtype=pl.Int64).alias("cum_sd_horizon"),
             "loss",
             "n_days",
             "nonzero_days",
@@ -164,8 +165,8 @@ def _cum_factor(chosen: pl.DataFrame) -> pl.DataFrame:
         chosen.filter(pl.col("rmse") > 0)
         .group_by("demand_class")
         .agg(
-            # Pooled over the class: sqrt(Σ cum_rmse² / Σ h·rmse²); a median would let the
-            # heavy tail of window totals through (under-covered high quantiles).
+            # RMS of the per-series ratios: scale-free (series of any volume count alike)
+            # and tail-aware (a median under-covered the high quantiles of totals).
             (pl.col("cum_rmse") / (pl.col("rmse") * pl.col("h").sqrt()))
             .pow(2)
             .mean()

@@ -71,3 +71,13 @@ def test_lead_time_variability_widens_the_quantile() -> None:
 def test_horizon_shorter_than_protection_is_an_error() -> None:
     with pytest.raises(ValueError, match="shorter than the protection period"):
         lead_time_demand(_forecast(3), _spans(5))
+
+
+def test_error_growth_factor_scales_with_the_protection_period() -> None:
+    fc = _forecast(40, sd=1.0).with_columns(
+        pl.lit(2.0).alias("cum_sd_factor"), pl.lit(28).alias("cum_sd_horizon")
+    )
+    at_28 = lead_time_demand(fc, _spans(28)).row(0, named=True)
+    at_1 = lead_time_demand(fc, _spans(1)).row(0, named=True)
+    assert at_28["demand_sd"] == pytest.approx(2.0 * np.sqrt(28))  # k as measured
+    assert at_1["demand_sd"] == pytest.approx(1.0)  # one day: no autocorrelation to add
