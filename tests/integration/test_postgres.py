@@ -1,0 +1,86 @@
+"""The same stores on PostgreSQL (REPLEN_TEST_POSTGRES_URL; .ci/run starts a server)."""
+
+from __future__ import annotations
+
+import os
+from datetime import date
+
+import polars as pl
+import pytest
+from sqlalchemy import create_engine, text
+
+URL = os.environ.get("REPLEN_TEST_POSTGRES_URL")
+pytestmark = pytest.mark.skipif(
+    not URL, reason="REPLEN_TEST_POSTGRES_URL is not set (no PostgreSQL server to test on)"
+)
+
+
+@pytest.fixture()
+def pg_url() -> str:
+    """A clean schema for each test."""
+    assert URL
+    engine = create_engine(URL)
+    with engine.begin() as conn:
+        conn.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+    engine.dispose()
+    return URL
+
+
+def test_migrations_build_the_schema_without_drift(pg_url) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    from replen.db import include_object, metadata, upgrade
+
+    assert upgrade(pg_url) == "0001" == upgrade(pg_url)
+    with create_engine(pg_url).connect() as conn:
+        ctx = MigrationContext.configure(conn, opts={"include_object": include_object})
+        assert compare_metadata(ctx, metadata()) == []
+
+
+def test_po_store_ledger_lock_and_rules_on_postgres(pg_url) -> None:
+    from jobs.ledger import AlertStore, RunLedger
+    from jobs.lock import SchedulerBusy, SchedulerLock
+    from replen.db import upgrade
+    from replenishment.orders import OrderStore
+    from replenishment.planner import protection_spans, suggest
+    from replenishment.rules import Rules
+    from replenishment.rules_store import RulesStore
+
+    upgrade(pg_url)
+    rules = Rules.from_frames(
+        pl.DataFrame({"supplier_id": ["A"], "lead_time_mean": [2.0], "order_days": ["Mon"]}),
+        pl.DataFrame({"sku_id": ["x"], "supplier_id": ["A"], "unit_cost": [2.0], "pack_size": [4]}),
+    )
+    RulesStore(pg_url).save(rules, "test")
+    assert RulesStore(pg_url).load().summary() == rules.summary()
+
+    day = date(2024, 1, 1)
+    keys = pl.DataFrame({"store_id": ["S1"], "sku_id": ["x"]})
+    demand = keys.with_columns(
+        demand_mean=pl.lit(10.0),
+        demand_quantile=pl.lit(13.0),
+        demand_sd=pl.lit(2.0),
+        daily_mean=pl.lit(1.0),
+        model_version=pl.lit("1"),
+    )
+    stock = keys.with_columns(on_hand=pl.lit(0.0), on_order=pl.lit(0.0))
+    sug = suggest(demand, stock, rules, protection_spans(keys, rules, day, 0.95))
+    store = OrderStore(pg_url)
+    assert store.replace_suggestions(day, sug).created == 1
+    assert store.replace_suggestions(day, sug).replaced == 1
+    po = store.purchase_orders(day)["po_id"][0]
+    store.transition(po, "approved", "ana")
+    assert [h["action"] for h in store.history(po)] == ["approved"]
+
+    ledger = RunLedger(pg_url)
+    assert ledger.begin("refresh", "s1") and ledger.begin("refresh", "s1")  # crashed: rerun
+    ledger.finish("refresh", "s1", "succeeded")
+    assert not ledger.begin("refresh", "s1")
+    AlertStore(pg_url).raise_alert("job", "refresh", "test")
+
+    lock = SchedulerLock(pg_url)
+    lock.acquire()
+    with pytest.raises(SchedulerBusy):
+        SchedulerLock(pg_url).acquire()
+    lock.release()
