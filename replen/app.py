@@ -25,7 +25,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        pusher = VelocityPusher(runtime)
+        pusher = VelocityPusher(settings)
         app.state.runtime = runtime
         app.state.pusher = pusher
         pusher.start()
