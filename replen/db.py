@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import MetaData, create_engine, inspect
 
-__all__ = ["current", "include_object", "metadata", "upgrade"]
+__all__ = ["current", "head", "include_object", "metadata", "upgrade"]
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -42,7 +42,7 @@ def _config(url: str) -> Any:
     return cfg
 
 
-def upgrade(url: str) -> str:
+def upgrade(url: str, revision: str = "head") -> str:
     """Bring the database at ``url`` to the newest schema; returns the revision.
 
     A database created before migrations existed (some tables, no version) gets its
@@ -69,8 +69,17 @@ def upgrade(url: str) -> str:
         finally:
             engine.dispose()
         command.stamp(cfg, "head")
-    command.upgrade(cfg, "head")
+    command.upgrade(cfg, revision)
     return current(url) or "?"
+
+
+def head() -> str:
+    """The newest revision in the migration scripts."""
+    from alembic.script import ScriptDirectory
+
+    revision = ScriptDirectory.from_config(_config("sqlite://")).get_current_head()
+    assert revision is not None
+    return revision
 
 
 def current(url: str) -> str | None:

@@ -391,7 +391,14 @@ _HEADER_SCHEMA = {
 
 
 def _explanation(line: dict) -> dict:
-    keep = (*EXPLANATION_COLUMNS, "protection_days", "service_level", "demand_sd", "min_order_fill")
+    keep = (
+        *EXPLANATION_COLUMNS,
+        "protection_days",
+        "service_level",
+        "demand_sd",
+        "min_order_fill",
+        "budget_adjustment",
+    )
     out = {}
     for key in keep:
         value = line[key]

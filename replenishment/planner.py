@@ -10,7 +10,7 @@ import polars as pl
 from replenishment.policy import EXPLANATION_COLUMNS, order_quantities
 from replenishment.rules import Rules, next_order_date
 
-__all__ = ["Suggestion", "protection_spans", "suggest"]
+__all__ = ["Suggestion", "expected_shortage", "protection_spans", "suggest"]
 
 
 @dataclass(frozen=True)
@@ -114,7 +114,11 @@ def suggest(
         )
         .join(
             rules.suppliers.select(
-                "supplier_id", "currency", "min_order_value", "min_order_action"
+                "supplier_id",
+                "currency",
+                "min_order_value",
+                "min_order_action",
+                "max_order_value",
             ),
             on="supplier_id",
         )
@@ -125,8 +129,10 @@ def suggest(
             pl.col("order_date") + pl.duration(days=pl.col("lead_time_mean").ceil().cast(pl.Int64))
         ).alias("expected_delivery"),
         pl.lit(0).alias("min_order_fill"),
+        pl.lit(0).alias("budget_adjustment"),
     )
     evaluated, held = _supplier_minimum(evaluated)
+    evaluated = _budget(evaluated)
     evaluated = evaluated.with_columns((pl.col("quantity") * pl.col("unit_cost")).alias("value"))
     lines = (
         evaluated.filter(pl.col("quantity") > 0)
@@ -145,6 +151,7 @@ def suggest(
             "demand_sd",
             *[c for c in EXPLANATION_COLUMNS if c != "quantity"],
             "min_order_fill",
+            "budget_adjustment",
             "quantity",
         )
         .sort("supplier_id", "store_id", "sku_id")
@@ -232,3 +239,96 @@ def _fill(out: pl.DataFrame, to_fill: pl.DataFrame, keys: list[str]) -> pl.DataF
         )
         .drop("_add")
     )
+
+
+def expected_shortage(mean: float, sd: float, stock: float) -> float:
+    """E[(D - stock)+] for demand D ~ gamma(mean, sd): units short over the period."""
+    from scipy import stats
+
+    if mean <= 0:
+        return 0.0
+    if sd <= 0:
+        return max(mean - stock, 0.0)
+    shape, scale = mean**2 / sd**2, sd**2 / mean
+    x = max(stock, 0.0)
+    tail_k1 = float(stats.gamma.sf(x, shape + 1, scale=scale))
+    tail_k = float(stats.gamma.sf(x, shape, scale=scale))
+    return mean * tail_k1 - x * tail_k + max(-stock, 0.0)
+
+
+def _budget(evaluated: pl.DataFrame) -> pl.DataFrame:
+    """Cut POs over their supplier's ``max_order_value``: buy first the packs that avoid
+    the most expected shortage per unit of money, never more than each line's own quantity;
+    a line either meets its MOQ or is dropped. The cut is ``budget_adjustment``."""
+    keys = ["supplier_id", "store_id", "order_date"]
+    value = (pl.col("quantity") * pl.col("unit_cost")).sum().over(keys)
+    over = evaluated.with_columns(value.alias("_po_value")).filter(
+        pl.col("max_order_value").is_not_null()
+        & (pl.col("_po_value") > pl.col("max_order_value"))
+        & (pl.col("quantity") > 0)
+    )
+    if over.is_empty():
+        return evaluated
+    cuts: list[dict[str, object]] = []
+    for _, po in over.group_by(keys):
+        cuts += _allocate(po.to_dicts(), float(po["max_order_value"][0]))
+    cut = pl.DataFrame(
+        cuts,
+        schema={
+            "store_id": pl.String,
+            "sku_id": pl.String,
+            "supplier_id": pl.String,
+            "_new": pl.Int64,
+        },
+    )
+    return (
+        evaluated.join(cut, on=["store_id", "sku_id", "supplier_id"], how="left")
+        .with_columns(
+            (pl.col("_new") - pl.col("quantity")).fill_null(0).alias("budget_adjustment"),
+            pl.coalesce("_new", "quantity").alias("quantity"),
+        )
+        .drop("_new")
+    )
+
+
+def _allocate(lines: list[dict], budget: float) -> list[dict[str, object]]:
+    """Greedy by expected shortage avoided per unit of money (it falls with each pack)."""
+    import heapq
+
+    chosen = {i: 0 for i in range(len(lines))}
+    heap: list[tuple[float, int, int]] = []
+
+    def push(i: int) -> None:
+        r = lines[i]
+        pack, have = int(r["pack_size"]), chosen[i]
+        moq = -(-int(r["moq_units"]) // pack) * pack
+        step = max(pack, moq) if have == 0 else pack
+        if have + step > r["quantity"]:
+            return
+        stock = r["position"] + have
+        gain = expected_shortage(r["demand_mean"], r["demand_sd"], stock) - expected_shortage(
+            r["demand_mean"], r["demand_sd"], stock + step
+        )
+        cost = step * r["unit_cost"]
+        heapq.heappush(heap, (-(gain / cost) if cost > 0 else -float("inf"), i, step))
+
+    for i in chosen:
+        push(i)
+    spent = 0.0
+    while heap:
+        _, i, step = heapq.heappop(heap)
+        cost = step * lines[i]["unit_cost"]
+        if spent + cost > budget + 1e-9:
+            continue  # this chunk does not fit; other lines' smaller ones may
+        chosen[i] += step
+        spent += cost
+        push(i)
+    return [
+        {
+            "store_id": r["store_id"],
+            "sku_id": r["sku_id"],
+            "supplier_id": r["supplier_id"],
+            "_new": chosen[i],
+        }
+        for i, r in enumerate(lines)
+    ]

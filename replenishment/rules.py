@@ -27,6 +27,7 @@ _SCHEMAS: dict[str, dict[str, pl.DataType]] = {
         "review_period_days": pl.Float64(),
         "min_order_value": pl.Float64(),
         "min_order_action": pl.String(),
+        "max_order_value": pl.Float64(),
         "currency": pl.String(),
     },
     "items": {
@@ -52,6 +53,7 @@ _OPTIONAL: dict[str, dict[str, Any]] = {
         "review_period_days": None,
         "min_order_value": 0.0,
         "min_order_action": "hold",
+        "max_order_value": None,
         "currency": "EUR",
     },
     "items": {"moq_units": 0, "pack_size": 1, "shelf_life_days": None, "round_up_fraction": 0.0},
@@ -137,6 +139,13 @@ class Rules:
                 "min_order_action",
                 ~pl.col("min_order_action").is_in(["hold", "fill"]),
                 "must be 'hold' or 'fill'",
+            ),
+            (
+                sup,
+                "suppliers",
+                "max_order_value",
+                pl.col("max_order_value").is_not_null() & ~(pl.col("max_order_value") > 0),
+                "must be > 0 (a budget per PO; leave empty for none)",
             ),
             (
                 sup,

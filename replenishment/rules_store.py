@@ -35,6 +35,7 @@ _suppliers = Table(
     Column("review_period_days", Float, nullable=False),
     Column("min_order_value", Float, nullable=False),
     Column("min_order_action", String(8), nullable=False),
+    Column("max_order_value", Float),
     Column("currency", String(3), nullable=False),
 )
 _items = Table(

@@ -46,8 +46,10 @@ def _worker(settings: dict[str, Any], jobs: Any, done: Any) -> None:
                 break
             batch.append(more)
         keys = pl.DataFrame(
-            {"store_id": [s for rows, _ in batch for s in rows[0]],
-             "sku_id": [k for rows, _ in batch for k in rows[1]]}
+            {
+                "store_id": [s for rows, _ in batch for s in rows[0]],
+                "sku_id": [k for rows, _ in batch for k in rows[1]],
+            }
         ).unique()
         try:
             pushed = push_velocity(runtime, keys)
@@ -64,8 +66,10 @@ class VelocityPusher:
         self._jobs = ctx.Queue()
         self._done = ctx.Queue()
         self._process = ctx.Process(
-            target=_worker, args=(settings.model_dump(), self._jobs, self._done),
-            name="velocity-pusher", daemon=True,
+            target=_worker,
+            args=(settings.model_dump(), self._jobs, self._done),
+            name="velocity-pusher",
+            daemon=True,
         )
         self._collector = threading.Thread(target=self._collect, daemon=True)
         self._pending = 0
@@ -88,8 +92,7 @@ class VelocityPusher:
     def submit(self, keys: pl.DataFrame) -> None:
         with self._lock:
             self._pending += 1
-        self._jobs.put(((keys["store_id"].to_list(), keys["sku_id"].to_list()),
-                        time.monotonic()))
+        self._jobs.put(((keys["store_id"].to_list(), keys["sku_id"].to_list()), time.monotonic()))
 
     def drain(self, timeout: float = 60.0) -> None:
         """Wait until every submitted batch is pushed (for tests, benchmarks, shutdown)."""

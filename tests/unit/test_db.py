@@ -4,13 +4,13 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import create_engine, inspect
 
-from replen.db import current, include_object, metadata, upgrade
+from replen.db import current, head, include_object, metadata, upgrade
 
 
 def test_upgrade_builds_the_schema_and_is_idempotent(tmp_path) -> None:
     url = f"sqlite:///{tmp_path / 'r.db'}"
-    assert upgrade(url) == "0001"
-    assert upgrade(url) == "0001"
+    assert upgrade(url) == head()
+    assert upgrade(url) == head()
     tables = set(inspect(create_engine(url)).get_table_names())
     assert {
         "purchase_orders",
@@ -37,7 +37,7 @@ def test_a_database_made_before_migrations_is_stamped(tmp_path) -> None:
     url = f"sqlite:///{tmp_path / 'old.db'}"
     OrderStore(url)  # create_all, as before migrations existed
     assert current(url) is None
-    assert upgrade(url) == "0001"
+    assert upgrade(url) == head()
 
 
 def test_a_database_partly_made_by_a_store_is_adopted(tmp_path) -> None:
@@ -45,5 +45,15 @@ def test_a_database_partly_made_by_a_store_is_adopted(tmp_path) -> None:
 
     url = f"sqlite:///{tmp_path / 'partial.db'}"
     AlertStore(url)  # only the ledger tables exist
-    assert upgrade(url) == "0001"
+    assert upgrade(url) == head()
     assert "purchase_orders" in set(inspect(create_engine(url)).get_table_names())
+
+
+def test_an_older_database_is_migrated_forward(tmp_path) -> None:
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    assert upgrade(url, "0001") == "0001"
+    columns = {c["name"] for c in inspect(create_engine(url)).get_columns("rules_suppliers")}
+    assert "max_order_value" not in columns
+    assert upgrade(url) == head() != "0001"
+    columns = {c["name"] for c in inspect(create_engine(url)).get_columns("rules_suppliers")}
+    assert "max_order_value" in columns

@@ -11,7 +11,12 @@ from replenishment.rules import Rules
 DAY = date(2024, 1, 1)  # a Monday
 
 
-def _suggestion(on_hand: float = 0.0, min_value: float = 0.0, action: str = "hold"):
+def _suggestion(
+    on_hand: float = 0.0,
+    min_value: float = 0.0,
+    action: str = "hold",
+    budget: float | None = None,
+):
     rules = Rules.from_frames(
         pl.DataFrame(
             {
@@ -20,6 +25,7 @@ def _suggestion(on_hand: float = 0.0, min_value: float = 0.0, action: str = "hol
                 "order_days": ["Mon"],
                 "min_order_value": [min_value],
                 "min_order_action": [action],
+                "max_order_value": [budget],
             }
         ),
         pl.DataFrame(
@@ -150,3 +156,31 @@ def test_review_moves_through_the_status_machine_with_an_audit_trail(tmp_path) -
     line = store.po_lines(DAY).filter(pl.col("po_id") == s1).sort("sku_id").row(0, named=True)
     assert (line["quantity"], line["suggested_quantity"]) == (20, 16)
     assert store.open_on_order(DAY).is_empty()  # exported POs are the ERP's to count
+
+
+def test_budget_buys_the_most_shortage_avoided_per_money_first() -> None:
+    full = _suggestion()
+    s1 = full.lines.filter(pl.col("store_id") == "S1")  # x: 16 × 2.0, y: 13 × 3.0 = 71
+    capped = _suggestion(budget=40.0)
+    lines = capped.lines.filter(pl.col("store_id") == "S1")
+    assert (lines["value"].sum()) <= 40.0 < s1["value"].sum()
+    for r in capped.lines.iter_rows(named=True):
+        assert r["quantity"] == r["after_moq"] + r["min_order_fill"] + r["budget_adjustment"]
+        assert r["quantity"] % r["pack_size"] == 0
+    # Same demand; x's units cost less, so x ends with at least as many units as y, and
+    # the budget is used up to less than the dearest pack.
+    units = dict(lines.select("sku_id", "quantity").iter_rows())
+    assert units["x"] >= units.get("y", 0)
+    assert lines["value"].sum() > 40.0 - 4 * 2.0
+
+
+def test_expected_shortage_matches_a_simulation() -> None:
+    import numpy as np
+
+    from replenishment.planner import expected_shortage
+
+    draws = np.random.default_rng(1).gamma(4.0, 2.5, 400_000)  # mean 10, sd 5
+    for stock in (0.0, 8.0, 15.0):
+        simulated = np.maximum(draws - stock, 0).mean()
+        assert abs(expected_shortage(10.0, 5.0, stock) - simulated) < 0.02
+    assert expected_shortage(10.0, 0.0, 4.0) == 6.0
