@@ -100,7 +100,7 @@ def test_every_po_line_reproduces_the_policy_arithmetic(in_demo) -> None:
         if 0 < qty < r["moq_units"]:
             qty = math.ceil(r["moq_units"] / r["pack_size"]) * r["pack_size"]
         qty += r["capacity_adjustment"] + r["shelf_life_adjustment"]
-        qty += r["moq_cancel_adjustment"] + r["min_order_fill"]
+        qty += r["moq_cancel_adjustment"] + r["min_order_fill"] + r["budget_adjustment"]
         assert r["quantity"] == round(qty) > 0
         assert r["model_version"] == plan["model_version"]
     csv = pl.read_csv(plan["csv_path"])
