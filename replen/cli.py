@@ -1016,21 +1016,36 @@ ReasonOpt = Annotated[str | None, typer.Option(help="Why (kept in the audit trai
 @orders_app.command("show")
 def orders_show(
     po_id: Annotated[int, typer.Argument(help="Purchase order id.")],
+    plot: Annotated[
+        Path | None, typer.Option(help="Also draw each line's sales and forecast (PNG).")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """One PO: header, every line with the arithmetic behind its quantity, audit trail."""
+    """One PO: every line with the arithmetic behind its quantity, the audit trail, and
+    with --plot a picture of each line's recent sales and the forecast it was sized on."""
     import polars as pl
 
     from jobs.runtime import Runtime
 
     with _errors():
-        store = Runtime(_settings()).orders
+        rt = Runtime(_settings())
+        store = rt.orders
         lines = store.po_lines().filter(pl.col("po_id") == po_id)
         trail = store.history(po_id)
+        if plot is not None:
+            from replen.plots import plot_po_lines
+
+            head = store.purchase_orders().filter(pl.col("po_id") == po_id).row(0, named=True)
+            path = rt.settings.out_dir / f"forecast_{head['plan_date']}.parquet"
+            if not path.exists():
+                raise FileNotFoundError(f"{path} is missing; run `replen plan` again")
+            plot_po_lines(rt.history(), pl.read_parquet(path), lines, plot)
     if as_json:
         print(json.dumps({"lines": lines.to_dicts(), "history": trail}, default=str))
         return
     _render_explained(lines)
+    if plot is not None:
+        out.print(f"plot: {plot}")
     for h in trail:
         out.print(f"{h['at']:%Y-%m-%d %H:%M} {h['actor']}: {h['action']} {h['detail']}")
 

@@ -10,6 +10,7 @@ from sqlalchemy import MetaData, create_engine, inspect
 __all__ = ["current", "head", "include_object", "metadata", "upgrade"]
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
+BASELINE = "0001"  # the schema databases had before migrations existed
 
 
 def metadata() -> MetaData:
@@ -46,7 +47,7 @@ def upgrade(url: str, revision: str = "head") -> str:
     """Bring the database at ``url`` to the newest schema; returns the revision.
 
     A database created before migrations existed (some tables, no version) gets its
-    missing tables and is stamped at head first.
+    missing tables and is stamped at the baseline first; later migrations are idempotent.
     """
     from alembic import command
 
@@ -60,15 +61,15 @@ def upgrade(url: str, revision: str = "head") -> str:
         engine.dispose()
     owned = set(metadata().tables)
     if "alembic_version" not in tables and tables & owned:
-        # Made before migrations, or partly by a store's create_all: the models equal the
-        # head revision (tests/unit/test_db.py checks there is no drift), so add what is
-        # missing and record the database as at head.
+        # Made before migrations, or partly by a store's create_all: add the missing tables,
+        # record the database at the baseline, and let the migrations after it run. They
+        # are written to be idempotent (a column is added only if absent) for this reason.
         engine = create_engine(url)
         try:
             metadata().create_all(engine)
         finally:
             engine.dispose()
-        command.stamp(cfg, "head")
+        command.stamp(cfg, BASELINE)
     command.upgrade(cfg, revision)
     return current(url) or "?"
 

@@ -57,3 +57,17 @@ def test_an_older_database_is_migrated_forward(tmp_path) -> None:
     assert upgrade(url) == head() != "0001"
     columns = {c["name"] for c in inspect(create_engine(url)).get_columns("rules_suppliers")}
     assert "max_order_value" in columns
+
+
+def test_a_database_made_with_the_old_schema_gets_the_new_columns(tmp_path) -> None:
+    from sqlalchemy import text
+
+    url = f"sqlite:///{tmp_path / 'legacy.db'}"
+    upgrade(url, "0001")
+    engine = create_engine(url)
+    with engine.begin() as conn:  # as if made by create_all before migrations existed
+        conn.execute(text("DROP TABLE alembic_version"))
+    assert current(url) is None
+    assert upgrade(url) == head()
+    columns = {c["name"] for c in inspect(engine).get_columns("rules_suppliers")}
+    assert "max_order_value" in columns

@@ -184,3 +184,31 @@ def test_expected_shortage_matches_a_simulation() -> None:
         simulated = np.maximum(draws - stock, 0).mean()
         assert abs(expected_shortage(10.0, 5.0, stock) - simulated) < 0.02
     assert expected_shortage(10.0, 0.0, 4.0) == 6.0
+
+
+def test_planner_plot_draws_each_line(tmp_path) -> None:
+    from datetime import timedelta
+
+    from replen.plots import plot_po_lines
+
+    lines = _suggestion().lines.filter(pl.col("store_id") == "S1")
+    history = pl.DataFrame(
+        {
+            "store_id": "S1",
+            "sku_id": ["x"] * 30 + ["y"] * 30,
+            "date": [DAY - timedelta(days=30 - i) for i in range(30)] * 2,
+            "units": [float(i % 5) for i in range(60)],
+        }
+    )
+    forecast = pl.DataFrame(
+        {
+            "store_id": "S1",
+            "sku_id": ["x"] * 7,
+            "date": [DAY + timedelta(days=i) for i in range(7)],
+            "mean": 2.0,
+            "q50": 1.5,
+            "q95": 4.0,
+        }
+    )
+    path = plot_po_lines(history, forecast, lines, tmp_path / "po.png")
+    assert path.stat().st_size > 5_000
