@@ -16,7 +16,6 @@ from sqlalchemy import (
     Integer,
     String,
     create_engine,
-    delete,
     select,
     update,
 )
@@ -367,11 +366,6 @@ class OrderStore:
                 }
                 for a in session.scalars(select(AuditEntry).order_by(AuditEntry.id))
             ]
-
-    def delete_all(self) -> None:
-        with Session(self.engine) as session, session.begin():
-            session.execute(delete(PoLine))
-            session.execute(delete(PurchaseOrder))
 
 
 _HEADER_SCHEMA = {
