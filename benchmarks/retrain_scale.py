@@ -47,15 +47,18 @@ def main() -> None:
             path = Path(tmp) / "daily.parquet"
             frame.write_parquet(path)
             code = (
-                "import json,sys,time,resource,polars as pl\n"
+                "import json,sys,time,polars as pl\n"
                 "from forecasting.train import train\n"
                 f"d=pl.read_parquet({str(path)!r})\n"
                 "t=time.perf_counter()\n"
                 f"r=train(d,horizon=28,n_windows=3,n_jobs={args.jobs})\n"
                 "s=time.perf_counter()-t\n"
-                "print(json.dumps({'seconds':s,'peak':resource.getrusage(resource.RUSAGE_SELF)"
-                ".ru_maxrss/1024,'classes':dict(r.champions.group_by('demand_class').len()"
-                ".iter_rows())}))\n"
+                # VmHWM, not ru_maxrss: the latter survives exec and would report the
+                # parent's peak at fork time.
+                "hwm=[int(x.split()[1]) for x in open('/proc/self/status') "
+                "if x.startswith('VmHWM')][0]/1024\n"
+                "print(json.dumps({'seconds':s,'peak':hwm,'classes':dict(r.champions"
+                ".group_by('demand_class').len().iter_rows())}))\n"
             )
             proc = subprocess.run(
                 [sys.executable, "-c", code],
