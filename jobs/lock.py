@@ -60,30 +60,14 @@ class SchedulerLock:
         now = datetime.now(UTC)
         try:
             with Session(self.engine) as session, session.begin():
-                session.add(
-                    LockRow(
-                        name=self.name,
-                        host=self.host,
-                        pid=self.pid,
-                        token=self.token,
-                        heartbeat=now,
-                    )
-                )
+                session.add(self._row(now))
             return
         except IntegrityError:
             pass
         with Session(self.engine) as session, session.begin():
             row = session.get(LockRow, self.name)
             if row is None:  # released meanwhile
-                session.add(
-                    LockRow(
-                        name=self.name,
-                        host=self.host,
-                        pid=self.pid,
-                        token=self.token,
-                        heartbeat=now,
-                    )
-                )
+                session.add(self._row(now))
                 return
             beat = row.heartbeat if row.heartbeat.tzinfo else row.heartbeat.replace(tzinfo=UTC)
             dead = (row.host == self.host and not _alive(row.pid)) or now - beat > self.ttl
@@ -100,6 +84,11 @@ class SchedulerLock:
             )
             if not taken.rowcount:  # type: ignore[attr-defined]
                 raise SchedulerBusy("another scheduler took over the job store just now")
+
+    def _row(self, now: datetime) -> LockRow:
+        return LockRow(
+            name=self.name, host=self.host, pid=self.pid, token=self.token, heartbeat=now
+        )
 
     def heartbeat(self) -> bool:
         """Renew the lease; False if it was lost (then this scheduler must stop)."""
