@@ -203,8 +203,8 @@ def _render_demo(s: dict[str, Any], settings: Settings) -> None:
     out.print(
         f"\n[bold]Look next[/]\n  PO lines with explanations: {p['csv']}\n"
         f"  Forecast: {p['forecast']}\n  Backtest plot: {p['backtest_plot']}\n"
-        f"  MLflow UI: uv run mlflow ui --backend-store-uri {p['mlflow']}\n"
-        f"  Orders: uv run replen orders list"
+        f"  MLflow UI: python3 -m uv run mlflow ui --backend-store-uri {p['mlflow']}\n"
+        f"  Review: python3 -m uv run replen orders list; … orders show ID --plot po.png"
     )
 
 
