@@ -14,11 +14,11 @@ import json
 import os
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import polars as pl
 
@@ -153,6 +153,15 @@ class Lake:
         # Older parts may lack newer columns: align by name.
         return pl.concat([pl.read_parquet(f) for f in files], how="diagonal_relaxed")
 
+    def newest_sold_at(self) -> datetime | None:
+        """The latest sold_at of any committed event, from the batch manifests (no scan)."""
+        times = [
+            datetime.fromisoformat(str(m["summary"]["last_sold_at"]))
+            for m in self.batches()
+            if m["kind"] == "pos" and m["summary"].get("last_sold_at")
+        ]
+        return max(times, default=None)
+
     def quarantine_of(self, batch_ids: list[str]) -> pl.DataFrame:
         """Rejected lines of the given batches only."""
         files = [self.quarantine_dir / f"part-{b}.parquet" for b in batch_ids]
@@ -230,11 +239,11 @@ class Lake:
         for staged in sorted(staging.glob("date=*/*.parquet")):
             target = self.events_dir / staged.parent.name / f"part-{batch_id}.parquet"
             target.parent.mkdir(parents=True, exist_ok=True)
-            _fsync_file(staged)
+            _fsync(staged)
             os.replace(staged, target)
             files.append(target)
         for directory in {f.parent for f in files}:
-            _fsync_dir(directory)
+            _fsync(directory)
         shutil.rmtree(staging, ignore_errors=True)
         return files
 
@@ -346,35 +355,27 @@ def _new_batch_id() -> str:
 
 def _atomic_parquet(frame: pl.DataFrame, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as handle:
-        frame.write_parquet(handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
+    _atomic_write(path, frame.write_parquet)
 
 
 def _atomic_bytes(data: bytes, path: Path) -> None:
+    _atomic_write(path, lambda handle: handle.write(data))
+
+
+def _atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
+    """Write to a temp name, fsync, rename over ``path``, fsync the folder."""
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "wb") as handle:
-        handle.write(data)
+        write(handle)
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(tmp, path)
-    _fsync_dir(path.parent)
+    _fsync(path.parent)
 
 
-def _fsync_file(path: Path) -> None:
+def _fsync(path: Path) -> None:
+    """fsync a file or a folder by path."""
     fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:

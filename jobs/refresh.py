@@ -104,8 +104,8 @@ def ingest_inventory(rt: Runtime, snapshots: pl.DataFrame) -> int:
 
 def lake_as_of(rt: Runtime) -> date | None:
     """The newest sales day in the lake: the day velocity is measured as of."""
-    newest = rt.lake.scan_events().select(pl.col("sold_at").max()).collect().item()
-    return newest.date() if isinstance(newest, datetime) else None
+    newest = rt.lake.newest_sold_at()
+    return newest.date() if newest is not None else None
 
 
 def push_velocity(rt: Runtime, keys: pl.DataFrame | None = None) -> int:

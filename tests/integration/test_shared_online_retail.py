@@ -17,14 +17,27 @@ def test_every_line_is_accounted_for_and_rejects_are_quarantined(shared_data, tm
     exe = shutil.which("replen")
     assert exe
     env = {**os.environ, "REPLEN_DATA_DIR": str(tmp_path / "data")}
-    run = subprocess.run(
-        [exe, "ingest", "pos", str(path), "--mapping", "uci-online-retail", "--no-push", "--json"],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=tmp_path,
-    )
+
+    def ingest() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [
+                exe,
+                "ingest",
+                "pos",
+                str(path),
+                "--mapping",
+                "uci-online-retail",
+                "--no-push",
+                "--json",
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=tmp_path,
+        )
+
+    run = ingest()
     s = json.loads(run.stdout.strip().splitlines()[-1])
     assert s["received"] == 541_909
     assert s["received"] == s["accepted"] + s["duplicates"] + s["rejected"]
@@ -42,13 +55,6 @@ def test_every_line_is_accounted_for_and_rejects_are_quarantined(shared_data, tm
     assert quarantine["total"] == s["rejected"]
     assert all(line["rule"] and line["message"] and line["payload"] for line in quarantine["lines"])
 
-    again = subprocess.run(
-        [exe, "ingest", "pos", str(path), "--mapping", "uci-online-retail", "--no-push", "--json"],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=tmp_path,
-    )
+    again = ingest()
     s2 = json.loads(again.stdout.strip().splitlines()[-1])
     assert (s2["accepted"], s2["duplicates"]) == (0, s["accepted"])
