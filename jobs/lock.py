@@ -17,11 +17,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from jobs.ledger import Base
+from kernel.errors import Conflict
 
 __all__ = ["SchedulerBusy", "SchedulerLock"]
 
 
-class SchedulerBusy(RuntimeError):
+class SchedulerBusy(Conflict):
     """Another live scheduler holds the job store."""
 
 

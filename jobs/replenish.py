@@ -12,12 +12,13 @@ import polars as pl
 from features.sales import last_date
 from forecasting.quantiles import lead_time_demand
 from jobs.runtime import Runtime
+from kernel.errors import NotReady
 from replenishment.planner import protection_spans, suggest
 
 __all__ = ["PlanSummary", "forecast_and_plan", "forecast_with_champion"]
 
 
-class NoChampion(RuntimeError):
+class NoChampion(NotReady):
     """No model has the ``champion`` alias yet."""
 
 

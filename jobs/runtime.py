@@ -11,6 +11,7 @@ import polars as pl
 from features.lake import Lake
 from features.sales import daily_sales
 from features.store import FeatureStoreClient
+from kernel.errors import NotReady
 from replen.settings import Settings
 from replenishment.orders import OrderStore
 from replenishment.rules import Rules
@@ -31,7 +32,7 @@ def ensure_schema(url: str) -> str:
     return _MIGRATED[url]
 
 
-class MasterDataMissing(FileNotFoundError):
+class MasterDataMissing(NotReady):
     """Suppliers, items or stock positions have not been loaded yet."""
 
 

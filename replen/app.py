@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse, Response
 
 import replen.metrics  # chooses the Prometheus value backend before feast loads
 from jobs.runtime import Runtime
+from kernel.errors import ReplenError
 from replen.api.pusher import VelocityPusher
 from replen.settings import Settings
 
@@ -82,6 +83,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "p99": float(np.nanpercentile(lat, 99)),
             "max": float(np.nanmax(lat)),
         }
+
+    @app.exception_handler(ReplenError)
+    async def replen_error(request: Request, exc: ReplenError) -> JSONResponse:
+        return JSONResponse(
+            status_code=exc.http_status(),
+            content=exc.problem(instance=request.url.path),
+            media_type="application/problem+json",
+        )
 
     @app.exception_handler(ValueError)
     async def bad_value(request: Request, exc: ValueError) -> JSONResponse:

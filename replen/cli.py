@@ -82,10 +82,15 @@ def _quiet_libraries() -> None:
 @contextmanager
 def _errors() -> Iterator[None]:
     """Turn expected failures into one red line and exit code 1 (no traceback)."""
+    from kernel.errors import ReplenError
+
     try:
         yield
+    except ReplenError as exc:
+        console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(exc.exit_code) from None
     except (ValueError, FileNotFoundError, RuntimeError) as exc:
-        console.print(f"[bold red]error:[/] {exc}")
+        console.print(f"[bold red]error:[/] {exc}", highlight=False)
         raise typer.Exit(1) from None
 
 

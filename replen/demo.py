@@ -12,6 +12,7 @@ from jobs.refresh import ingest_inventory, ingest_pos, refresh_features
 from jobs.replenish import forecast_and_plan
 from jobs.retrain import retrain
 from jobs.runtime import Runtime
+from kernel.errors import Conflict
 from replen.settings import Settings
 from replen.synthetic import generate
 from replenishment.rules import Rules
@@ -27,7 +28,7 @@ STAGES = (
 )
 
 
-class DemoMismatch(RuntimeError):
+class DemoMismatch(Conflict):
     """The data directory holds a demo made with other parameters."""
 
 

@@ -22,6 +22,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
 
+from kernel.errors import Conflict, InvalidInput, NotFound
 from replenishment.planner import Suggestion
 from replenishment.policy import EXPLANATION_COLUMNS
 
@@ -46,7 +47,7 @@ TRANSITIONS = {
 }
 
 
-class OrderError(ValueError):
+class OrderError(Conflict):
     """A PO action that the PO's state or the input does not allow; says what would."""
 
 
@@ -188,7 +189,12 @@ class OrderStore:
     ) -> str:
         """Move a PO to status ``to`` (see ``TRANSITIONS``); audited. Returns the old status."""
         if to == "rejected" and not reason:
-            raise OrderError("rejecting a PO needs a reason (--reason)")
+            raise InvalidInput(
+                "rejecting a PO needs a reason",
+                field="reason",
+                rule="reason.required",
+                hint="give one with --reason",
+            )
         with Session(self.engine) as session, session.begin():
             po = self._po(session, po_id)
             allowed = TRANSITIONS.get(po.status, ())
@@ -215,16 +221,26 @@ class OrderStore:
     ) -> tuple[int, int]:
         """Change a suggested line's quantity (reason required); returns (old, new)."""
         if not reason:
-            raise OrderError("an edit needs a reason (--reason), kept in the audit trail")
+            raise InvalidInput(
+                "an edit needs a reason, kept in the audit trail",
+                field="reason",
+                rule="reason.required",
+                hint="give one with --reason",
+            )
         if quantity < 0:
-            raise OrderError(f"quantity={quantity} must be >= 0 units")
+            raise InvalidInput(
+                f"quantity={quantity} must be >= 0 units",
+                field="quantity",
+                value=quantity,
+                rule="quantity.nonnegative",
+            )
         with Session(self.engine) as session, session.begin():
             po = self._po(session, po_id)
             if po.status != "suggested":
                 raise OrderError(f"PO {po_id} is {po.status}; only suggested POs can be edited")
             line = next((x for x in po.lines if x.sku_id == sku_id), None)
             if line is None:
-                raise OrderError(
+                raise NotFound(
                     f"PO {po_id} has no line for sku_id={sku_id!r}; lines: "
                     f"{[x.sku_id for x in po.lines]}"
                 )
@@ -258,7 +274,7 @@ class OrderStore:
     def _po(session: Session, po_id: int) -> PurchaseOrder:
         po = session.get(PurchaseOrder, po_id)
         if po is None:
-            raise OrderError(f"no purchase order with id {po_id}; see `replen orders list`")
+            raise NotFound(f"no purchase order with id {po_id}", hint="see `replen orders list`")
         return po
 
     def open_on_order(self, as_of: date) -> pl.DataFrame:

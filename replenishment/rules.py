@@ -14,6 +14,8 @@ from typing import Any
 
 import polars as pl
 
+from kernel.errors import InvalidInput
+
 __all__ = ["WEEKDAYS", "Rules", "RulesError", "load_rules", "next_order_date"]
 
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
@@ -61,7 +63,7 @@ _OPTIONAL: dict[str, dict[str, Any]] = {
 }
 
 
-class RulesError(ValueError):
+class RulesError(InvalidInput):
     """A rule breaks its contract; the message names where (file:line or table row),
     the field, the value and the rule."""
 

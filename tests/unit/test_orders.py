@@ -124,6 +124,7 @@ def test_failed_plan_keeps_yesterdays_suggestions_marked_stale(settings, tmp_pat
 def test_review_moves_through_the_status_machine_with_an_audit_trail(tmp_path) -> None:
     import pytest
 
+    from kernel.errors import InvalidInput, NotFound
     from replenishment.orders import OrderError
 
     store = OrderStore(f"sqlite:///{tmp_path / 'po.db'}")
@@ -131,16 +132,16 @@ def test_review_moves_through_the_status_machine_with_an_audit_trail(tmp_path) -
     heads = store.purchase_orders(DAY).sort("store_id")
     s1, s2 = heads["po_id"].to_list()
     assert store.edit_line(s1, "x", 20, "ana", "promo next week") == (16, 20)
-    with pytest.raises(OrderError, match="needs a reason"):
+    with pytest.raises(InvalidInput, match="needs a reason"):
         store.edit_line(s1, "x", 24, "ana", "")
-    with pytest.raises(OrderError, match="no line for sku_id='zz'"):
+    with pytest.raises(NotFound, match="no line for sku_id='zz'"):
         store.edit_line(s1, "zz", 1, "ana", "typo")
     store.transition(s1, "approved", "ana")
     with pytest.raises(OrderError, match="only suggested POs can be edited"):
         store.edit_line(s1, "x", 1, "ana", "late change")
     with pytest.raises(OrderError, match="is approved; it can become exported or rejected"):
         store.transition(s1, "acknowledged", "erp")
-    with pytest.raises(OrderError, match="needs a reason"):
+    with pytest.raises(InvalidInput, match="needs a reason"):
         store.transition(s2, "rejected", "ana")
     store.transition(s2, "rejected", "ana", reason="supplier on holiday")
     assert store.open_on_order(DAY).sort("sku_id")["po_on_order"].to_list() == [20.0, 13.0]
