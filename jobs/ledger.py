@@ -1,4 +1,8 @@
-"""Operational records in the database: job runs (one per job and slot) and alerts."""
+"""Operational records in the database: job runs (one per job and slot) and alerts.
+
+The tables come from the Alembic migrations (``replen db upgrade``, run by every entry
+point); the stores here never create them.
+"""
 
 from __future__ import annotations
 
@@ -44,7 +48,6 @@ class AlertStore:
 
     def __init__(self, engine: Engine | str) -> None:
         self.engine = create_engine(engine) if isinstance(engine, str) else engine
-        Base.metadata.create_all(self.engine)
 
     def raise_alert(
         self,
@@ -97,6 +100,10 @@ class JobRun(Base):
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     status: Mapped[str] = mapped_column(String(16), index=True)  # running|succeeded|failed|skipped
     attempts: Mapped[int] = mapped_column(Integer, default=1)
+    # Who ran the latest attempt (a scheduler's lease token, or host:pid by hand); a result
+    # is recorded only by the attempt's owner, so a scheduler that lost its lease cannot
+    # overwrite the run of the one that took over.
+    owner: Mapped[str | None] = mapped_column(String(128), nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     summary: Mapped[dict | None] = mapped_column(JSON, nullable=True)
 
@@ -110,15 +117,21 @@ class RunLedger:
 
     def __init__(self, engine: Engine | str) -> None:
         self.engine = create_engine(engine) if isinstance(engine, str) else engine
-        Base.metadata.create_all(self.engine)
 
-    def begin(self, job: str, slot: str) -> bool:
-        """Claim a slot; False if it already finished."""
+    def begin(self, job: str, slot: str, owner: str | None = None) -> bool:
+        """Claim a slot for ``owner``; False if it already finished."""
         now = datetime.now(UTC)
         try:
             with Session(self.engine) as session, session.begin():
                 session.add(
-                    JobRun(job=job, slot=slot, started_at=now, status="running", attempts=1)
+                    JobRun(
+                        job=job,
+                        slot=slot,
+                        started_at=now,
+                        status="running",
+                        attempts=1,
+                        owner=owner,
+                    )
                 )
             return True
         except IntegrityError:
@@ -127,7 +140,7 @@ class RunLedger:
             result = session.execute(
                 update(JobRun)
                 .where(JobRun.job == job, JobRun.slot == slot, JobRun.status == "running")
-                .values(started_at=now, attempts=JobRun.attempts + 1)
+                .values(started_at=now, attempts=JobRun.attempts + 1, owner=owner)
             )
             return bool(result.rowcount)  # type: ignore[attr-defined]
 
@@ -139,21 +152,29 @@ class RunLedger:
         *,
         summary: dict | None = None,
         error: str | None = None,
-    ) -> None:
+        owner: str | None = None,
+    ) -> bool:
+        """Record the end of the slot's running attempt; with ``owner``, only if that attempt
+        is still ``owner``'s (False otherwise: another scheduler took the slot over)."""
         if status not in FINISHED:
             raise ValueError(f"status {status!r} must be one of {FINISHED}")
+        stmt = update(JobRun).where(
+            JobRun.job == job, JobRun.slot == slot, JobRun.status == "running"
+        )
+        if owner is not None:
+            stmt = stmt.where(JobRun.owner == owner)
         with Session(self.engine) as session, session.begin():
-            session.execute(
-                update(JobRun)
-                .where(JobRun.job == job, JobRun.slot == slot)
-                .values(status=status, finished_at=datetime.now(UTC), summary=summary, error=error)
+            result = session.execute(
+                stmt.values(
+                    status=status, finished_at=datetime.now(UTC), summary=summary, error=error
+                )
             )
+            return bool(result.rowcount)  # type: ignore[attr-defined]
 
-    def record_skipped(self, job: str, slot: str, reason: str) -> bool:
-        if not self.begin(job, slot):
+    def record_skipped(self, job: str, slot: str, reason: str, owner: str | None = None) -> bool:
+        if not self.begin(job, slot, owner):
             return False
-        self.finish(job, slot, "skipped", error=reason)
-        return True
+        return self.finish(job, slot, "skipped", error=reason, owner=owner)
 
     def unfinished(self) -> list[tuple[str, str]]:
         with Session(self.engine) as session:
@@ -185,6 +206,7 @@ class RunLedger:
                     "slot": r.slot,
                     "status": r.status,
                     "attempts": r.attempts,
+                    "owner": r.owner,
                     "started_at": r.started_at,
                     "finished_at": r.finished_at,
                     "error": r.error,

@@ -6,7 +6,6 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from features.monitor import freshness, reject_ratio
-from jobs.ledger import AlertStore
 from jobs.runtime import Runtime
 
 __all__ = ["MonitorReport", "run_monitor"]
@@ -36,7 +35,7 @@ def run_monitor(rt: Runtime, now: datetime | None = None, *, record: bool = True
     window = timedelta(minutes=s.monitor_window_minutes)
     quality = reject_ratio(rt.lake.batches(), now, window)
     alerts: list[str] = []
-    store = AlertStore(rt.settings.db_url) if record else None
+    store = rt.alerts if record else None
     for row in lags.iter_rows(named=True):
         STORE_LAG.labels(row["store_id"]).set(row["lag_seconds"])
         if row["lag_seconds"] > s.freshness_max_lag_seconds:

@@ -7,10 +7,12 @@ from functools import cached_property
 from pathlib import Path
 
 import polars as pl
+from sqlalchemy.engine import Engine
 
 from features.lake import Lake
 from features.sales import daily_sales
 from features.store import FeatureStoreClient
+from jobs.ledger import AlertStore, RunLedger
 from kernel.errors import NotReady
 from replen.settings import Settings
 from replenishment.orders import OrderStore
@@ -20,16 +22,11 @@ from replenishment.rules_store import RulesStore
 __all__ = ["MasterDataMissing", "Runtime", "ensure_schema"]
 
 
-_MIGRATED: dict[str, str] = {}
+def ensure_schema(url: str) -> Engine:
+    """The process's engine for ``url``, migrated to the newest schema once per process."""
+    from replen.db import connect
 
-
-def ensure_schema(url: str) -> str:
-    """Run the Alembic migrations on ``url`` once per process; returns the revision."""
-    if url not in _MIGRATED:
-        from replen.db import upgrade
-
-        _MIGRATED[url] = upgrade(url)
-    return _MIGRATED[url]
+    return connect(url)
 
 
 class MasterDataMissing(NotReady):
@@ -54,14 +51,13 @@ class Runtime:
         return FeatureStoreClient(self.settings.feast_dir)
 
     @cached_property
-    def schema(self) -> str:
-        """The database brought to the newest migration (once per process and URL)."""
+    def engine(self) -> Engine:
+        """The database, migrated to the newest schema (once per process and URL)."""
         return ensure_schema(self.settings.db_url)
 
     @cached_property
     def orders(self) -> OrderStore:
-        self.schema  # noqa: B018  (migrate before use)
-        return OrderStore(self.settings.db_url)
+        return OrderStore(self.engine)
 
     @cached_property
     def registry(self):  # type: ignore[no-untyped-def]  # mlflow is imported lazily
@@ -108,8 +104,15 @@ class Runtime:
 
     @cached_property
     def rules_store(self) -> RulesStore:
-        self.schema  # noqa: B018  (migrate before use)
-        return RulesStore(self.settings.db_url)
+        return RulesStore(self.engine)
+
+    @cached_property
+    def ledger(self) -> RunLedger:
+        return RunLedger(self.engine)
+
+    @cached_property
+    def alerts(self) -> AlertStore:
+        return AlertStore(self.engine)
 
     def rules(self) -> Rules:
         """The rules loaded into the database (`replen rules load`)."""

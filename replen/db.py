@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import MetaData, create_engine, inspect
+from sqlalchemy.engine import Engine
 
-__all__ = ["current", "head", "include_object", "metadata", "upgrade"]
+__all__ = ["connect", "current", "engine", "head", "include_object", "metadata", "upgrade"]
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
 BASELINE = "0001"  # the schema databases had before migrations existed
@@ -25,6 +27,39 @@ def metadata() -> MetaData:
         for table in source.tables.values():
             table.to_metadata(combined)
     return combined
+
+
+_ENGINES: dict[str, Engine] = {}
+_MIGRATED: dict[str, str] = {}
+_GUARD = threading.Lock()
+
+
+def engine(url: str) -> Engine:
+    """The process's one engine (and connection pool) for ``url``.
+
+    SQLite waits up to 30 s for another writer instead of failing at once with "database is
+    locked" (the scheduler, the server and the CLI share one file).
+    """
+    with _GUARD:
+        if url not in _ENGINES:
+            args = {"timeout": 30} if url.startswith("sqlite") else {}
+            _ENGINES[url] = create_engine(url, connect_args=args)
+        return _ENGINES[url]
+
+
+def connect(url: str) -> Engine:
+    """The engine for ``url``, its schema migrated to the newest revision once per process.
+
+    Every entry point (CLI command, HTTP app, scheduler, job) reaches the database this way;
+    the stores never create tables themselves.
+    """
+    with _GUARD:
+        migrated = url in _MIGRATED
+    if not migrated:
+        revision = upgrade(url)
+        with _GUARD:
+            _MIGRATED[url] = revision
+    return engine(url)
 
 
 def include_object(

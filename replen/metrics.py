@@ -47,9 +47,10 @@ class LedgerCollector:
         from sqlalchemy import func, select
         from sqlalchemy.orm import Session
 
-        from jobs.ledger import Alert, JobRun, RunLedger
+        from jobs.ledger import Alert, JobRun
+        from replen.db import connect
 
-        ledger = RunLedger(self.db_url)
+        engine = connect(self.db_url)
         runs = CounterMetricFamily(
             "replen_ledger_job_runs", "Job runs recorded in the ledger", labels=["job", "status"]
         )
@@ -61,7 +62,7 @@ class LedgerCollector:
         alerts = CounterMetricFamily(
             "replen_ledger_alerts", "Alert records in the database", labels=["kind"]
         )
-        with Session(ledger.engine) as session:
+        with Session(engine) as session:
             for job, status, n in session.execute(
                 select(JobRun.job, JobRun.status, func.count()).group_by(JobRun.job, JobRun.status)
             ):

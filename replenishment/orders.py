@@ -110,11 +110,12 @@ class ReplaceReport:
 
 
 class OrderStore:
-    """Suggested POs in a SQL database (SQLite file by default, PostgreSQL by URL)."""
+    """Suggested POs in a SQL database (SQLite file by default, PostgreSQL by URL).
+
+    The tables come from the migrations (``replen.db.upgrade``), never from this class."""
 
     def __init__(self, engine: Engine | str) -> None:
         self.engine = create_engine(engine) if isinstance(engine, str) else engine
-        Base.metadata.create_all(self.engine)
 
     def replace_suggestions(
         self, plan_date: date, suggestion: Suggestion, actor: str = "planner-job"

@@ -72,9 +72,10 @@ _TABLES = {"suppliers": _suppliers, "items": _items, "overrides": _overrides}
 
 
 class RulesStore:
+    """The loaded rules in the database; its tables come from the migrations."""
+
     def __init__(self, engine: Engine | str) -> None:
         self.engine = create_engine(engine) if isinstance(engine, str) else engine
-        _meta.create_all(self.engine)
 
     def save(self, rules: Rules, source: str) -> dict[str, int]:
         """Replace all rules atomically; returns row counts."""

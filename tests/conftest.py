@@ -43,3 +43,15 @@ def shared_data() -> Path:
     if not SHARED_DATA.exists():
         pytest.skip(f"real data not found at {SHARED_DATA} (../shared/data is absent)")
     return SHARED_DATA
+
+
+@pytest.fixture()
+def procs(tmp_path: Path):
+    """Start processes with ``procs.start([...])``; every one is killed at teardown."""
+    from support import Processes
+
+    started = Processes(tmp_path / "_procs")
+    try:
+        yield started
+    finally:
+        started.close()

@@ -71,11 +71,21 @@ def monitor(
 
 # scheduler / jobs ----------------------------------------------------------------------------
 @app.command()
-def scheduler() -> None:
+def scheduler(
+    standby: Annotated[
+        bool,
+        typer.Option(
+            help="If another scheduler holds the job store, wait and take over when it "
+            "stops or dies (instead of exiting)."
+        ),
+    ] = False,
+) -> None:
     """Run the scheduler (APScheduler, persistent job store) until Ctrl-C or SIGTERM.
 
     Schedules come from REPLEN_SCHEDULES (JSON: job → crontab or 'every <N>s') in
-    REPLEN_SCHEDULER_TIMEZONE. Only one scheduler may run per job store (database).
+    REPLEN_SCHEDULER_TIMEZONE. Only one scheduler runs jobs per job store (database): it
+    holds a lease renewed every REPLEN_SCHEDULER_LOCK_TTL_SECONDS / 4. The first Ctrl-C or
+    SIGTERM waits for running jobs, a second stops at once (their slots run again later).
     """
     quiet_libraries()
     import logging
@@ -83,13 +93,21 @@ def scheduler() -> None:
     from jobs.scheduler import run_scheduler
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    settings = load_settings()
+
+    def waiting(holder: dict[str, object]) -> None:
+        console.print(
+            f"standby: pid {holder.get('pid', '?')} on {holder.get('host', '?')} holds the "
+            "job store; taking over when it stops"
+        )
+
     with errors():
         run_scheduler(
-            settings,
+            load_settings(),
             on_start=lambda names: console.print(
                 f"scheduler running: {', '.join(names)} (Ctrl-C to stop)"
             ),
+            standby=standby,
+            on_wait=waiting,
         )
 
 
@@ -97,10 +115,11 @@ def scheduler() -> None:
 def jobs_list(as_json: JsonOpt = False) -> None:
     """Every job, its schedule and its last run."""
     from jobs.catalog import JOBS, describe
-    from jobs.ledger import RunLedger
+    from jobs.runtime import Runtime
 
     settings = load_settings()
-    ledger = RunLedger(settings.db_url)
+    with errors():
+        ledger = Runtime(settings).ledger
     rows = []
     for name in JOBS:
         last = ledger.history(name, limit=1)
@@ -136,13 +155,13 @@ def jobs_run(
 ) -> None:
     """Run a job now, by hand; the run is recorded in the ledger."""
     quiet_libraries()
-    from jobs.ledger import RunLedger
+    from jobs.runtime import Runtime
     from jobs.scheduler import run_job_now
 
     settings = load_settings()
     with errors():
         slot, status = run_job_now(settings, name)
-    record = RunLedger(settings.db_url).history(name, limit=1)[0]
+        record = Runtime(settings).ledger.history(name, limit=1)[0]
     emit(record, as_json, lambda: out.print(kv_table(f"{name} {slot}", record)))
     if status == "failed":
         raise typer.Exit(1)
@@ -155,9 +174,10 @@ def jobshistory_frame(
     as_json: JsonOpt = False,
 ) -> None:
     """Recent job runs, newest first."""
-    from jobs.ledger import RunLedger
+    from jobs.runtime import Runtime
 
-    rows = RunLedger(load_settings().db_url).history(name, limit)
+    with errors():
+        rows = Runtime(load_settings()).ledger.history(name, limit)
     if as_json:
         print(json.dumps({"runs": rows}, default=str))
         return

@@ -41,13 +41,14 @@ def test_migrations_build_the_schema_without_drift(pg_url) -> None:
 def test_po_store_ledger_lock_and_rules_on_postgres(pg_url) -> None:
     from jobs.ledger import AlertStore, RunLedger
     from jobs.lock import SchedulerBusy, SchedulerLock
-    from replen.db import upgrade
+    from replen.db import engine, upgrade
     from replenishment.orders import OrderStore
     from replenishment.planner import protection_spans, suggest
     from replenishment.rules import Rules
     from replenishment.rules_store import RulesStore
 
     upgrade(pg_url)
+    pg_url = engine(pg_url)  # the process's one engine, as the entry points use
     rules = Rules.from_frames(
         pl.DataFrame({"supplier_id": ["A"], "lead_time_mean": [2.0], "order_days": ["Mon"]}),
         pl.DataFrame({"sku_id": ["x"], "supplier_id": ["A"], "unit_cost": [2.0], "pack_size": [4]}),

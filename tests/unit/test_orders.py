@@ -4,6 +4,7 @@ import polars as pl
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
+from replen.db import connect
 from replenishment.orders import OrderStore, PurchaseOrder
 from replenishment.planner import protection_spans, suggest
 from replenishment.rules import Rules
@@ -73,7 +74,7 @@ def test_po_under_the_supplier_minimum_is_held_or_filled() -> None:
 
 
 def test_rerun_replaces_unreviewed_and_keeps_reviewed(tmp_path) -> None:
-    store = OrderStore(f"sqlite:///{tmp_path / 'po.db'}")
+    store = OrderStore(connect(f"sqlite:///{tmp_path / 'po.db'}"))
     first = store.replace_suggestions(DAY, _suggestion())
     assert (first.created, first.replaced) == (2, 0)
     with Session(store.engine) as session, session.begin():
@@ -92,13 +93,13 @@ def test_rerun_replaces_unreviewed_and_keeps_reviewed(tmp_path) -> None:
 
 
 def test_nothing_to_order_stores_no_po(tmp_path) -> None:
-    store = OrderStore(f"sqlite:///{tmp_path / 'po.db'}")
+    store = OrderStore(connect(f"sqlite:///{tmp_path / 'po.db'}"))
     assert store.replace_suggestions(DAY, _suggestion(on_hand=100.0)).created == 0
     assert store.purchase_orders().is_empty()
 
 
 def test_mark_stale_flags_only_unreviewed_suggestions(tmp_path) -> None:
-    store = OrderStore(f"sqlite:///{tmp_path / 'po.db'}")
+    store = OrderStore(connect(f"sqlite:///{tmp_path / 'po.db'}"))
     store.replace_suggestions(DAY, _suggestion())
     with Session(store.engine) as session, session.begin():
         session.execute(
@@ -114,11 +115,11 @@ def test_failed_plan_keeps_yesterdays_suggestions_marked_stale(settings, tmp_pat
     from jobs.scheduler import execute
 
     settings.ensure_dirs()
-    OrderStore(settings.db_url).replace_suggestions(DAY, _suggestion())
+    OrderStore(connect(settings.db_url)).replace_suggestions(DAY, _suggestion())
     assert execute(settings, "replenish", "2024-01-02T05:00:00+00:00") == "failed"
     heads = OrderStore(settings.db_url).purchase_orders(DAY)
     assert heads.height == 2 and heads["stale"].all()
-    assert RunLedger(settings.db_url).history("replenish")[0]["status"] == "failed"
+    assert RunLedger(connect(settings.db_url)).history("replenish")[0]["status"] == "failed"
 
 
 def test_review_moves_through_the_status_machine_with_an_audit_trail(tmp_path) -> None:
@@ -127,7 +128,7 @@ def test_review_moves_through_the_status_machine_with_an_audit_trail(tmp_path) -
     from kernel.errors import InvalidInput, NotFound
     from replenishment.orders import OrderError
 
-    store = OrderStore(f"sqlite:///{tmp_path / 'po.db'}")
+    store = OrderStore(connect(f"sqlite:///{tmp_path / 'po.db'}"))
     store.replace_suggestions(DAY, _suggestion())
     heads = store.purchase_orders(DAY).sort("store_id")
     s1, s2 = heads["po_id"].to_list()

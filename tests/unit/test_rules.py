@@ -125,12 +125,13 @@ def test_csv_error_points_at_file_and_line(tmp_path) -> None:
 
 
 def test_rules_round_trip_through_the_database_and_bad_files_change_nothing(tmp_path) -> None:
+    from replen.db import connect
     from replenishment.rules import load_rules
     from replenishment.rules_store import RulesStore
 
     path = tmp_path / "rules.yaml"
     path.write_text(YAML)
-    store = RulesStore(f"sqlite:///{tmp_path / 'db'}")
+    store = RulesStore(connect(f"sqlite:///{tmp_path / 'db'}"))
     assert store.load() is None
     store.save(load_rules([path]), str(path))
     loaded = store.load()

@@ -7,6 +7,11 @@ import pytest
 from jobs.ledger import AlertStore, RunLedger
 from jobs.lock import SchedulerBusy, SchedulerLock
 from jobs.scheduler import _missed_slots, execute, parse_schedule
+from replen.db import connect
+
+
+def _db(tmp_path):
+    return connect(f"sqlite:///{tmp_path / 'db'}")
 
 
 def test_schedules_parse_crontab_and_intervals() -> None:
@@ -30,7 +35,7 @@ def test_missed_slots_between_last_and_now() -> None:
 
 
 def test_a_finished_slot_never_runs_twice_and_an_unfinished_one_reruns(tmp_path) -> None:
-    ledger = RunLedger(f"sqlite:///{tmp_path / 'db'}")
+    ledger = RunLedger(_db(tmp_path))
     assert ledger.begin("refresh", "s1")
     assert ledger.unfinished() == [("refresh", "s1")]
     assert ledger.begin("refresh", "s1")  # crashed run: claimed again
@@ -41,7 +46,7 @@ def test_a_finished_slot_never_runs_twice_and_an_unfinished_one_reruns(tmp_path)
 
 
 def test_second_scheduler_is_refused_and_a_dead_holder_is_taken_over(tmp_path) -> None:
-    url = f"sqlite:///{tmp_path / 'db'}"
+    url = _db(tmp_path)
     first = SchedulerLock(url)
     first.acquire()
     with pytest.raises(SchedulerBusy, match=f"pid {os.getpid()}"):
@@ -60,7 +65,7 @@ def test_second_scheduler_is_refused_and_a_dead_holder_is_taken_over(tmp_path) -
 
 
 def test_expired_heartbeat_is_taken_over(tmp_path) -> None:
-    url = f"sqlite:///{tmp_path / 'db'}"
+    url = _db(tmp_path)
     old = SchedulerLock(url, ttl_seconds=0.0)
     old.host = "elsewhere"
     old.acquire()
@@ -72,8 +77,63 @@ def test_expired_heartbeat_is_taken_over(tmp_path) -> None:
 def test_failed_job_is_recorded_and_alerted(settings) -> None:
     # No sales yet: the retrain must fail, be recorded, raise an alert, touch nothing else.
     assert execute(settings, "retrain", "2024-01-01T02:00:00+00:00") == "failed"
-    run = RunLedger(settings.db_url).history("retrain")[0]
+    run = RunLedger(connect(settings.db_url)).history("retrain")[0]
     assert run["status"] == "failed" and "no sales history" in run["error"]
-    alerts = AlertStore(settings.db_url).recent(kind="job")
+    alerts = AlertStore(connect(settings.db_url)).recent(kind="job")
     assert alerts and alerts[0]["subject"] == "retrain"
     assert execute(settings, "retrain", "2024-01-01T02:00:00+00:00") == "already-finished"
+
+
+def test_a_holder_that_cannot_renew_distrusts_its_lease_before_a_contender_may_take_it(
+    tmp_path,
+) -> None:
+    import threading
+    import time
+
+    from support import wait_for
+
+    from jobs.lock import LeaseKeeper
+
+    url = _db(tmp_path)
+    holder = SchedulerLock(url, ttl_seconds=2.0)
+    began = time.monotonic()
+    holder.acquire()
+    lost_at: list[float] = []
+    keeper = LeaseKeeper(holder, lambda reason: lost_at.append(time.monotonic()))
+    stalled = threading.Event()
+    holder.heartbeat = lambda: bool(stalled.wait(60))  # the database hangs for this holder
+    keeper.start(began)
+    assert keeper.holds()
+    contender = SchedulerLock(url, ttl_seconds=2.0)
+    contender.pid = 1  # another live process (so only the TTL lets it in)
+
+    def take() -> float | None:
+        try:
+            contender.acquire()
+        except SchedulerBusy:
+            return None
+        return time.monotonic()
+
+    taken_at = wait_for(take, what="the contender to take the expired lease", timeout=60)
+    stalled.set()
+    keeper.stop()
+    assert lost_at and lost_at[0] < taken_at
+    assert not keeper.holds()
+
+
+def test_a_result_is_recorded_only_by_the_attempt_that_owns_the_slot(tmp_path) -> None:
+    ledger = RunLedger(_db(tmp_path))
+    assert ledger.begin("probe", "s1", owner="a")
+    assert ledger.begin("probe", "s1", owner="b")  # a stalled, b took the slot over
+    assert not ledger.finish("probe", "s1", "succeeded", owner="a")
+    assert ledger.finish("probe", "s1", "succeeded", owner="b")
+    (run,) = ledger.history("probe")
+    assert (run["owner"], run["attempts"], run["status"]) == ("b", 2, "succeeded")
+
+
+def test_a_runner_without_the_lease_starts_nothing(settings) -> None:
+    from jobs.scheduler import Runner
+
+    runner = Runner(settings, owner="x", holds=lambda: False)
+    assert runner.execute("probe", "2024-01-01T00:00:00+00:00") == "lease-lost"
+    assert runner.ledger.history() == []
