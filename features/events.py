@@ -7,6 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import polars as pl
 
+from kernel.errors import InvalidInput
+
 __all__ = [
     "BODY_COLUMNS",
     "EVENT_COLUMNS",
@@ -229,9 +231,11 @@ def validate_events(
     """
     missing = [c for c in _REQUIRED if c not in raw.columns]
     if missing:
-        raise ValueError(
-            f"POS input lacks required column(s) {missing}; got columns {raw.columns}. "
-            "Map your columns to the contract (see `replen ingest pos --help`)."
+        raise InvalidInput(
+            f"POS input lacks required column(s) {missing}; got columns {raw.columns}",
+            field=missing[0],
+            rule="column.required",
+            hint="map your columns to the contract (see `replen ingest pos --help`)",
         )
     now = now or datetime.now(UTC)
     raw = raw.with_row_index("_line")

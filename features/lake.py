@@ -2,8 +2,10 @@
 
 A batch is visible only once its manifest exists. Parts are written to a temporary name,
 fsynced and renamed; the manifest is written the same way, last. A crash at any point leaves
-either a committed batch or orphan parts that no reader sees (and the next writer removes),
-so a resend of the same input after a crash neither loses nor double counts events.
+either a committed batch or orphan parts that no reader sees; a batch that fails in this
+process removes its own parts at once, and a long-running writer (the server) sweeps what
+dead writers left every few minutes, so a resend of the same input after a crash neither
+loses nor double counts events, and nothing half-written piles up.
 """
 
 from __future__ import annotations
@@ -13,20 +15,25 @@ import fcntl
 import json
 import os
 import shutil
+import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import polars as pl
 
 from features.events import EVENT_SCHEMA, REJECT_SCHEMA, ValidationResult, same_body
+from kernel.errors import StorageError, storage_error
+from kernel.files import atomic_write, fsync_path, write_bytes
 
 __all__ = ["BatchReport", "Lake"]
 
 _EVENT_COLUMNS = [*EVENT_SCHEMA, "batch_id"]
+# How often a long-running writer sweeps parts that dead writers left uncommitted.
+SWEEP_SECONDS = 600.0
 
 
 @dataclass
@@ -64,7 +71,7 @@ class Lake:
         self._manifests: dict[str, dict[str, Any]] = {}
         self._ids: pl.DataFrame | None = None  # event_id → part file, for deduplication
         self._indexed: set[str] = set()
-        self._cleaned = False
+        self._swept_at: float | None = None
 
     # Writing -------------------------------------------------------------------------------
     def append_events(
@@ -82,11 +89,12 @@ class Lake:
             self._refresh()
             new, duplicates, conflicts = self._split_known(accepted)
             rejected = pl.concat([validated.rejected, conflicts], how="vertical_relaxed")
-            files = self._write_event_parts(
-                new.with_columns(pl.lit(batch_id).alias("batch_id")), batch_id
-            )
-            if rejected.height:
-                files.append(self._write_quarantine(rejected, batch_id))
+            with self._or_discard(batch_id):
+                files = self._write_event_parts(
+                    new.with_columns(pl.lit(batch_id).alias("batch_id")), batch_id
+                )
+                if rejected.height:
+                    files.append(self._write_quarantine(rejected, batch_id))
             report = BatchReport(
                 batch_id=batch_id,
                 received=received,
@@ -101,7 +109,8 @@ class Lake:
                 first_sold_at=_iso(new["sold_at"].min()) if new.height else None,
                 last_sold_at=_iso(new["sold_at"].max()) if new.height else None,
             )
-            self._commit(batch_id, "pos", files, report.to_dict())
+            with self._or_discard(batch_id):
+                self._commit(batch_id, "pos", files, report.to_dict())
             self._index_new(batch_id, new)
         assert report.received == report.accepted + report.duplicates + report.rejected
         return report
@@ -118,8 +127,9 @@ class Lake:
         with self._lock():
             self._remove_orphans()
             path = self.inventory_dir / f"part-{batch_id}.parquet"
-            _atomic_parquet(frame, path)
-            self._commit(batch_id, "inventory", [path], {"rows": frame.height})
+            with self._or_discard(batch_id):
+                _atomic_parquet(frame, path)
+                self._commit(batch_id, "inventory", [path], {"rows": frame.height})
         return frame.height
 
     # Reading -------------------------------------------------------------------------------
@@ -239,11 +249,11 @@ class Lake:
         for staged in sorted(staging.glob("date=*/*.parquet")):
             target = self.events_dir / staged.parent.name / f"part-{batch_id}.parquet"
             target.parent.mkdir(parents=True, exist_ok=True)
-            _fsync(staged)
+            fsync_path(staged)
             os.replace(staged, target)
             files.append(target)
         for directory in {f.parent for f in files}:
-            _fsync(directory)
+            fsync_path(directory)
         shutil.rmtree(staging, ignore_errors=True)
         return files
 
@@ -307,15 +317,41 @@ class Lake:
         )
         self._ids = pl.concat([index, added], rechunk=False)
 
+    @contextlib.contextmanager
+    def _or_discard(self, batch_id: str) -> Iterator[None]:
+        """Remove the batch's own parts if the block fails before its manifest exists; a
+        full or read-only disk becomes a :class:`StorageError`."""
+        try:
+            yield
+        except BaseException as exc:
+            if not (self.manifest_dir / f"{batch_id}.json").exists():
+                # A parallel writer may still finish a file after the error: the next
+                # write sweeps everything no manifest names, whatever remains now.
+                self._swept_at = None
+                shutil.rmtree(self.root / "_staging" / batch_id, ignore_errors=True)
+                for under in (self.events_dir, self.inventory_dir, self.quarantine_dir):
+                    for part in under.rglob(f"part-{batch_id}.parquet"):
+                        part.unlink(missing_ok=True)
+            found = storage_error(exc) if isinstance(exc, Exception) else None
+            if found is not None and found is not exc:
+                raise StorageError(
+                    f"could not write to the lake at {self.root}: {found.message}",
+                    full=found.full,
+                    hint=found.hint,
+                ) from exc
+            raise
+
     def _remove_orphans(self) -> None:
         """Delete parts and temp files left by a writer that died before its manifest.
 
-        Done once per process (under the writer lock): only a dead writer leaves orphans,
-        and no reader ever sees them since they are in no manifest.
+        Done under the writer lock, by each process at its first write and then every
+        ``SWEEP_SECONDS``: no writer is active meanwhile, so whatever no manifest names is
+        an orphan, and no reader ever saw it.
         """
-        if self._cleaned:
+        now = time.monotonic()
+        if self._swept_at is not None and now - self._swept_at < SWEEP_SECONDS:
             return
-        self._cleaned = True
+        self._swept_at = now
         self._refresh()
         committed = {self.root / str(n) for m in self._manifests.values() for n in m["files"]}
         for under in (self.events_dir, self.inventory_dir, self.quarantine_dir):
@@ -354,29 +390,8 @@ def _new_batch_id() -> str:
 
 
 def _atomic_parquet(frame: pl.DataFrame, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_write(path, frame.write_parquet)
+    atomic_write(path, frame.write_parquet)
 
 
 def _atomic_bytes(data: bytes, path: Path) -> None:
-    _atomic_write(path, lambda handle: handle.write(data))
-
-
-def _atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
-    """Write to a temp name, fsync, rename over ``path``, fsync the folder."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as handle:
-        write(handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-    _fsync(path.parent)
-
-
-def _fsync(path: Path) -> None:
-    """fsync a file or a folder by path."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    write_bytes(data, path)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import polars as pl
 
 from features.events import EVENT_SCHEMA
+from kernel.errors import InvalidInput
 
 __all__ = ["BUILTIN", "ColumnMapping", "apply_mapping", "parse_mapping"]
 
@@ -50,13 +51,24 @@ BUILTIN: dict[str, ColumnMapping] = {
 def parse_mapping(name: str, pairs: list[str], timezone: str | None) -> ColumnMapping:
     """A built-in mapping by ``name`` refined by ``target=source`` pairs and a time zone."""
     if name not in BUILTIN:
-        raise ValueError(f"unknown mapping {name!r}; built-in mappings: {sorted(BUILTIN)}")
+        raise InvalidInput(
+            f"unknown mapping {name!r}",
+            field="mapping",
+            value=name,
+            rule="mapping.known",
+            hint=f"built-in mappings: {', '.join(sorted(BUILTIN))}",
+        )
     base = BUILTIN[name]
     columns = dict(base.columns)
     for pair in pairs:
         target, sep, source = pair.partition("=")
         if not sep or not target or not source:
-            raise ValueError(f"--map {pair!r} must look like target=source, e.g. sku_id=StockCode")
+            raise InvalidInput(
+                f"--map {pair!r} must look like target=source, e.g. sku_id=StockCode",
+                field="map",
+                value=pair,
+                rule="map.syntax",
+            )
         columns[target.strip()] = source.strip()
     return ColumnMapping(
         columns=columns,
@@ -73,9 +85,12 @@ def apply_mapping(raw: pl.DataFrame, mapping: ColumnMapping) -> pl.DataFrame:
         s for s in {*mapping.columns.values(), *mapping.event_id_from} if s not in raw.columns
     ]
     if missing:
-        raise ValueError(
+        raise InvalidInput(
             f"the file lacks column(s) {sorted(missing)} that the mapping reads; "
-            f"found {raw.columns}"
+            f"found {raw.columns}",
+            field=sorted(missing)[0],
+            rule="column.required",
+            hint="choose another --mapping or rename with --map target=source",
         )
     renames = {source: target for target, source in mapping.columns.items()}
     keep = [pl.col(source).alias(target) for source, target in renames.items()]

@@ -6,6 +6,8 @@ from datetime import date
 
 import polars as pl
 
+from kernel.errors import NotReady
+
 __all__ = [
     "DAILY_SALES_COLUMNS",
     "daily_sales",
@@ -163,7 +165,10 @@ def last_date(frame: pl.DataFrame, column: str = "date") -> date:
     """The latest date in ``frame[column]`` (raises on an empty frame)."""
     value = frame[column].max()
     if not isinstance(value, date):
-        raise ValueError(f"no dates in column {column!r}: the frame is empty")
+        raise NotReady(
+            f"no dates in column {column!r}: there are no sales yet",
+            hint="ingest POS lines first (`replen ingest pos FILE`)",
+        )
     return value
 
 

@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
+from kernel.errors import NotReady
+
 if TYPE_CHECKING:  # pragma: no cover
     from feast import FeatureStore
 
@@ -93,6 +95,11 @@ class FeatureStoreClient:
         ``service`` names a FeatureService (``forecasting_v1``, ``replenishment_v1``); without
         it every velocity feature is read.
         """
+        if not (self.repo_path / "registry.db").exists():
+            raise NotReady(
+                f"no feature store yet at {self.repo_path}",
+                hint="run `replen features refresh` after `replen ingest pos FILE`",
+            )
         rows = keys.select("store_id", "sku_id").to_dict(as_series=False)
         features: Any
         if service is None:

@@ -6,6 +6,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from kernel.errors import InvalidInput
+
 __all__ = [
     "CANDIDATES",
     "COSTLY",
@@ -40,7 +42,13 @@ FREQS: dict[str, Freq] = {
 
 def freq_of(name: str) -> Freq:
     if name not in FREQS:
-        raise ValueError(f"freq {name!r} unknown; choose from {sorted(FREQS)}")
+        raise InvalidInput(
+            f"freq {name!r} unknown",
+            field="freq",
+            value=name,
+            rule="freq.known",
+            hint=f"choose {', '.join(FREQS)}",
+        )
     return FREQS[name]
 
 

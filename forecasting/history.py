@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import polars as pl
 
+from kernel.errors import InvalidInput
+
 __all__ = ["SERIES_KEYS", "keys_frame", "split_uid", "to_training_frame"]
 
 SERIES_KEYS = ("store_id", "sku_id")
@@ -18,9 +20,11 @@ def to_training_frame(history: pl.DataFrame, target: str = "units") -> pl.DataFr
     """
     missing = [c for c in (*SERIES_KEYS, "date", target) if c not in history.columns]
     if missing:
-        raise ValueError(
+        raise InvalidInput(
             f"history lacks column(s) {missing}; expected store_id, sku_id, date, {target} "
-            "and optionally stockout"
+            "and optionally stockout",
+            field=missing[0],
+            rule="column.required",
         )
     stockout = (
         pl.col("stockout").fill_null(False) if "stockout" in history.columns else pl.lit(False)

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import polars as pl
 
+from kernel.files import write_figure
+
 __all__ = ["plot_backtest"]
 
 
@@ -42,7 +44,8 @@ def plot_backtest(
         ax.axis("off")
     fig.suptitle("Backtest: champion forecasts (blue) vs actual units (black)", fontsize=11)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    try:
+        write_figure(fig, path, dpi=90)
+    finally:
+        plt.close(fig)
     return path

@@ -11,6 +11,7 @@ from forecasting.demand import classify
 from forecasting.fitted import COSTLY_MODELS, forward_forecast
 from forecasting.history import keys_frame, split_uid, to_training_frame
 from forecasting.quantiles import add_daily_quantiles
+from kernel.errors import NotReady
 
 __all__ = ["FORECAST_BASE_COLUMNS", "forecast"]
 
@@ -54,7 +55,10 @@ def forecast(
         if ahead:
             parts.append(_forward(train_df, ahead, base, costly, fitted, horizon, freq, n_jobs))
     if not parts:
-        raise ValueError("history is empty: nothing to forecast")
+        raise NotReady(
+            "the sales history is empty: nothing to forecast",
+            hint="ingest POS lines first (`replen ingest pos FILE`)",
+        )
     frame = (
         pl.concat(parts)
         .join(plan, on="unique_id")

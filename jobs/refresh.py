@@ -12,7 +12,7 @@ import polars as pl
 from features.events import validate_events
 from features.lake import BatchReport
 from features.sales import daily_sales, last_date, velocity, velocity_history
-from jobs.runtime import MasterDataMissing, Runtime
+from jobs.runtime import MasterDataMissing, NoSales, Runtime
 
 __all__ = [
     "FeatureRefresh",
@@ -184,7 +184,7 @@ def refresh_features(rt: Runtime, history: pl.DataFrame | None = None) -> Featur
     """Rewrite the offline velocity table from the lake and materialize the newest day online."""
     daily = history if history is not None else rt.history()
     if daily.is_empty():
-        raise ValueError("the POS lake is empty: ingest sales first (`replen ingest pos FILE`)")
+        raise NoSales("the POS lake is empty: nothing to refresh")
     hist = velocity_history(daily)
     last = last_date(daily)
     with _PUSH_LOCK:
@@ -205,7 +205,7 @@ def rebuild_features(rt: Runtime) -> FeatureRefresh:
     """Recreate the Feast store from the lake alone (registry, offline table, online rows)."""
     daily = rt.history()
     if daily.is_empty():
-        raise ValueError("the POS lake is empty: nothing to rebuild from")
+        raise NoSales("the POS lake is empty: nothing to rebuild from")
     with _PUSH_LOCK:
         rt.features.rebuild(velocity_history(daily).filter(pl.col("as_of") == last_date(daily)))
         (rt.settings.feast_dir / "online_as_of.txt").write_text(last_date(daily).isoformat())

@@ -11,8 +11,9 @@ import polars as pl
 
 from features.sales import last_date
 from forecasting.quantiles import lead_time_demand
-from jobs.runtime import Runtime
+from jobs.runtime import NoSales, Runtime
 from kernel.errors import NotReady
+from kernel.files import write_csv, write_table
 from replenishment.planner import protection_spans, suggest
 
 __all__ = ["PlanSummary", "forecast_and_plan", "forecast_with_champion"]
@@ -77,7 +78,7 @@ def forecast_and_plan(
     s = rt.settings
     history = history if history is not None else rt.history()
     if history.is_empty():
-        raise ValueError("no sales history: ingest POS data first (`replen ingest pos FILE`)")
+        raise NoSales("no sales history to plan from")
     last = last_date(history)
     plan_date = plan_date or (last + timedelta(days=1))
     rules = rt.rules()
@@ -93,7 +94,7 @@ def forecast_and_plan(
 
     out = s.out_dir
     forecast_path = out / f"forecast_{plan_date}.parquet"
-    forecast.write_parquet(forecast_path)
+    write_table(forecast, forecast_path)
     csv_path = out / f"po_suggestions_{plan_date}.csv"
     _write_csv(sug.lines, csv_path)
     return PlanSummary(
@@ -119,8 +120,7 @@ def _shift_spans(spans: pl.DataFrame, plan_date: date, last: date) -> pl.DataFra
 
 
 def _write_csv(lines: pl.DataFrame, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    lines.with_columns(pl.col(pl.Float64).round(3)).write_csv(path)
+    write_csv(lines.with_columns(pl.col(pl.Float64).round(3)), path)
 
 
 def _position(rt: Runtime, plan_date: date) -> pl.DataFrame:

@@ -11,7 +11,7 @@ from forecasting.candidates import freq_of
 from forecasting.gate import gate
 from forecasting.plots import plot_backtest
 from forecasting.train import train
-from jobs.runtime import Runtime
+from jobs.runtime import NoSales, Runtime
 
 __all__ = ["RetrainSummary", "retrain"]
 
@@ -48,7 +48,7 @@ def retrain(
     s = rt.settings
     history = history if history is not None else rt.history()
     if history.is_empty():
-        raise ValueError("no sales history: ingest POS data first (`replen ingest pos FILE`)")
+        raise NoSales("no sales history to train on")
     result = train(
         history,
         horizon=s.backtest_horizon_days if freq == "daily" else freq_of(freq).backtest,

@@ -14,12 +14,13 @@ from features.sales import daily_sales
 from features.store import FeatureStoreClient
 from jobs.ledger import AlertStore, RunLedger
 from kernel.errors import NotReady
+from kernel.files import write_table
 from replen.settings import Settings
 from replenishment.orders import OrderStore
 from replenishment.rules import Rules
 from replenishment.rules_store import RulesStore
 
-__all__ = ["MasterDataMissing", "Runtime", "ensure_schema"]
+__all__ = ["MasterDataMissing", "NoSales", "Runtime", "ensure_schema"]
 
 
 def ensure_schema(url: str) -> Engine:
@@ -31,6 +32,13 @@ def ensure_schema(url: str) -> Engine:
 
 class MasterDataMissing(NotReady):
     """Suppliers, items or stock positions have not been loaded yet."""
+
+
+class NoSales(NotReady):
+    """The POS lake holds no sales yet."""
+
+    def __init__(self, message: str = "the POS lake holds no sales yet") -> None:
+        super().__init__(message, hint="ingest POS lines first (`replen ingest pos FILE`)")
 
 
 class Runtime:
@@ -80,18 +88,19 @@ class Runtime:
 
     # Data ----------------------------------------------------------------------------------
     def history(self) -> pl.DataFrame:
-        """Daily sales of every store×SKU, from the lake (the truth)."""
-        return daily_sales(self.lake.scan_events(), self.lake.scan_inventory())
+        """Daily sales of every store×SKU, from the lake (the truth); :class:`NoSales` if the
+        lake holds none yet."""
+        sales = daily_sales(self.lake.scan_events(), self.lake.scan_inventory())
+        if sales.is_empty():
+            raise NoSales()
+        return sales
 
     def master_path(self, name: str) -> Path:
         return self.settings.master_dir / f"{name}.parquet"
 
     def save_master(self, **frames: pl.DataFrame) -> None:
         for name, frame in frames.items():
-            path = self.master_path(name)
-            tmp = path.with_suffix(".tmp")
-            frame.write_parquet(tmp)
-            tmp.replace(path)
+            write_table(frame, self.master_path(name))
 
     def load_master(self, name: str) -> pl.DataFrame:
         path = self.master_path(name)

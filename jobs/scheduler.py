@@ -140,9 +140,11 @@ class Runner:
             try:
                 summary = JOBS[name](Runtime(self.settings))
             except Exception as exc:
-                if not isinstance(exc, ReplenError):  # a bug: keep its traceback in the log
+                if isinstance(exc, ReplenError):  # expected: its message says what to do
+                    error = str(exc)
+                else:  # a bug: its type, and its traceback in the log
                     log.exception("job %s slot %s failed", name, slot)
-                error = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+                    error = "".join(traceback.format_exception_only(type(exc), exc)).strip()
                 if not self.ledger.finish(name, slot, "failed", error=error, owner=self.owner):
                     return self._taken_over(name, slot)
                 self.alerts.raise_alert("job", name, f"job {name} ({slot}) failed: {error}")

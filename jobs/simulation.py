@@ -24,6 +24,7 @@ from features.sales import last_date
 from forecasting.predict import forecast
 from forecasting.quantiles import gamma_quantile, lead_time_demand
 from forecasting.train import train
+from kernel.errors import InvalidInput
 from replenishment.simulate import min_max_rule, order_up_to_rule, plot_tradeoff, simulate
 
 __all__ = ["SimulationReport", "run_simulation"]
@@ -77,7 +78,13 @@ def run_simulation(
     matrix = _matrix(history, keys, start, end)
     before = history.filter(pl.col("date") < start)
     if before.is_empty():
-        raise ValueError(f"history must start before the simulated {days} days ({start})")
+        raise InvalidInput(
+            f"history must start before the simulated {days} periods ({start})",
+            field="days",
+            value=days,
+            rule="days.within_history",
+            hint="simulate fewer --days, or give a longer --history",
+        )
     lead = np.broadcast_to(np.asarray(lead_time, dtype=np.int64), (n,)).copy()
     protection = lead + review_period
 

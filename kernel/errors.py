@@ -21,6 +21,8 @@ A bug is none of these: it stays a plain exception (a 500, a traceback in the lo
 
 from __future__ import annotations
 
+import errno
+from collections.abc import Iterator
 from typing import Any, ClassVar
 
 __all__ = [
@@ -32,6 +34,7 @@ __all__ = [
     "ReplenError",
     "StorageError",
     "Unauthorized",
+    "storage_error",
 ]
 
 
@@ -93,6 +96,7 @@ class InvalidInput(ReplenError, ValueError):
     ) -> None:
         where = f"{source}:{line}: " if source and line else (f"{source}: " if source else "")
         super().__init__(f"{where}{message}", hint=hint)
+        self.reason = message  # the message without its location
         self.field = field
         self.value = value
         self.rule = rule
@@ -169,3 +173,62 @@ class Forbidden(ReplenError):
     status = 403
     kind = "forbidden"
     title = "Forbidden"
+
+
+_FULL = {errno.ENOSPC, errno.EDQUOT}
+_UNWRITABLE = {errno.EROFS, errno.EACCES, errno.EPERM}
+# The same conditions as reported by libraries that do not raise OSError (SQLite, polars'
+# Rust writers, PostgreSQL).
+_FULL_TEXT = ("no space left on device", "database or disk is full", "os error 28", "disk full")
+_UNWRITABLE_TEXT = (
+    "read-only file system",
+    "readonly database",
+    "os error 30",
+    "unable to open database file",
+    "permission denied",
+    "os error 13",
+)
+
+
+def storage_error(exc: BaseException) -> StorageError | None:
+    """The storage failure behind ``exc`` — a full disk, read-only or unwritable storage —
+    as a :class:`StorageError`, or None if ``exc`` is something else.
+
+    The edges call this for exceptions that are not already a :class:`ReplenError`, so that
+    a full or read-only disk anywhere (a lake part, the database, an output file) reads as
+    one clear line (CLI) or a 507/503 (HTTP), while a bug still surfaces as a bug.
+    """
+    for cause in _chain(exc):
+        if isinstance(cause, StorageError):
+            return cause
+        code = getattr(cause, "errno", None) if isinstance(cause, OSError) else None
+        text = str(cause).lower()
+        where = getattr(cause, "filename", None)
+        what = f" ({where})" if where else ""
+        if code in _FULL or any(t in text for t in _FULL_TEXT):
+            return StorageError(
+                f"no space left on the storage{what}: {_first_line(cause)}",
+                full=True,
+                hint="free some space or move REPLEN_DATA_DIR to a larger volume, then retry",
+            )
+        if code in _UNWRITABLE or any(t in text for t in _UNWRITABLE_TEXT):
+            return StorageError(
+                f"storage is read-only or not accessible{what}: {_first_line(cause)}",
+                hint="check that REPLEN_DATA_DIR (and the database) exist and are writable "
+                "by this user, then retry",
+            )
+    return None
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return text[0][:300] if text else type(exc).__name__

@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from polars.exceptions import PolarsError
+from sqlalchemy.exc import DBAPIError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import replen.metrics  # chooses the Prometheus value backend before feast loads
 from jobs.runtime import Runtime
-from kernel.errors import ReplenError
+from kernel.errors import ReplenError, storage_error
 from replen.api.pusher import VelocityPusher
 from replen.settings import Settings
 
 __all__ = ["create_app"]
+
+log = logging.getLogger("replen.app")
+PROBLEM = "application/problem+json"
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -84,16 +92,79 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "max": float(np.nanmax(lat)),
         }
 
+    _map_errors(app)
+    return app
+
+
+def _map_errors(app: FastAPI) -> None:
+    """The HTTP error edge: every failure is an ``application/problem+json`` document with
+    the right status — domain errors by their kind, request validation 422, unknown routes
+    404, wrong methods 405, a full or read-only disk 507/503 — and a bug a plain 500 whose
+    traceback goes to the log, never to the client."""
+
+    def problem(request: Request, doc: dict[str, Any], headers: Any = None) -> JSONResponse:
+        doc.setdefault("instance", request.url.path)
+        return JSONResponse(doc, status_code=doc["status"], media_type=PROBLEM, headers=headers)
+
     @app.exception_handler(ReplenError)
     async def replen_error(request: Request, exc: ReplenError) -> JSONResponse:
-        return JSONResponse(
-            status_code=exc.http_status(),
-            content=exc.problem(instance=request.url.path),
-            media_type="application/problem+json",
+        return problem(request, exc.problem())
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {
+                "field": ".".join(str(p) for p in e.get("loc", ())),
+                "rule": e.get("type"),
+                "message": e.get("msg"),
+            }
+            for e in exc.errors()
+        ]
+        first = errors[0] if errors else {"field": "?", "message": "invalid request"}
+        return problem(
+            request,
+            {
+                "type": "/problems/invalid-input",
+                "title": "Invalid input",
+                "status": 422,
+                "detail": f"{first['field']}: {first['message']}",
+                "errors": errors,
+            },
         )
 
-    @app.exception_handler(ValueError)
-    async def bad_value(request: Request, exc: ValueError) -> JSONResponse:
-        return JSONResponse(status_code=422, content={"detail": str(exc)})
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        titles = {404: "Not found", 405: "Method not allowed", 413: "Content too large"}
+        return problem(
+            request,
+            {
+                "type": f"/problems/http-{exc.status_code}",
+                "title": titles.get(exc.status_code, "Request refused"),
+                "status": exc.status_code,
+                "detail": str(exc.detail),
+            },
+            headers=getattr(exc, "headers", None),
+        )
 
-    return app
+    async def storage(request: Request, exc: Exception) -> JSONResponse:
+        found = storage_error(exc)
+        if found is None:
+            raise exc  # not a storage failure: a bug, answered by the 500 handler below
+        log.error("%s %s: %s", request.method, request.url.path, found)
+        return problem(request, found.problem())
+
+    for kind in (OSError, DBAPIError, PolarsError):  # where a full disk surfaces
+        app.add_exception_handler(kind, storage)
+
+    @app.exception_handler(Exception)
+    async def bug(request: Request, exc: Exception) -> JSONResponse:
+        log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
+        return problem(
+            request,
+            {
+                "type": "/problems/internal",
+                "title": "Internal error",
+                "status": 500,
+                "detail": "the server failed on this request; its log has the details",
+            },
+        )

@@ -119,8 +119,11 @@ def head() -> str:
 
 
 def current(url: str) -> str | None:
+    """The database's schema revision; None if it has none yet (or does not exist)."""
     from alembic.runtime.migration import MigrationContext
 
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+        return None  # do not create an empty file just to look
     engine = create_engine(url)
     try:
         with engine.connect() as conn:

@@ -13,6 +13,7 @@ from jobs.replenish import forecast_and_plan
 from jobs.retrain import retrain
 from jobs.runtime import Runtime
 from kernel.errors import Conflict
+from kernel.files import write_bytes
 from replen.settings import Settings
 from replen.synthetic import generate
 from replenishment.rules import Rules
@@ -71,7 +72,7 @@ def run_demo(
     params = {"stores": stores, "skus": skus, "days": days, "seed": seed}
     _prepare(settings, params, reset)
     rt = Runtime(settings)
-    (settings.data_dir / "demo.json").write_text(json.dumps(params))
+    write_bytes(json.dumps(params).encode(), settings.data_dir / "demo.json")
 
     def stage(i: int) -> None:
         if on_stage is not None:

@@ -1,4 +1,4 @@
-"""Reading user files (CSV, Parquet, NDJSON) into polars with errors that say how to fix them."""
+"""Reading a user's sales history file into the daily (or weekly, monthly) sales frame."""
 
 from __future__ import annotations
 
@@ -6,34 +6,10 @@ from pathlib import Path
 
 import polars as pl
 
+from kernel.errors import InvalidInput
+from kernel.inputs import closest, data_line, read_table
+
 __all__ = ["read_history", "read_table"]
-
-
-def read_table(path: Path, *, strings: bool = False) -> pl.DataFrame:
-    """Read a CSV (optionally gzipped), Parquet or NDJSON file by its extension.
-
-    ``strings`` reads every CSV column as text so that validation, not the CSV parser,
-    judges each value.
-    """
-    if not path.exists():
-        raise FileNotFoundError(f"{path} does not exist")
-    name = path.name.lower()
-    if name.endswith((".parquet", ".pq")):
-        return pl.read_parquet(path)
-    if name.endswith((".ndjson", ".jsonl", ".json")):
-        return pl.read_ndjson(path, infer_schema_length=None)
-    if name.endswith((".csv", ".csv.gz", ".txt", ".tsv")):
-        sep = "\t" if name.endswith(".tsv") else ","
-        return pl.read_csv(
-            path,
-            separator=sep,
-            infer_schema=not strings,
-            infer_schema_length=10_000,
-            encoding="utf8-lossy",
-        )
-    raise ValueError(
-        f"{path}: unknown file type; use .csv, .csv.gz, .tsv, .parquet or .ndjson/.jsonl"
-    )
 
 
 def read_history(path: Path, freq: str = "daily") -> pl.DataFrame:
@@ -43,11 +19,18 @@ def read_history(path: Path, freq: str = "daily") -> pl.DataFrame:
     need = ["store_id", "sku_id", "date", "units"]
     missing = [c for c in need if c not in frame.columns]
     if missing:
-        raise ValueError(
-            f"{path}: missing column(s) {missing}; a history file needs {need} "
-            f"(optional: stockout, on_hand, price); found {frame.columns}"
+        near = closest(missing[0], frame.columns)
+        raise InvalidInput(
+            f"missing column {missing[0]!r}"
+            + (f" (the file has {near!r}: a typo?)" if near else ""),
+            source=str(path),
+            line=1 if data_line(path, 0) else None,
+            field=missing[0],
+            rule="column.required",
+            hint=f"a history file has columns {', '.join(need)} (optional: stockout, on_hand, "
+            f"price); found {', '.join(frame.columns)}",
         )
-    frame = frame.with_row_index("_row", offset=2 if path.suffix == ".csv" else 0)
+    frame = frame.with_row_index("_row")
     typed = frame.with_columns(
         pl.col("store_id").cast(pl.String),
         pl.col("sku_id").cast(pl.String),
@@ -56,24 +39,46 @@ def read_history(path: Path, freq: str = "daily") -> pl.DataFrame:
         else pl.col("date"),
         pl.col("units").cast(pl.Float64, strict=False),
     )
-    for col, rule in (("date", "a date YYYY-MM-DD"), ("units", "a number")):
-        bad = typed.filter(pl.col(col).is_null())
-        if bad.height:
-            row = bad["_row"][0]
+
+    def bad(row: int, column: str, value: object, rule: str, message: str) -> InvalidInput:
+        line = data_line(path, row)  # None for Parquet: then the 1-based row
+        return InvalidInput(
+            message if line else f"row {row + 1}: {message}",
+            source=str(path),
+            line=line,
+            field=column,
+            value=value,
+            rule=rule,
+        )
+
+    for col, rule, text in (
+        ("date", "date.format", "a date YYYY-MM-DD"),
+        ("units", "units.number", "a number"),
+    ):
+        wrong = typed.filter(pl.col(col).is_null())
+        if wrong.height:
+            row = wrong["_row"][0]
             raw = frame.filter(pl.col("_row") == row)[col][0]
-            raise ValueError(f"{path}: row {row}: {col}={raw!r} must be {rule}")
+            raise bad(row, col, raw, rule, f"{col}={raw!r} must be {text}")
     neg = typed.filter(pl.col("units") < 0)
     if neg.height:
-        raise ValueError(
-            f"{path}: row {neg['_row'][0]}: units={neg['units'][0]} must be >= 0 "
-            "(returns belong in a separate column)"
+        raise bad(
+            neg["_row"][0],
+            "units",
+            neg["units"][0],
+            "units.nonnegative",
+            f"units={neg['units'][0]} must be >= 0 (returns belong in a separate column)",
         )
     dup = typed.filter(pl.struct("store_id", "sku_id", "date").is_duplicated())
     if dup.height:
         r = dup.row(0, named=True)
-        raise ValueError(
-            f"{path}: row {r['_row']}: store_id={r['store_id']!r}, sku_id={r['sku_id']!r}, "
-            f"date={r['date']} appears more than once; one row per store×SKU×day"
+        raise bad(
+            r["_row"],
+            "date",
+            r["date"],
+            "row.unique",
+            f"store_id={r['store_id']!r}, sku_id={r['sku_id']!r}, date={r['date']} appears "
+            "more than once; one row per store×SKU and period",
         )
     if "stockout" not in typed.columns:
         typed = typed.with_columns(
@@ -94,7 +99,13 @@ def _zero_fill(history: pl.DataFrame, freq: str = "daily") -> pl.DataFrame:
     Periods step from each series' first date (weeks may start on any weekday; months
     keep the day of the month, so date months by their first day)."""
     if freq not in _INTERVALS:
-        raise ValueError(f"--freq {freq!r} unknown; choose daily, weekly or monthly")
+        raise InvalidInput(
+            f"--freq {freq!r} unknown",
+            field="freq",
+            value=freq,
+            rule="freq.known",
+            hint="choose daily, weekly or monthly",
+        )
     end = history["date"].max()
     spans = history.group_by("store_id", "sku_id").agg(pl.col("date").min().alias("first"))
     calendar = spans.select(

@@ -6,6 +6,9 @@ from pathlib import Path
 
 import polars as pl
 
+from kernel.errors import InvalidInput
+from kernel.files import write_figure
+
 __all__ = ["plot_po_lines"]
 
 
@@ -26,7 +29,7 @@ def plot_po_lines(
 
     rows = lines.to_dicts()
     if not rows:
-        raise ValueError("the PO has no lines to draw")
+        raise InvalidInput("the PO has no lines to draw", field="po_id", rule="po.lines")
     fig, axes = plt.subplots(len(rows), 1, figsize=(10, 2.6 * len(rows)), squeeze=False)
     end = history["date"].max()
     for ax, r in zip(axes[:, 0], rows, strict=True):
@@ -55,7 +58,9 @@ def plot_po_lines(
         ax.tick_params(labelsize=7)
         ax.legend(fontsize=7, loc="upper left")
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
+    try:
+        write_figure(fig, path, dpi=90)
+    finally:
+        plt.close(fig)
     plt.close(fig)
     return path

@@ -15,6 +15,9 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from kernel.errors import InvalidInput
+from kernel.files import write_csv, write_table
+
 __all__ = ["SyntheticRetail", "generate"]
 
 _WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
@@ -39,15 +42,18 @@ class SyntheticRetail:
         paths = {}
         for name in ("pos", "suppliers", "items", "stock", "inventory", "demand"):
             path = directory / f"{name}.parquet"
-            getattr(self, name).write_parquet(path)
+            write_table(getattr(self, name), path)
             paths[name] = path
         # Rules as CSV, the format `replen rules load` reads.
         rules = directory / "rules"
         rules.mkdir(exist_ok=True)
-        self.suppliers.drop("name").write_csv(rules / "suppliers.csv")
-        self.items.select(
-            "sku_id", "supplier_id", "unit_cost", "pack_size", "moq_units", "shelf_life_days"
-        ).write_csv(rules / "items.csv")
+        write_csv(self.suppliers.drop("name"), rules / "suppliers.csv")
+        write_csv(
+            self.items.select(
+                "sku_id", "supplier_id", "unit_cost", "pack_size", "moq_units", "shelf_life_days"
+            ),
+            rules / "items.csv",
+        )
         paths["rules"] = rules
         return paths
 
@@ -62,9 +68,10 @@ def generate(
 ) -> SyntheticRetail:
     """Generate ``stores × skus`` daily series over ``days`` days ending on ``end``."""
     if stores < 1 or skus < 1 or days < 14:
-        raise ValueError(
+        raise InvalidInput(
             f"need stores >= 1, skus >= 1 and days >= 14; got stores={stores}, "
-            f"skus={skus}, days={days}"
+            f"skus={skus}, days={days}",
+            rule="size.minimum",
         )
     rng = np.random.default_rng(seed)
     end = end or date(2026, 11, 29)

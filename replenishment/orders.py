@@ -369,6 +369,8 @@ class OrderStore:
                 }
                 for line, po in session.execute(stmt.order_by(PoLine.id)).all()
             ]
+        if not rows:  # no lines yet: still the columns every reader selects
+            return pl.DataFrame(schema=_LINE_SCHEMA)
         return pl.DataFrame(rows, infer_schema_length=None)
 
     def audit(self) -> list[dict]:
@@ -385,6 +387,18 @@ class OrderStore:
             ]
 
 
+_LINE_SCHEMA = {
+    "po_id": pl.Int64,
+    "status": pl.String,
+    "supplier_id": pl.String,
+    "store_id": pl.String,
+    "sku_id": pl.String,
+    "quantity": pl.Int64,
+    "suggested_quantity": pl.Int64,
+    "unit_cost": pl.Float64,
+    "value": pl.Float64,
+    "model_version": pl.String,
+}
 _HEADER_SCHEMA = {
     "po_id": pl.Int64,
     "plan_date": pl.Date,

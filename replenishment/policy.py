@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import polars as pl
 
+from kernel.errors import InvalidInput
+
 __all__ = ["EXPLANATION_COLUMNS", "POLICIES", "order_quantities", "order_up_to"]
 
 POLICIES = ("rs", "sS", "sQ", "minmax")
@@ -68,7 +70,12 @@ def order_quantities(rows: pl.DataFrame) -> pl.DataFrame:
     )
     unknown = set(rows["policy"].unique().to_list()) - set(POLICIES)
     if unknown:
-        raise ValueError(f"policy {sorted(unknown)} unknown; choose from {POLICIES}")
+        raise InvalidInput(
+            f"policy {sorted(unknown)} unknown; choose from {POLICIES}",
+            field="policy",
+            value=sorted(unknown)[0],
+            rule="policy.known",
+        )
     f64 = pl.Float64
     pack = pl.col("pack_size").cast(f64)
     moq_packs = (pl.col("moq_units").cast(f64) / pack).ceil() * pack

@@ -15,6 +15,7 @@ from typing import Any
 import polars as pl
 
 from kernel.errors import InvalidInput
+from kernel.inputs import check_names, read_table
 
 __all__ = ["WEEKDAYS", "Rules", "RulesError", "load_rules", "next_order_date"]
 
@@ -257,7 +258,8 @@ def load_rules(paths: list[Path]) -> Rules:
                 raise RulesError(
                     f"{path}: a rules CSV must be named suppliers.csv, items.csv or overrides.csv"
                 )
-            frame = pl.read_csv(path, infer_schema=False)
+            frame = _strict(lambda p=path: read_table(p, strings=True))
+            _strict(lambda t=table, f=frame, p=path: _check_columns(t, f.columns, str(p)))
             rows[table] += frame.to_dicts()
             origins[table] += [f"{path}:{i + 2}" for i in range(frame.height)]
         else:
@@ -279,9 +281,23 @@ def _read_yaml(
     import yaml
 
     try:
-        node = yaml.compose(path.read_text())
+        node = yaml.compose(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise RulesError(
+            f"not UTF-8 text (byte 0x{exc.object[exc.start]:02x})",
+            source=str(path),
+            rule="file.encoding",
+            hint="save the file as UTF-8",
+        ) from None
     except yaml.YAMLError as exc:
-        raise RulesError(f"{path}: not valid YAML: {exc}") from None
+        mark = getattr(exc, "problem_mark", None)
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise RulesError(
+            f"not valid YAML: {problem}",
+            source=str(path),
+            line=mark.line + 1 if mark is not None else None,
+            rule="file.yaml",
+        ) from None
     if node is None or not isinstance(node, yaml.MappingNode):
         raise RulesError(f"{path}:1: expected a mapping with keys suppliers, items, overrides")
     for key_node, value_node in node.value:
@@ -299,13 +315,56 @@ def _read_yaml(
                 raise RulesError(
                     f"{path}:{item.start_mark.line + 1}: each {table} entry must be a mapping"
                 )
-            rows[table].append({k: (None if v is None else str(v)) for k, v in data.items()})
             lines = {"": item.start_mark.line + 1} | {
                 k.value: k.start_mark.line + 1
                 for k, _ in getattr(item, "value", [])
                 if isinstance(k, yaml.ScalarNode)
             }
+            _check_columns(table, [str(k) for k in data], str(path), lines, "field")
+            rows[table].append({k: (None if v is None else str(v)) for k, v in data.items()})
             origins[table].append(f"{path}|" + json.dumps(lines))
+
+
+def _check_columns(
+    table: str,
+    names: list[str],
+    source: str,
+    lines: dict[str, int] | None = None,
+    what: str = "column",
+) -> None:
+    """Unknown names (a typo like ``pack_sise``) are errors naming the closest known one;
+    a CSV must also have every required column."""
+    schema = list(_SCHEMAS[table])
+    required = [] if lines else [c for c in schema if c not in _OPTIONAL[table]]
+    _strict(
+        lambda: check_names(
+            names,
+            schema,
+            required=required,
+            source=source,
+            what=f"{table} {what}",
+            lines=lines,
+            line=(lines or {}).get("", 1),
+        )
+    )
+
+
+def _strict(read: Any) -> Any:
+    """Run ``read`` and report any invalid input as a :class:`RulesError`."""
+    try:
+        return read()
+    except RulesError:
+        raise
+    except InvalidInput as exc:
+        raise RulesError(
+            exc.reason,
+            field=exc.field,
+            value=exc.value,
+            rule=exc.rule,
+            source=exc.source,
+            line=exc.line,
+            hint=exc.hint,
+        ) from None
 
 
 def next_order_date(order_days: str, on_or_after: date) -> date:

@@ -8,8 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
+
+from kernel.errors import InvalidInput
+from kernel.files import write_figure
 
 __all__ = ["SimulationResult", "min_max_rule", "order_up_to_rule", "plot_tradeoff", "simulate"]
 
@@ -61,10 +65,20 @@ def simulate(
     n, days = demand.shape
     lead = np.asarray(lead_time, dtype=np.int64)
     if lead.shape != (n,) or (lead < 0).any():
-        raise ValueError(f"lead_time must be {n} non-negative whole days")
+        raise InvalidInput(
+            f"lead_time must be {n} non-negative whole days",
+            field="lead_time",
+            value=lead_time,
+            rule="lead_time.nonnegative",
+        )
     review = np.broadcast_to(np.asarray(review_period, dtype=np.int64), (n,))
     if (review < 1).any():
-        raise ValueError(f"review_period must be >= 1 day, got {review_period}")
+        raise InvalidInput(
+            f"review_period must be >= 1 period, got {review_period}",
+            field="review_period",
+            value=review_period,
+            rule="review_period.positive",
+        )
     cost = np.ones(n) if unit_cost is None else np.asarray(unit_cost, dtype=float)
     pack = np.ones(n) if pack_size is None else np.asarray(pack_size, dtype=float)
     pipeline = np.zeros((n, days + int(lead.max()) + 1))
@@ -136,7 +150,7 @@ def min_max_rule(minimum: np.ndarray, maximum: np.ndarray) -> OrderRule:
 
 
 def plot_tradeoff(
-    curves: dict[str, list[tuple[float, float]]], path: object, fill_target: float | None = None
+    curves: dict[str, list[tuple[float, float]]], path: Path, fill_target: float | None = None
 ) -> None:
     """Fill rate against average inventory value, one line per policy (PNG)."""
     import matplotlib
@@ -156,5 +170,7 @@ def plot_tradeoff(
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    fig.savefig(str(path), dpi=100)
-    plt.close(fig)
+    try:
+        write_figure(fig, path, dpi=100)
+    finally:
+        plt.close(fig)

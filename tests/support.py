@@ -28,6 +28,7 @@ __all__ = [
     "cpu_hog",
     "free_port",
     "replen_exe",
+    "small_disk",
     "wait_for",
     "wait_for_port",
 ]
@@ -161,3 +162,31 @@ def cpu_hog(workers: int | None = None) -> Iterator[list[subprocess.Popen]]:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(hog.pid, signal.SIGKILL)
             hog.wait()
+
+
+@contextlib.contextmanager
+def small_disk(path: Path, size: str = "2m") -> Iterator[Callable[[bool], None]]:
+    """A real tmpfs of ``size`` mounted at ``path`` (needs root; skips the test otherwise).
+
+    Yields ``read_only(flag)`` that remounts it read-only or writable again.
+    """
+    import pytest
+
+    path.mkdir(parents=True, exist_ok=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.strip() or 'not root'}")
+
+    def read_only(flag: bool) -> None:
+        mode = "ro" if flag else "rw"
+        subprocess.run(["mount", "-o", f"remount,{mode}", str(path)], check=True)
+
+    try:
+        yield read_only
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)

@@ -183,8 +183,5 @@ def post_inventory(snapshots: list[Snapshot], rt: RuntimeDep) -> dict[str, int]:
             "on_hand": pl.Float64,
         },
     )
-    try:
-        typed = validate_inventory(frame)
-    except ValueError as exc:
-        raise HTTPException(422, str(exc)) from None
+    typed = validate_inventory(frame)  # InvalidInput → 422 problem+json naming the field
     return {"rows": rt.lake.append_inventory(typed)}

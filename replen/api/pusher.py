@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing as mp
+import os
 import queue
 import threading
 import time
@@ -25,8 +26,17 @@ __all__ = ["VelocityPusher"]
 log = logging.getLogger(__name__)
 
 
-def _worker(settings: dict[str, Any], jobs: Any, done: Any) -> None:
+def _die_with(parent: int) -> None:
+    """Exit as soon as the server that started this process is gone (even by SIGKILL,
+    which runs no cleanup there): a pusher never outlives its server."""
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os._exit(0)
+
+
+def _worker(settings: dict[str, Any], jobs: Any, done: Any, parent: int) -> None:
     """Child process: merge pending key batches, push, report which submissions are live."""
+    threading.Thread(target=_die_with, args=(parent,), name="parent-watch", daemon=True).start()
     from jobs.refresh import push_velocity
     from jobs.runtime import Runtime
 
@@ -67,7 +77,7 @@ class VelocityPusher:
         self._done = ctx.Queue()
         self._process = ctx.Process(
             target=_worker,
-            args=(settings.model_dump(), self._jobs, self._done),
+            args=(settings.model_dump(), self._jobs, self._done, os.getpid()),
             name="velocity-pusher",
             daemon=True,
         )
@@ -82,11 +92,15 @@ class VelocityPusher:
         self._process.start()
         self._collector.start()
 
-    def stop(self, timeout: float = 30.0) -> None:
+    def stop(self, timeout: float = 2.0) -> None:
+        """Stop the worker; call :meth:`drain` first so that no push is pending. A worker
+        still starting up (imports take seconds) is terminated rather than waited for: the
+        lake is the truth and the online store is a cache of it."""
         self._jobs.put(None)
         self._process.join(timeout)
         if self._process.is_alive():
             self._process.terminate()
+            self._process.join(timeout)
         self._done.put(None)
 
     def submit(self, keys: pl.DataFrame) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -13,9 +14,10 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-from kernel.errors import ReplenError
+from kernel.errors import InvalidInput, ReplenError, storage_error
 from replen.settings import Settings
 
 __all__ = [
@@ -35,7 +37,26 @@ __all__ = [
     "sub_app",
 ]
 
-app = typer.Typer(
+
+class _Typer(typer.Typer):
+    """A Typer app whose every command runs inside the error edge :func:`errors`."""
+
+    def command(self, *args: Any, **kwargs: Any) -> Callable[[Callable[..., Any]], Any]:
+        register = super().command(*args, **kwargs)
+
+        def decorator(fn: Callable[..., Any]) -> Callable[..., Any]:
+            @functools.wraps(fn)
+            def guarded(*a: Any, **kw: Any) -> Any:
+                with errors():
+                    return fn(*a, **kw)
+
+            register(guarded)
+            return fn
+
+        return decorator
+
+
+app = _Typer(
     help="Replen: demand forecasting and auto-replenishment for retailers.\n\n"
     "Start with `replen demo`; configuration comes from REPLEN_* environment variables "
     "or replen.toml in the working directory.",
@@ -50,7 +71,7 @@ out = Console()
 
 def sub_app(name: str, help_text: str) -> typer.Typer:
     """A command group (``replen <name> …``) registered on the main app."""
-    group = typer.Typer(help=help_text, no_args_is_help=True)
+    group = _Typer(help=help_text, no_args_is_help=True)
     app.add_typer(group, name=name)
     return group
 
@@ -76,7 +97,21 @@ FreqOpt = Annotated[
 
 
 def load_settings() -> Settings:
-    return Settings()
+    """Settings from REPLEN_* variables and replen.toml; a bad value is one clear error."""
+    from pydantic import ValidationError
+
+    try:
+        return Settings()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = str(first["loc"][0]) if first["loc"] else "?"
+        raise InvalidInput(
+            f"setting {name} = {first.get('input')!r}: {first['msg']}",
+            field=f"REPLEN_{name.upper()}",
+            value=first.get("input"),
+            rule=str(first["type"]),
+            hint=f"fix REPLEN_{name.upper()} in the environment or {name} in replen.toml",
+        ) from None
 
 
 def quiet_libraries() -> None:
@@ -90,15 +125,29 @@ def quiet_libraries() -> None:
 
 @contextmanager
 def errors() -> Iterator[None]:
-    """Turn expected failures into one red line and the error's exit code (no traceback)."""
+    """The CLI's error edge: a domain error (or a full or read-only disk) becomes one red line
+    saying what to do, and its exit code (2 invalid input, 3 not found, 4 conflict, 5 not
+    ready, 6 storage, 7 access). Anything else is a bug and keeps its traceback."""
     try:
         yield
     except ReplenError as exc:
-        console.print(f"[bold red]error:[/] {exc}", highlight=False)
-        raise typer.Exit(exc.exit_code) from None
-    except (ValueError, FileNotFoundError, RuntimeError) as exc:
-        console.print(f"[bold red]error:[/] {exc}", highlight=False)
-        raise typer.Exit(1) from None
+        _fail(exc)
+    except KeyboardInterrupt:
+        console.print("interrupted", highlight=False)
+        raise typer.Exit(130) from None
+    except (typer.Exit, typer.Abort, SystemExit):
+        raise
+    except Exception as exc:
+        storage = storage_error(exc)
+        if storage is None:
+            raise
+        _fail(storage)
+
+
+def _fail(exc: ReplenError) -> None:
+    text = escape(" ".join(str(exc).split()))  # one line, however the message was built
+    console.print(f"[bold red]error:[/] {text}", highlight=False, soft_wrap=True)
+    raise typer.Exit(exc.exit_code) from None
 
 
 def emit(data: dict[str, Any], as_json: bool, render: Callable[[], None]) -> None:

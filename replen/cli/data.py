@@ -10,6 +10,8 @@ import typer
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from kernel.errors import NotFound
+from kernel.files import write_table
 from replen.cli._common import (
     JsonOpt,
     console,
@@ -61,7 +63,7 @@ def ingest_pos_cmd(
     from features.mapping import apply_mapping, parse_mapping
     from jobs.refresh import ingest_pos
     from jobs.runtime import Runtime
-    from replen.io import read_table
+    from kernel.inputs import read_table
 
     with errors():
         spec = parse_mapping(mapping, map_ or [], timezone)
@@ -99,13 +101,11 @@ def ingest_inventory_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Append stock snapshots (zero on hand marks a stockout day)."""
-    from features.inventory import validate_inventory
+    from features.inventory import read_inventory
     from jobs.refresh import ingest_inventory
     from jobs.runtime import Runtime
-    from replen.io import read_table
 
-    with errors():
-        rows = ingest_inventory(Runtime(load_settings()), validate_inventory(read_table(file)))
+    rows = ingest_inventory(Runtime(load_settings()), read_inventory(file))
     emit({"rows": rows}, as_json, lambda: out.print(f"{rows:,} snapshots committed"))
 
 
@@ -201,8 +201,9 @@ def quarantine_show(
 
     q = Runtime(load_settings()).lake.quarantine().filter(pl.col("event_id") == event_id)
     if q.is_empty():
-        console.print(f"[bold red]error:[/] no quarantined line has event_id {event_id!r}")
-        raise typer.Exit(1)
+        raise NotFound(
+            f"no quarantined line has event_id {event_id!r}", hint="see `replen quarantine list`"
+        )
     rows = q.to_dicts()
     if as_json:
         print(json.dumps({"records": rows}, default=str))
@@ -220,11 +221,7 @@ def quarantine_export(
     from jobs.runtime import Runtime
 
     q = Runtime(load_settings()).lake.quarantine()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.suffix == ".parquet":
-        q.write_parquet(path)
-    else:
-        q.write_csv(path)
+    write_table(q, path)
     emit(
         {"rows": q.height, "path": str(path)},
         as_json,

@@ -213,4 +213,13 @@ def db_current(as_json: JsonOpt = False) -> None:
     from replen.db import current
 
     revision = current(load_settings().db_url)
-    emit({"revision": revision}, as_json, lambda: out.print(f"revision: {revision}"))
+    emit(
+        {"revision": revision},
+        as_json,
+        lambda: out.print(
+            f"revision: {revision}"
+            if revision
+            else "no database yet: the first command that needs it creates it "
+            "(or run `replen db upgrade`)"
+        ),
+    )

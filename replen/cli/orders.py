@@ -68,8 +68,8 @@ def orders_show(
     with errors():
         rt = Runtime(load_settings())
         store = rt.orders
+        trail = store.history(po_id)  # NotFound if there is no such PO
         lines = store.po_lines().filter(pl.col("po_id") == po_id)
-        trail = store.history(po_id)
         if plot is not None:
             from replen.plots import plot_po_lines
 

@@ -11,6 +11,7 @@ import typer
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from kernel.files import write_csv, write_table
 from replen.cli._common import (
     FreqOpt,
     HistoryOpt,
@@ -151,7 +152,7 @@ def generate(
         chain = make(stores=stores, skus=skus, days=days, seed=seed)
         paths = chain.write(out_dir)
         csv = out_dir / "pos.csv"
-        chain.pos.write_csv(csv)
+        write_csv(chain.pos, csv)
     data = {
         "pos_lines": chain.pos.height,
         "series": stores * skus,
@@ -304,11 +305,7 @@ def forecast(
         rt = Runtime(load_settings())
         with console.status("forecasting"):
             frame = forecast_with_champion(rt, history_frame(rt, history, freq), horizon, qs, freq)
-        out_path.parent.mkdir(parents=True, exist_ok=True)
-        if out_path.suffix == ".csv":
-            frame.write_csv(out_path)
-        else:
-            frame.write_parquet(out_path)
+        write_table(frame, out_path)
     data = {
         "rows": frame.height,
         "series": frame.select("store_id", "sku_id").n_unique(),

@@ -78,7 +78,7 @@ def test_failed_job_is_recorded_and_alerted(settings) -> None:
     # No sales yet: the retrain must fail, be recorded, raise an alert, touch nothing else.
     assert execute(settings, "retrain", "2024-01-01T02:00:00+00:00") == "failed"
     run = RunLedger(connect(settings.db_url)).history("retrain")[0]
-    assert run["status"] == "failed" and "no sales history" in run["error"]
+    assert run["status"] == "failed" and "no sales yet" in run["error"]
     alerts = AlertStore(connect(settings.db_url)).recent(kind="job")
     assert alerts and alerts[0]["subject"] == "retrain"
     assert execute(settings, "retrain", "2024-01-01T02:00:00+00:00") == "already-finished"

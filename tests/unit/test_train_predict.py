@@ -152,6 +152,7 @@ def test_weekly_history_with_wednesday_weeks(daily) -> None:
 def test_history_file_checks_and_zero_fills(tmp_path) -> None:
     import pytest
 
+    from kernel.errors import InvalidInput
     from replen.io import read_history
 
     path = tmp_path / "h.csv"
@@ -159,10 +160,14 @@ def test_history_file_checks_and_zero_fills(tmp_path) -> None:
     weekly = read_history(path, "weekly")
     assert weekly["units"].to_list() == [3.0, 0.0, 1.0]
     path.write_text("store_id,sku_id,date,units\nS,A,2024-01-01,three\n")
-    with pytest.raises(ValueError, match="row 2: units='three' must be a number"):
+    with pytest.raises(InvalidInput, match=r"h\.csv:2: units='three' must be a number") as bad:
         read_history(path)
+    assert (bad.value.line, bad.value.field, bad.value.rule) == (2, "units", "units.number")
     path.write_text("store_id,sku_id,day,units\nS,A,2024-01-01,3\n")
-    with pytest.raises(ValueError, match=r"missing column\(s\) \['date'\]"):
+    with pytest.raises(InvalidInput, match=r"h\.csv:1: missing column 'date'"):
+        read_history(path)
+    path.write_text("store_id,sku_id,date,unit\nS,A,2024-01-01,3\n")
+    with pytest.raises(InvalidInput, match="missing column 'units' \\(the file has 'unit'"):
         read_history(path)
 
 
