@@ -47,7 +47,7 @@ def main() -> None:
     started = time.perf_counter()
     report = run_simulation(
         history.drop("sell_price"),
-        days=args.days,
+        periods=args.days,
         lead_time=args.lead_time,
         review_period=args.review,
         unit_cost=price,
@@ -72,7 +72,7 @@ def main() -> None:
         {
             "benchmark": "simulate_m5",
             "series": report.series,
-            "days": report.days,
+            "days": report.periods,
             "fill_target": args.fill_target,
             "rs_inventory_value": rs and round(rs["avg_on_hand_value"], 2),
             "minmax_inventory_value": mm and round(mm["avg_on_hand_value"], 2),

@@ -31,12 +31,13 @@ class Freq:
     inactive: int  # periods without sales that make a series inactive
     min_history: int  # periods below which a series is "new"
     backtest: int  # default backtest window, in periods
+    days: float = 1.0  # days in one period (on average), to convert day-based settings
 
 
 FREQS: dict[str, Freq] = {
-    "daily": Freq("1d", 7, 28, 56, 56, 28),
-    "weekly": Freq("1w", 52, 8, 8, 16, 8),
-    "monthly": Freq("1mo", 12, 6, 3, 12, 3),
+    "daily": Freq("1d", 7, 28, 56, 56, 28, 1.0),
+    "weekly": Freq("1w", 52, 8, 8, 16, 8, 7.0),
+    "monthly": Freq("1mo", 12, 6, 3, 12, 3, 30.4375),
 }
 
 

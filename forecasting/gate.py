@@ -67,7 +67,8 @@ def gate(
 def _score(history: pl.DataFrame, picks: pl.DataFrame, result: TrainResult) -> pl.DataFrame:
     """Backtest (series, model) pairs on the run's windows; returns ``unique_id, loss``."""
     params = result.params
-    train_df = to_training_frame(history).join(picks.select("unique_id"), on="unique_id")
+    freq = str(params.get("freq", "daily"))
+    train_df = to_training_frame(history, freq=freq).join(picks.select("unique_id"), on="unique_id")
     models = picks["model"].unique().to_list()
     cv = backtest(
         train_df,
@@ -75,6 +76,6 @@ def _score(history: pl.DataFrame, picks: pl.DataFrame, result: TrainResult) -> p
         horizon=int(params["horizon"]),  # type: ignore[call-overload]
         n_windows=int(params["n_windows"]),  # type: ignore[call-overload]
         candidates={m: (m,) for m in models},
-        freq=str(params.get("freq", "daily")),
+        freq=freq,
     )
     return series_errors(cv).select("unique_id", "loss")

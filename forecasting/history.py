@@ -1,9 +1,10 @@
-"""Daily-sales history → statsforecast's long format, with stockout days treated as censored."""
+"""Sales history → statsforecast's long format, with stockout periods treated as censored."""
 
 from __future__ import annotations
 
 import polars as pl
 
+from forecasting.candidates import freq_of
 from kernel.errors import InvalidInput
 
 __all__ = ["SERIES_KEYS", "keys_frame", "split_uid", "to_training_frame"]
@@ -12,11 +13,14 @@ SERIES_KEYS = ("store_id", "sku_id")
 _SEP = "\x1f"
 
 
-def to_training_frame(history: pl.DataFrame, target: str = "units") -> pl.DataFrame:
-    """Return ``unique_id, ds, y`` sorted, one row per store×SKU×day.
+def to_training_frame(
+    history: pl.DataFrame, target: str = "units", freq: str = "daily"
+) -> pl.DataFrame:
+    """Return ``unique_id, ds, y`` sorted, one row per store×SKU×period.
 
-    A stockout day's sales are censored demand, not zero demand: ``y`` on such a day is
-    the mean of the series' last 28 uncensored days (0 when there is none yet).
+    A stockout period's sales are censored demand, not zero demand: ``y`` then is the mean
+    of the series' last uncensored periods — the frequency's moving-average window (28
+    days, 8 weeks, 6 months) — or 0 when there is none yet.
     """
     missing = [c for c in (*SERIES_KEYS, "date", target) if c not in history.columns]
     if missing:
@@ -34,7 +38,10 @@ def to_training_frame(history: pl.DataFrame, target: str = "units") -> pl.DataFr
         history.sort(*SERIES_KEYS, "date")
         .with_columns(observed.alias("_obs"))
         .with_columns(
-            pl.col("_obs").rolling_mean(28, min_samples=1).over(SERIES_KEYS).alias("_level")
+            pl.col("_obs")
+            .rolling_mean(freq_of(freq).window, min_samples=1)
+            .over(SERIES_KEYS)
+            .alias("_level")
         )
         .with_columns(
             pl.col("_level").forward_fill().over(SERIES_KEYS).fill_null(0.0).alias("_level")

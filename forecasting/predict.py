@@ -39,8 +39,8 @@ def forecast(
     Returns the forecast contract: ``store_id, sku_id, date, mean, q…, sd, cum_sd_factor,
     model, model_version``.
     """
-    train_df = to_training_frame(history)
-    plan = _assign(history, champions)
+    train_df = to_training_frame(history, freq=freq)
+    plan = _assign(history, champions, freq)
     fitted = fitted or {}
     parts = []
     for (model,), ids in plan.partition_by("model", as_dict=True).items():
@@ -158,7 +158,7 @@ def _forward(
     )
 
 
-def _assign(history: pl.DataFrame, champions: pl.DataFrame) -> pl.DataFrame:
+def _assign(history: pl.DataFrame, champions: pl.DataFrame, freq: str) -> pl.DataFrame:
     """``unique_id, model, sd_daily, cum_sd_factor`` for every series in ``history``."""
     if "cum_sd_horizon" not in champions.columns:  # tables from before it was recorded
         champions = champions.with_columns(pl.lit(None, dtype=pl.Int64).alias("cum_sd_horizon"))
@@ -169,9 +169,11 @@ def _assign(history: pl.DataFrame, champions: pl.DataFrame) -> pl.DataFrame:
     unknown = series.join(known, on="unique_id", how="anti")
     if unknown.is_empty():
         return known.join(series, on="unique_id")
-    fresh = keys_frame(classify(split_uid(unknown).join(history, on=["store_id", "sku_id"])))
+    fresh = keys_frame(
+        classify(split_uid(unknown).join(history, on=["store_id", "sku_id"]), freq=freq)
+    )
     sd = (
-        to_training_frame(history)
+        to_training_frame(history, freq=freq)
         .join(unknown, on="unique_id")
         .group_by("unique_id")
         .agg(pl.col("y").std().fill_null(0.0).alias("sd_daily"))

@@ -58,8 +58,8 @@ def train(
     started = time.perf_counter()
     f = freq_of(freq)
     min_days = max(f.min_history, horizon * n_windows + f.window)
-    classes = keys_frame(classify(history, min_days=min_days, inactive_days=f.inactive))
-    train_df = to_training_frame(history)
+    classes = keys_frame(classify(history, freq=freq, min_periods=min_days))
+    train_df = to_training_frame(history, freq=freq)
     testable = classes.filter(pl.col("demand_class") != "new")
     cv = backtest(
         train_df,

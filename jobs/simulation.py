@@ -1,11 +1,12 @@
 """Policy simulation on a real history: forecast-driven (R, S) against static min/max.
 
-Trains the champions on the history before the simulated period, then, on every review day,
-forecasts from the sales known that day (models refitted, no peeking) and orders up to the
-demand quantile over lead time + review period. The static min/max policy is set once from
-the history before the period, the way reordering rules are set in an ERP. Each policy is run
-over a grid of settings (service levels; cover multipliers) to draw its service/inventory
-curve, and compared at the same fill rate.
+Trains the champions on the history before the simulated period, then, on every review
+period, forecasts from the sales known then (models refitted, no peeking) and orders up to
+the demand quantile over lead time + review period. The static min/max policy is set once
+from the history before the period, the way reordering rules are set in an ERP. Each policy
+is run over a grid of settings (service levels; cover multipliers) to draw its
+service/inventory curve, and compared at the same fill rate. Every duration is in periods of
+the history's frequency (days, weeks or months).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -21,13 +22,15 @@ import numpy as np
 import polars as pl
 
 from features.sales import last_date
+from forecasting.candidates import freq_of
 from forecasting.predict import forecast
 from forecasting.quantiles import gamma_quantile, lead_time_demand
 from forecasting.train import train
+from jobs.runtime import MasterDataMissing, Runtime
 from kernel.errors import InvalidInput
 from replenishment.simulate import min_max_rule, order_up_to_rule, plot_tradeoff, simulate
 
-__all__ = ["SimulationReport", "run_simulation"]
+__all__ = ["SimulationReport", "run_simulation", "simulate_history"]
 
 SERVICE_LEVELS = (0.6, 0.7, 0.8, 0.85, 0.9, 0.93, 0.95, 0.97, 0.98, 0.99, 0.995)
 COVER_FACTORS = (0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0)
@@ -35,7 +38,8 @@ COVER_FACTORS = (0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0)
 
 @dataclass
 class SimulationReport:
-    days: int
+    periods: int
+    freq: str
     series: int
     fill_target: float
     runs: list[dict[str, Any]] = field(default_factory=list)
@@ -45,7 +49,8 @@ class SimulationReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "days": self.days,
+            "periods": self.periods,
+            "freq": self.freq,
             "series": self.series,
             "fill_target": self.fill_target,
             "at_target": self.at_target,
@@ -55,10 +60,51 @@ class SimulationReport:
         }
 
 
+def simulate_history(
+    rt: Runtime,
+    history: pl.DataFrame,
+    *,
+    freq: str = "daily",
+    lead_time: int | None = None,
+    need_rules: bool = False,
+    **options: Any,
+) -> SimulationReport:
+    """Simulate ``history`` with each series' lead time, unit cost and pack size from the
+    loaded rules (lead times converted to periods of ``freq``, rounded up). Series the rules
+    do not cover, or all when none are loaded, get ``lead_time`` periods (default: 3 days'
+    worth), cost 1 and packs of 1. ``need_rules``: refuse to run without rules."""
+    f = freq_of(freq)
+    keys = history.select("store_id", "sku_id").unique().sort("store_id", "sku_id")
+    default = lead_time if lead_time is not None else int(np.ceil(3 / f.days))
+    try:
+        rules = rt.rules()
+    except MasterDataMissing:
+        if need_rules and lead_time is None:
+            raise
+        rules = None
+    cost = pack = None
+    lead: Any = default
+    if rules is not None:
+        per = (
+            keys.join(rules.items, on="sku_id", how="left")
+            .join(rules.suppliers, on="supplier_id", how="left")
+            .sort("store_id", "sku_id")
+        )
+        if lead_time is None:
+            days = per["lead_time_mean"].to_numpy().astype(float)
+            lead = np.where(np.isnan(days), default, np.ceil(days / f.days)).astype(int)
+        cost = per["unit_cost"].fill_null(1.0).to_numpy()
+        pack = per["pack_size"].fill_null(1).to_numpy()
+    return run_simulation(
+        history, freq=freq, lead_time=lead, unit_cost=cost, pack_size=pack, **options
+    )
+
+
 def run_simulation(
     history: pl.DataFrame,
     *,
-    days: int = 182,
+    periods: int = 182,
+    freq: str = "daily",
     lead_time: np.ndarray | int = 3,
     review_period: int = 7,
     unit_cost: np.ndarray | None = None,
@@ -67,30 +113,34 @@ def run_simulation(
     service_levels: tuple[float, ...] = SERVICE_LEVELS,
     cover_factors: tuple[float, ...] = COVER_FACTORS,
     plot: Path | None = None,
-    backtest_horizon: int = 28,
+    backtest_horizon: int | None = None,
     on_step: Callable[[str], None] | None = None,
 ) -> SimulationReport:
-    """Simulate the last ``days`` of ``history`` (store_id, sku_id, date, units)."""
+    """Simulate the last ``periods`` of ``history`` (store_id, sku_id, date, units; one row
+    per period of ``freq``). Lead time and review period are in periods too."""
+    f = freq_of(freq)
+    days = periods
     end = last_date(history)
-    start = end - timedelta(days=days - 1)
+    start = _shift(end, -(periods - 1), f.alias)
     keys = history.select("store_id", "sku_id").unique().sort("store_id", "sku_id")
     n = keys.height
-    matrix = _matrix(history, keys, start, end)
+    matrix = _matrix(history, keys, start, end, f.alias)
     before = history.filter(pl.col("date") < start)
     if before.is_empty():
         raise InvalidInput(
             f"history must start before the simulated {days} periods ({start})",
-            field="days",
+            field="periods",
             value=days,
             rule="days.within_history",
-            hint="simulate fewer --days, or give a longer --history",
+            hint="simulate fewer --periods, or give a longer --history",
         )
     lead = np.broadcast_to(np.asarray(lead_time, dtype=np.int64), (n,)).copy()
     protection = lead + review_period
 
     if on_step:
         on_step("training champions on the history before the simulated period")
-    champions = train(before, horizon=backtest_horizon, n_windows=3).champions
+    horizon = backtest_horizon or f.backtest
+    champions = train(before, horizon=horizon, n_windows=3, freq=freq).champions
     review_days = list(range(0, days, review_period))
     means: dict[int, np.ndarray] = {}
     sds: dict[int, np.ndarray] = {}
@@ -102,23 +152,27 @@ def run_simulation(
     for i, t in enumerate(review_days):
         if on_step:
             on_step(f"forecast for review {i + 1}/{len(review_days)}")
-        known = history.filter(pl.col("date") < start + timedelta(days=t))
+        known = history.filter(pl.col("date") < _shift(start, t, f.alias))
         fc = forecast(
             known,
             champions,
             horizon=int(protection.max()),
             quantiles=[0.5],
             model_version="simulation",
+            freq=freq,
         )
         ltd = keys.join(lead_time_demand(fc, spans), on=["store_id", "sku_id"], how="left")
         means[t] = ltd["demand_mean"].fill_null(0.0).to_numpy()
         sds[t] = ltd["demand_sd"].fill_null(0.0).to_numpy()
 
-    # Static min/max from the last 90 days before the period (what a planner would set).
-    recent = _matrix(history, keys, start - timedelta(days=90), start - timedelta(days=1))
-    daily = recent.mean(axis=1)
+    # Static min/max from the last ~90 days before the period (what a planner would set).
+    lookback = int(np.ceil(90 / f.days))
+    recent = _matrix(
+        history, keys, _shift(start, -lookback, f.alias), _shift(start, -1, f.alias), f.alias
+    )
+    daily = recent.mean(axis=1)  # mean units per period
     initial = np.ceil(daily * protection)
-    report = SimulationReport(days=days, series=n, fill_target=fill_target)
+    report = SimulationReport(periods=days, freq=freq, series=n, fill_target=fill_target)
     curves: dict[str, list[tuple[float, float]]] = {"forecast (R,S)": [], "static min/max": []}
 
     def run(policy: str, setting: float, rule: Any) -> None:
@@ -164,9 +218,19 @@ def run_simulation(
     return report
 
 
-def _matrix(history: pl.DataFrame, keys: pl.DataFrame, start: Any, end: Any) -> np.ndarray:
-    """Units as series × days, zero-filled, series in ``keys`` order."""
-    dates = pl.date_range(start, end, interval="1d", eager=True).alias("date")
+def _shift(day: date, periods: int, interval: str) -> date:
+    """``day`` moved by ``periods`` (negative: back) of ``interval`` (``1d``, ``1w``, ``1mo``)."""
+    unit = interval[1:]
+    moved = pl.select(pl.lit(day).dt.offset_by(f"{periods}{unit}")).item()
+    assert isinstance(moved, date)
+    return moved
+
+
+def _matrix(
+    history: pl.DataFrame, keys: pl.DataFrame, start: Any, end: Any, interval: str = "1d"
+) -> np.ndarray:
+    """Units as series × periods, zero-filled, series in ``keys`` order."""
+    dates = pl.date_range(start, end, interval=interval, eager=True).alias("date")
     grid = keys.join(dates.to_frame(), how="cross")
     full = grid.join(
         history.select("store_id", "sku_id", "date", "units"),

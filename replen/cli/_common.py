@@ -168,10 +168,18 @@ def kv_table(title: str, data: dict[str, Any]) -> Table:
 
 def history_frame(rt: Any, history: Path | None, freq: str = "daily") -> Any:
     """Daily (or ``freq``) sales from ``history`` if given, else from the lake."""
+    from forecasting.candidates import freq_of
     from replen.io import read_history
 
+    freq_of(freq)  # an unknown frequency is refused before any work
     if history is None and freq != "daily":
-        raise ValueError(f"--freq {freq} needs --history: the POS lake holds daily sales")
+        raise InvalidInput(
+            f"--freq {freq} needs --history",
+            field="freq",
+            value=freq,
+            rule="freq.needs_history",
+            hint="the POS lake holds daily sales; give a weekly or monthly file with --history",
+        )
     return read_history(history, freq) if history is not None else rt.history()
 
 

@@ -338,63 +338,63 @@ def plan(
 @app.command()
 def simulate(
     history: HistoryOpt = None,
-    days: Annotated[int, typer.Option(min=14, help="Days at the end of history to replay.")] = 182,
+    periods: Annotated[
+        int,
+        typer.Option(
+            "--periods",
+            "--days",
+            min=14,
+            help="Periods (of --freq) at the end of history to replay.",
+        ),
+    ] = 182,
     lead_time: Annotated[
-        int | None, typer.Option(help="Lead time in days (default: from the supplier rules).")
+        int | None,
+        typer.Option(
+            help="Lead time in periods of --freq (default: each supplier's, from the rules, "
+            "else 3 days' worth)."
+        ),
     ] = None,
-    review: Annotated[int, typer.Option(min=1, help="Review period in days.")] = 7,
+    review: Annotated[int, typer.Option(min=1, help="Review period in periods of --freq.")] = 7,
     fill_target: Annotated[float, typer.Option(help="Fill rate to compare policies at.")] = 0.95,
     plot: Annotated[Path, typer.Option(help="Trade-off curve PNG.")] = Path(
         "simulation_tradeoff.png"
     ),
+    freq: FreqOpt = "daily",
     as_json: JsonOpt = False,
 ) -> None:
-    """Replay history day by day: forecast-driven (R,S) vs static min/max.
+    """Replay history period by period: forecast-driven (R,S) vs static min/max.
 
     Sweeps the service level of (R,S) and the cover of min/max, reports fill rate, cycle
-    service level, average inventory, stockout days and orders for each, the inventory each
-    needs at --fill-target, and draws the service/inventory trade-off (PNG).
+    service level, average inventory, stockout periods and orders for each, the inventory
+    each needs at --fill-target, and draws the service/inventory trade-off (PNG).
     """
     quiet_libraries()
-    import numpy as np
-
     from jobs.runtime import Runtime
-    from jobs.simulation import run_simulation
+    from jobs.simulation import simulate_history
 
-    with errors():
-        rt = Runtime(load_settings())
-        frame = history_frame(rt, history)
-        keys = frame.select("store_id", "sku_id").unique().sort("store_id", "sku_id")
-        cost = pack = None
-        lead: Any = lead_time if lead_time is not None else 3
-        if history is None and lead_time is None:
-            rules = rt.rules()
-            per = (
-                keys.join(rules.items, on="sku_id", how="left")
-                .join(rules.suppliers, on="supplier_id", how="left")
-                .sort("store_id", "sku_id")
-            )
-            lead = np.ceil(per["lead_time_mean"].fill_null(3.0).to_numpy()).astype(int)
-            cost = per["unit_cost"].fill_null(1.0).to_numpy()
-            pack = per["pack_size"].fill_null(1).to_numpy()
-        with console.status("simulating") as status:
-            report = run_simulation(
-                frame,
-                days=days,
-                lead_time=lead,
-                review_period=review,
-                unit_cost=cost,
-                pack_size=pack,
-                fill_target=fill_target,
-                plot=plot,
-                on_step=lambda m: status.update(m),
-            )
+    rt = Runtime(load_settings())
+    frame = history_frame(rt, history, freq)
+    with console.status("simulating") as status:
+        report = simulate_history(
+            rt,
+            frame,
+            freq=freq,
+            lead_time=lead_time,
+            need_rules=history is None,
+            periods=periods,
+            review_period=review,
+            fill_target=fill_target,
+            plot=plot,
+            on_step=lambda m: status.update(m),
+        )
     data = report.to_dict()
     if as_json:
         print(json.dumps(data, default=float))
         return
+    unit = {"weekly": "weeks", "monthly": "months"}.get(freq, "days")
     table = Table(
-        title=f"Simulation of the last {days} days, {report.series} series", title_justify="left"
+        title=f"Simulation of the last {periods} {unit}, {report.series} series",
+        title_justify="left",
     )
     for col in (
         "policy",
@@ -402,7 +402,7 @@ def simulate(
         "fill rate",
         "cycle SL",
         "avg on hand (value)",
-        "stockout days",
+        f"stockout {unit}",
         "orders",
     ):
         table.add_column(col, justify="right")
