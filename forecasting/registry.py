@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import io
 import tempfile
+import time
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -83,7 +84,12 @@ class Registered:
 
 
 class Registry:
-    """Tracking and model registry at ``tracking_uri`` (SQLite file by default)."""
+    """Tracking and model registry at ``tracking_uri`` (SQLite file by default).
+
+    Everything goes through an ``MlflowClient`` bound to ``tracking_uri``: the process-wide
+    fluent state of MLflow (``mlflow.set_tracking_uri``, the active run) is neither read nor
+    changed, so two registries in one process never write into each other's store.
+    """
 
     def __init__(
         self, tracking_uri: str, experiment: str, model_name: str, artifact_root: Path
@@ -92,16 +98,17 @@ class Registry:
 
         self.model_name = model_name
         self.tracking_uri = tracking_uri
-        mlflow.set_tracking_uri(tracking_uri)
         self._mlflow = mlflow
-        found = mlflow.get_experiment_by_name(experiment)
+        self.client = mlflow.MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+        found = self.client.get_experiment_by_name(experiment)
         if found is None:
             artifact_root.mkdir(parents=True, exist_ok=True)
-            exp_id = mlflow.create_experiment(experiment, artifact_location=artifact_root.as_uri())
+            exp_id = self.client.create_experiment(
+                experiment, artifact_location=artifact_root.as_uri()
+            )
         else:
             exp_id = found.experiment_id
         self.experiment_id = exp_id
-        self.client = mlflow.MlflowClient(tracking_uri)
 
     # Writing -------------------------------------------------------------------------------
     def log_training(
@@ -112,72 +119,95 @@ class Registry:
         The version gets the alias ``champion`` when ``decision.promote``, else
         ``challenger`` (the current champion keeps serving).
         """
+        client = self.client
+        run_id = client.create_run(self.experiment_id, run_name="retrain").info.run_id
+        try:
+            with tempfile.TemporaryDirectory() as tmp:
+                self._log_run(run_id, result, Path(tmp), plot)
+                version = self._register(run_id, result, Path(tmp))
+            alias = "champion" if decision.promote else "challenger"
+            client.set_registered_model_alias(self.model_name, alias, version)
+            tags = {"replen.alias": alias, "replen.model_version": version}
+            for key, value in (tags | {"replen.gate": decision.reason}).items():
+                client.set_tag(run_id, key, value)
+            if decision.champion_loss is not None:
+                client.log_metric(run_id, "gate.champion_loss", decision.champion_loss)
+            if decision.challenger_loss is not None:
+                client.log_metric(run_id, "gate.challenger_loss", decision.challenger_loss)
+        except BaseException:
+            client.set_terminated(run_id, "FAILED")
+            raise
+        client.set_terminated(run_id, "FINISHED")
+        return Registered(run_id, version, alias, decision.challenger_loss, decision.champion_loss)
+
+    def _log_run(self, run_id: str, result: TrainResult, tmp: Path, plot: Path | None) -> None:
+        from mlflow.entities import Metric, Param
+
+        now = int(time.time() * 1000)
+        metrics = {_metric_key(k): float(v) for k, v in result.metrics.items()}
+        metrics["train_seconds"] = float(result.seconds)
+        self.client.log_batch(
+            run_id,
+            metrics=[Metric(k, v, now, 0) for k, v in metrics.items()],
+            params=[Param(k, str(v)) for k, v in result.params.items()],
+        )
+        result.champions.write_parquet(tmp / _CHAMPIONS)
+        result.errors.write_parquet(tmp / "backtest_errors.parquet")
+        result.champions.group_by("demand_class", "model").len().sort(
+            "demand_class", "len", descending=[False, True]
+        ).write_csv(tmp / "champions_by_class.csv")
+        for name in (_CHAMPIONS, "backtest_errors.parquet", "champions_by_class.csv"):
+            self.client.log_artifact(run_id, str(tmp / name))
+        if plot is not None and plot.exists():
+            self.client.log_artifact(run_id, str(plot), artifact_path="plots")
+
+    def _register(self, run_id: str, result: TrainResult, tmp: Path) -> str:
+        """Save the pyfunc model, log it as the run's model and register a new version."""
+        from mlflow.exceptions import MlflowException
         from mlflow.models import infer_signature
 
-        mlflow = self._mlflow
-        with (
-            tempfile.TemporaryDirectory() as tmp,
-            mlflow.start_run(experiment_id=self.experiment_id, run_name="retrain") as run,
-        ):
-            mlflow.log_params({k: str(v) for k, v in result.params.items()})
-            mlflow.log_metrics({_metric_key(k): v for k, v in result.metrics.items()})
-            mlflow.log_metric("train_seconds", result.seconds)
-            champions_path = Path(tmp) / _CHAMPIONS
-            result.champions.write_parquet(champions_path)
-            errors_path = Path(tmp) / "backtest_errors.parquet"
-            result.errors.write_parquet(errors_path)
-            by_class = Path(tmp) / "champions_by_class.csv"
-            result.champions.group_by("demand_class", "model").len().sort(
-                "demand_class", "len", descending=[False, True]
-            ).write_csv(by_class)
-            for path in (champions_path, errors_path, by_class):
-                mlflow.log_artifact(str(path))
-            if plot is not None and plot.exists():
-                mlflow.log_artifact(str(plot), artifact_path="plots")
-
-            example = _example_history(result)
-            signature = infer_signature(
-                example.to_pandas(),
-                params={
-                    "horizon": 28,
-                    "quantiles": "0.5,0.9,0.95",
-                    "model_version": "x",
-                    "freq": "daily",
-                },
-            )
-            artifacts = {"champions": str(champions_path)}
-            if result.fitted:  # costly models fitted at the retrain, applied with forward
-                import pickle
-
-                fitted_path = Path(tmp) / "fitted.pkl"
-                fitted_path.write_bytes(pickle.dumps(result.fitted))
-                artifacts["fitted"] = str(fitted_path)
-            with _quiet():
-                info = mlflow.pyfunc.log_model(
-                    name="demand_model",
-                    python_model=demand_model_class()(),
-                    artifacts=artifacts,
-                    signature=signature,
-                    registered_model_name=self.model_name,
-                    pip_requirements=["replen"],
-                )
-            version = str(info.registered_model_version)
-            alias = "champion" if decision.promote else "challenger"
-            self.client.set_registered_model_alias(self.model_name, alias, version)
-            mlflow.set_tags(
-                {
-                    "replen.alias": alias,
-                    "replen.model_version": version,
-                    "replen.gate": decision.reason,
-                }
-            )
-            if decision.champion_loss is not None:
-                mlflow.log_metric("gate.champion_loss", decision.champion_loss)
-            if decision.challenger_loss is not None:
-                mlflow.log_metric("gate.challenger_loss", decision.challenger_loss)
-        return Registered(
-            run.info.run_id, version, alias, decision.challenger_loss, decision.champion_loss
+        signature = infer_signature(
+            _example_history(result).to_pandas(),
+            params={
+                "horizon": 28,
+                "quantiles": "0.5,0.9,0.95",
+                "model_version": "x",
+                "freq": "daily",
+            },
         )
+        artifacts = {"champions": str(tmp / _CHAMPIONS)}
+        if result.fitted:  # costly models fitted at the retrain, applied with forward
+            import pickle
+
+            (tmp / "fitted.pkl").write_bytes(pickle.dumps(result.fitted))
+            artifacts["fitted"] = str(tmp / "fitted.pkl")
+        local = tmp / "demand_model"
+        with _quiet():
+            self._mlflow.pyfunc.save_model(
+                path=str(local),
+                python_model=demand_model_class()(),
+                artifacts=artifacts,
+                signature=signature,
+                pip_requirements=["replen"],
+            )
+        model = self.client.create_logged_model(
+            self.experiment_id, name="demand_model", source_run_id=run_id
+        )
+        self.client.log_model_artifacts(model.model_id, str(local))
+        self.client.finalize_logged_model(model.model_id, "READY")
+        try:
+            self.client.create_registered_model(self.model_name)
+        except MlflowException as exc:
+            if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+        with _quiet():
+            version = self.client.create_model_version(
+                self.model_name,
+                source=model.artifact_location,
+                run_id=run_id,
+                model_id=model.model_id,
+            )
+        return str(version.version)
 
     # Reading -------------------------------------------------------------------------------
     def champion_version(self) -> str | None:
@@ -188,8 +218,13 @@ class Registry:
         return str(mv.version)
 
     def load(self, alias: str = "champion") -> Any:
-        """The pyfunc model under ``alias`` (``models:/<name>@<alias>``)."""
-        return self._mlflow.pyfunc.load_model(f"models:/{self.model_name}@{alias}")
+        """The pyfunc model under ``alias`` (``models:/<name>@<alias>``), read through this
+        registry's client."""
+        mv = self.client.get_model_version_by_alias(self.model_name, alias)
+        local = self._mlflow.artifacts.download_artifacts(
+            artifact_uri=mv.source, tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri
+        )
+        return self._mlflow.pyfunc.load_model(local)
 
     def champions_table(self, alias: str = "champion") -> tuple[pl.DataFrame, str] | None:
         """The champion table and version behind ``alias``, or None if there is none."""
@@ -198,7 +233,7 @@ class Registry:
         except Exception:
             return None
         local = self._mlflow.artifacts.download_artifacts(
-            run_id=mv.run_id, artifact_path=_CHAMPIONS
+            run_id=mv.run_id, artifact_path=_CHAMPIONS, tracking_uri=self.tracking_uri
         )
         return pl.read_parquet(local), str(mv.version)
 

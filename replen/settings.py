@@ -86,6 +86,13 @@ class Settings(BaseSettings):
     )
     probe_seconds: float = Field(1.0, ge=0, description="Duration of the 'probe' test job.")
 
+    @field_validator("mlflow_tracking_uri")
+    @classmethod
+    def _mlflow_environment(cls, value: str | None) -> str | None:
+        # Read once, here: MLflow itself rewrites MLFLOW_TRACKING_URI when anything in the
+        # process calls mlflow.set_tracking_uri.
+        return value or os.environ.get("MLFLOW_TRACKING_URI") or None
+
     @field_validator("quantiles")
     @classmethod
     def _check_quantiles(cls, value: list[float]) -> list[float]:
@@ -132,9 +139,6 @@ class Settings(BaseSettings):
     def tracking_uri(self) -> str:
         if self.mlflow_tracking_uri:
             return self.mlflow_tracking_uri
-        env = os.environ.get("MLFLOW_TRACKING_URI")
-        if env:
-            return env
         return f"sqlite:///{(self.mlflow_dir / 'mlflow.db').resolve()}"
 
     @property

@@ -31,12 +31,18 @@ def test_run_has_metrics_artifacts_and_a_loadable_model(settings, daily) -> None
 
     rt = Runtime(settings)
     summary = retrain(rt, daily)
-    run = mlflow.get_run(summary.run_id)
-    assert {"wape", "rmsse", "loss", "smooth.series"} & set(run.data.metrics)
+    client = mlflow.MlflowClient(settings.tracking_uri)
+    run = client.get_run(summary.run_id)
+    assert run.info.status == "FINISHED"
+    assert {"wape", "rmsse", "mase", "train_seconds", "smooth.series"} <= set(run.data.metrics)
+    assert run.data.params["freq"] == "daily" and run.data.params["series"] == "16"
     assert run.data.tags["replen.alias"] == "champion"
-    names = {a.path for a in mlflow.MlflowClient().list_artifacts(summary.run_id)}
-    assert {"champions.parquet", "backtest_errors.parquet", "plots"} <= names
-    model = mlflow.pyfunc.load_model(f"models:/{settings.model_name}@champion")
+    names = {a.path for a in client.list_artifacts(summary.run_id)}
+    assert {"champions.parquet", "backtest_errors.parquet", "champions_by_class.csv"} <= names
+    assert {"plots"} <= names
+    version = client.get_model_version_by_alias(settings.model_name, "champion")
+    assert (str(version.version), version.run_id) == (summary.model_version, summary.run_id)
+    model = rt.registry.load("champion")
     out = pl.from_pandas(
         model.predict(
             daily.select("store_id", "sku_id", "date", "units", "stockout").to_pandas(),
@@ -45,3 +51,23 @@ def test_run_has_metrics_artifacts_and_a_loadable_model(settings, daily) -> None
     )
     assert out.height == daily.select("store_id", "sku_id").n_unique() * 5
     assert {"mean", "q50", "q95", "model", "model_version"} <= set(out.columns)
+    assert (out["q95"] >= out["q50"]).all() and set(out["model_version"]) == {"1"}
+
+
+def test_the_registry_leaves_mlflow_process_state_alone(
+    settings, daily, tmp_path, monkeypatch
+) -> None:
+    import mlflow
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)  # restored after the test
+    elsewhere = f"sqlite:///{tmp_path / 'elsewhere.db'}"
+    mlflow.set_tracking_uri(elsewhere)  # a notebook's own choice, say
+    try:
+        summary = retrain(Runtime(settings), daily)
+        assert mlflow.get_tracking_uri() == elsewhere
+        assert mlflow.active_run() is None
+        assert mlflow.MlflowClient(settings.tracking_uri).get_run(summary.run_id)
+        names = {e.name for e in mlflow.MlflowClient(elsewhere).search_experiments()}
+        assert settings.experiment_name not in names
+    finally:
+        mlflow.set_tracking_uri(settings.tracking_uri)
