@@ -9,7 +9,7 @@ from typing import Any
 
 from jobs.runtime import Runtime
 
-__all__ = ["JOBS", "describe"]
+__all__ = ["JOBS", "describe", "job_table"]
 
 
 def refresh(rt: Runtime) -> dict[str, Any]:
@@ -69,5 +69,23 @@ JOBS: dict[str, Callable[[Runtime], dict[str, Any]]] = {
 
 
 def describe(name: str) -> str:
+    """The first clause of the job's docstring (fits one table row)."""
     doc = (JOBS[name].__doc__ or "").strip().splitlines()
-    return doc[0] if doc else ""
+    return doc[0].split(";")[0].split(":")[0].rstrip(".") if doc else ""
+
+
+def job_table(rt: Runtime) -> list[dict[str, Any]]:
+    """Every job with its schedule and its last recorded run."""
+    rows = []
+    for name in JOBS:
+        last = rt.ledger.history(name, limit=1)
+        rows.append(
+            {
+                "job": name,
+                "schedule": rt.settings.schedules.get(name),
+                "last_slot": last[0]["slot"] if last else None,
+                "last_status": last[0]["status"] if last else None,
+                "description": describe(name),
+            }
+        )
+    return rows

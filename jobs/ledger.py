@@ -7,6 +7,7 @@ point); the stores here never create them.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -195,7 +196,7 @@ class RunLedger:
                 .limit(1)
             )
 
-    def history(self, job: str | None = None, limit: int = 50) -> list[dict[str, object]]:
+    def history(self, job: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
         stmt = select(JobRun).order_by(JobRun.id.desc()).limit(limit)
         if job:
             stmt = stmt.where(JobRun.job == job)

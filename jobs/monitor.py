@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from features.monitor import freshness, reject_ratio
 from jobs.runtime import Runtime
@@ -14,7 +15,7 @@ __all__ = ["MonitorReport", "run_monitor"]
 @dataclass
 class MonitorReport:
     checked_at: str
-    stores: list[dict[str, object]]
+    stores: list[dict[str, Any]]
     window_minutes: float
     received: int
     rejected: int

@@ -6,6 +6,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
 
 import polars as pl
 
@@ -20,6 +21,7 @@ __all__ = [
     "ingest_inventory",
     "ingest_pos",
     "push_velocity",
+    "read_pos",
     "rebuild_features",
     "refresh_features",
 ]
@@ -96,6 +98,18 @@ def ingest_pos(
         if on_progress is not None:
             on_progress(chunk.height)
     return summary
+
+
+def read_pos(
+    path: Path, mapping: str = "replen", pairs: list[str] | None = None, timezone: str | None = None
+) -> pl.DataFrame:
+    """A POS file (CSV, Parquet, NDJSON) as contract-named text columns, through a built-in
+    column mapping refined by ``target=source`` pairs; values are judged later, per line."""
+    from features.mapping import apply_mapping, parse_mapping
+    from kernel.inputs import read_table
+
+    spec = parse_mapping(mapping, pairs or [], timezone)
+    return apply_mapping(read_table(path, strings=True), spec)
 
 
 def ingest_inventory(rt: Runtime, snapshots: pl.DataFrame) -> int:

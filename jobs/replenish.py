@@ -12,11 +12,18 @@ import polars as pl
 from features.sales import last_date
 from forecasting.quantiles import lead_time_demand
 from jobs.runtime import NoSales, Runtime
-from kernel.errors import NotReady
+from kernel.errors import InvalidInput, NotFound, NotReady
 from kernel.files import write_csv, write_table
 from replenishment.planner import protection_spans, suggest
 
-__all__ = ["PlanSummary", "forecast_and_plan", "forecast_with_champion"]
+__all__ = [
+    "PlanSummary",
+    "forecast_and_plan",
+    "forecast_to_file",
+    "forecast_with_champion",
+    "parse_quantiles",
+    "plot_po",
+]
 
 
 class NoChampion(NotReady):
@@ -69,6 +76,64 @@ def forecast_with_champion(
         },
     )
     return pl.from_pandas(out).with_columns(pl.col("date").cast(pl.Date))
+
+
+def parse_quantiles(text: str) -> list[float]:
+    """``0.5,0.9,0.95`` → levels, each strictly between 0 and 1."""
+    try:
+        levels = [float(q) for q in text.split(",") if q.strip()]
+    except ValueError:
+        levels = []
+    if not levels or any(not 0 < q < 1 for q in levels):
+        raise InvalidInput(
+            f"--quantiles {text!r} must be comma-separated levels strictly between 0 and 1",
+            field="quantiles",
+            value=text,
+            rule="quantiles.levels",
+            hint="e.g. --quantiles 0.5,0.9,0.95",
+        )
+    return levels
+
+
+def forecast_to_file(
+    rt: Runtime,
+    history: pl.DataFrame,
+    path: Path,
+    *,
+    horizon: int,
+    quantiles: list[float],
+    freq: str = "daily",
+) -> dict[str, object]:
+    """Forecast every series of ``history`` with the champion into ``path`` (CSV or Parquet,
+    written whole or not at all); returns what was written."""
+    frame = forecast_with_champion(rt, history, horizon, quantiles, freq)
+    write_table(frame, path)
+    return {
+        "rows": frame.height,
+        "series": frame.select("store_id", "sku_id").n_unique(),
+        "horizon": horizon,
+        "model_version": str(frame["model_version"][0]),
+        "path": str(path),
+    }
+
+
+def plot_po(rt: Runtime, po_id: int, path: Path) -> Path:
+    """Draw each line of PO ``po_id``: recent sales and the forecast it was sized on."""
+    from replen.plots import plot_po_lines
+
+    heads = rt.orders.purchase_orders().filter(pl.col("po_id") == po_id)
+    if heads.is_empty():
+        raise NotFound(f"no purchase order with id {po_id}", hint="see `replen orders list`")
+    plan_date = heads["plan_date"][0]
+    forecast = rt.settings.out_dir / f"forecast_{plan_date}.parquet"
+    if not forecast.exists():
+        raise NotReady(
+            f"the forecast of plan date {plan_date} is missing ({forecast})",
+            hint=f"run `replen plan --date {plan_date}` again",
+        )
+    lines = rt.orders.po_lines().filter(pl.col("po_id") == po_id)
+    plot_po_lines(rt.history(), pl.read_parquet(forecast), lines, path)
+    return path
 
 
 def forecast_and_plan(

@@ -10,10 +10,10 @@ import polars as pl
 from forecasting.candidates import freq_of
 from forecasting.gate import gate
 from forecasting.plots import plot_backtest
-from forecasting.train import train
+from forecasting.train import TrainResult, train
 from jobs.runtime import NoSales, Runtime
 
-__all__ = ["RetrainSummary", "retrain"]
+__all__ = ["RetrainSummary", "backtest_only", "retrain"]
 
 
 @dataclass(frozen=True)
@@ -30,6 +30,24 @@ class RetrainSummary:
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
+
+
+def backtest_only(
+    rt: Runtime,
+    history: pl.DataFrame,
+    *,
+    horizon: int | None = None,
+    windows: int | None = None,
+    costly: bool = False,
+    freq: str = "daily",
+) -> TrainResult:
+    """Backtest and select on ``history`` without registering anything; the window is
+    ``horizon`` periods (default: the settings' for daily data, the frequency's otherwise)."""
+    s = rt.settings
+    h = horizon or (s.backtest_horizon_days if freq == "daily" else freq_of(freq).backtest)
+    return train(
+        history, horizon=h, n_windows=windows or s.backtest_windows, costly=costly, freq=freq
+    )
 
 
 def retrain(

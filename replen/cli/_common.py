@@ -25,6 +25,7 @@ __all__ = [
     "HistoryOpt",
     "JsonOpt",
     "app",
+    "cell",
     "console",
     "emit",
     "errors",
@@ -62,6 +63,7 @@ app = _Typer(
     "or replen.toml in the working directory.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",
     add_completion=False,
 )
 
@@ -71,7 +73,7 @@ out = Console()
 
 def sub_app(name: str, help_text: str) -> typer.Typer:
     """A command group (``replen <name> …``) registered on the main app."""
-    group = _Typer(help=help_text, no_args_is_help=True)
+    group = _Typer(help=help_text, no_args_is_help=True, rich_markup_mode="markdown")
     app.add_typer(group, name=name)
     return group
 
@@ -157,12 +159,32 @@ def emit(data: dict[str, Any], as_json: bool, render: Callable[[], None]) -> Non
         render()
 
 
+def cell(value: Any) -> str:
+    """A value as a table shows it: whole numbers as integers (with thousands separators),
+    other numbers to 3 decimals, times to the second, nothing for None."""
+    from datetime import datetime
+
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:,.0f}" if value.is_integer() else f"{value:,.3f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, datetime):
+        return f"{value:%Y-%m-%d %H:%M:%S}"
+    if isinstance(value, dict | list):
+        return json.dumps(value, default=str) if value else ""
+    return str(value)
+
+
 def kv_table(title: str, data: dict[str, Any]) -> Table:
     table = Table(title=title, show_header=False, title_justify="left")
-    table.add_column(style="bold")
-    table.add_column()
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column(overflow="fold")
     for key, value in data.items():
-        table.add_row(str(key), f"{value:,.3f}" if isinstance(value, float) else str(value))
+        table.add_row(str(key), cell(value))
     return table
 
 

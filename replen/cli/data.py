@@ -16,7 +16,6 @@ from replen.cli._common import (
     JsonOpt,
     console,
     emit,
-    errors,
     kv_table,
     load_settings,
     out,
@@ -60,34 +59,30 @@ def ingest_pos_cmd(
     lines go to quarantine with the rule they broke (`replen quarantine list`).
     """
     quiet_libraries()
-    from features.mapping import apply_mapping, parse_mapping
-    from jobs.refresh import ingest_pos
+    from jobs.refresh import ingest_pos, read_pos
     from jobs.runtime import Runtime
-    from kernel.inputs import read_table
 
-    with errors():
-        spec = parse_mapping(mapping, map_ or [], timezone)
-        rt = Runtime(load_settings())
-        with console.status(f"reading {file}", spinner="dots"):
-            raw = apply_mapping(read_table(file, strings=True), spec)
-        with Progress(
-            SpinnerColumn(),
-            TextColumn("{task.description}"),
-            BarColumn(),
-            TextColumn("{task.completed:,}/{task.total:,} lines"),
-            TimeElapsedColumn(),
-            console=console,
-            disable=as_json,
-            transient=True,
-        ) as progress:
-            task = progress.add_task("ingesting", total=raw.height)
-            summary = ingest_pos(
-                rt,
-                raw,
-                push=push,
-                chunk_rows=chunk_rows,
-                on_progress=lambda n: progress.advance(task, n),
-            )
+    rt = Runtime(load_settings())
+    with console.status(f"reading {file}", spinner="dots"):
+        raw = read_pos(file, mapping, map_ or [], timezone)
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed:,}/{task.total:,} lines"),
+        TimeElapsedColumn(),
+        console=console,
+        disable=as_json,
+        transient=True,
+    ) as progress:
+        task = progress.add_task("ingesting", total=raw.height)
+        summary = ingest_pos(
+            rt,
+            raw,
+            push=push,
+            chunk_rows=chunk_rows,
+            on_progress=lambda n: progress.advance(task, n),
+        )
     data = summary.to_dict()
     data.pop("batch_ids")
     emit(data, as_json, lambda: out.print(kv_table(f"POS ingest of {file.name}", data)))
@@ -117,7 +112,7 @@ def features_refresh(as_json: JsonOpt = False) -> None:
     from jobs.refresh import refresh_features
     from jobs.runtime import Runtime
 
-    with errors(), console.status("refreshing features"):
+    with console.status("refreshing features"):
         result = refresh_features(Runtime(load_settings()))
     emit(result.to_dict(), as_json, lambda: out.print(kv_table("Features", result.to_dict())))
 
@@ -129,7 +124,7 @@ def features_rebuild(as_json: JsonOpt = False) -> None:
     from jobs.refresh import rebuild_features
     from jobs.runtime import Runtime
 
-    with errors(), console.status("rebuilding features from the lake"):
+    with console.status("rebuilding features from the lake"):
         result = rebuild_features(Runtime(load_settings()))
     emit(result.to_dict(), as_json, lambda: out.print(kv_table("Rebuilt", result.to_dict())))
 
@@ -146,10 +141,9 @@ def features_show(
 
     from jobs.runtime import Runtime
 
-    with errors():
-        frame = Runtime(load_settings()).features.online_velocity(
-            pl.DataFrame({"store_id": [store_id], "sku_id": [sku_id]})
-        )
+    frame = Runtime(load_settings()).features.online_velocity(
+        pl.DataFrame({"store_id": [store_id], "sku_id": [sku_id]})
+    )
     row = frame.row(0, named=True)
     emit(row, as_json, lambda: out.print(kv_table(f"Velocity {store_id}/{sku_id}", row)))
 
@@ -178,7 +172,10 @@ def quarantine_list(
             )
         )
         return
-    out.print(kv_table(f"Quarantine: {q.height:,} lines", counts or {"(empty)": ""}))
+    if q.is_empty():
+        out.print("the quarantine is empty: no line was rejected")
+        return
+    out.print(kv_table(f"Quarantine: {q.height:,} lines", counts))
     table = Table(title_justify="left")
     for col in ("batch_id", "event_id", "rule", "value", "message"):
         table.add_column(col, overflow="fold")
@@ -244,8 +241,7 @@ def rules_validate(files: RulesFiles, as_json: JsonOpt = False) -> None:
     """Check rules files without loading them; errors name the file and line."""
     from replenishment.rules import load_rules
 
-    with errors():
-        rules = load_rules(files)
+    rules = load_rules(files)
     emit(
         {"valid": True, **rules.summary()},
         as_json,
@@ -259,9 +255,8 @@ def rules_load(files: RulesFiles, as_json: JsonOpt = False) -> None:
     from jobs.runtime import Runtime
     from replenishment.rules import load_rules
 
-    with errors():
-        rules = load_rules(files)
-        counts = Runtime(load_settings()).rules_store.save(rules, ", ".join(map(str, files)))
+    rules = load_rules(files)
+    counts = Runtime(load_settings()).rules_store.save(rules, ", ".join(map(str, files)))
     emit({"loaded": True, **counts}, as_json, lambda: out.print(kv_table("Rules loaded", counts)))
 
 
@@ -270,10 +265,9 @@ def rules_show(as_json: JsonOpt = False) -> None:
     """Show the stored suppliers, items and overrides."""
     from jobs.runtime import Runtime
 
-    with errors():
-        rt = Runtime(load_settings())
-        rules = rt.rules()
-        last = rt.rules_store.last_load() or {}
+    rt = Runtime(load_settings())
+    rules = rt.rules()
+    last = rt.rules_store.last_load() or {}
     if as_json:
         print(
             json.dumps(

@@ -13,7 +13,6 @@ from replen.cli._common import (
     app,
     console,
     emit,
-    errors,
     kv_table,
     load_settings,
     out,
@@ -49,17 +48,18 @@ def monitor(
     from jobs.monitor import run_monitor
     from jobs.runtime import Runtime
 
-    with errors():
-        report = run_monitor(Runtime(load_settings()), record=record)
+    report = run_monitor(Runtime(load_settings()), record=record)
     data = report.to_dict()
     if as_json:
         print(json.dumps(data, default=str))
         return
-    table = Table(title=f"POS freshness at {report.checked_at}", title_justify="left")
-    for col in ("store", "newest event", "lag"):
-        table.add_column(col)
+    checked = report.checked_at.replace("T", " ")[:19]
+    table = Table(title=f"POS freshness at {checked} UTC", title_justify="left")
+    for col in ("store", "newest event (UTC)", "lag"):
+        table.add_column(col, justify="right" if col == "lag" else "left")
     for row in report.stores:
-        table.add_row(str(row["store_id"]), str(row["newest"]), f"{row['lag_seconds']:,.0f}s")
+        newest = str(row["newest"]).replace("T", " ")[:19]
+        table.add_row(str(row["store_id"]), newest, _age(row["lag_seconds"]))
     out.print(table)
     out.print(
         f"Rejected {report.rejected:,} of {report.received:,} lines in the last "
@@ -82,7 +82,7 @@ def scheduler(
 ) -> None:
     """Run the scheduler (APScheduler, persistent job store) until Ctrl-C or SIGTERM.
 
-    Schedules come from REPLEN_SCHEDULES (JSON: job → crontab or 'every <N>s') in
+    Schedules come from REPLEN_SCHEDULES (JSON: job → crontab or 'every 30s') in
     REPLEN_SCHEDULER_TIMEZONE. Only one scheduler runs jobs per job store (database): it
     holds a lease renewed every REPLEN_SCHEDULER_LOCK_TTL_SECONDS / 4. The first Ctrl-C or
     SIGTERM waits for running jobs, a second stops at once (their slots run again later).
@@ -100,50 +100,42 @@ def scheduler(
             "job store; taking over when it stops"
         )
 
-    with errors():
-        run_scheduler(
-            load_settings(),
-            on_start=lambda names: console.print(
-                f"scheduler running: {', '.join(names)} (Ctrl-C to stop)"
-            ),
-            standby=standby,
-            on_wait=waiting,
-        )
+    run_scheduler(
+        load_settings(),
+        on_start=lambda names: console.print(
+            f"scheduler running: {', '.join(names)} (Ctrl-C to stop)"
+        ),
+        standby=standby,
+        on_wait=waiting,
+    )
 
 
 @jobs_app.command("list")
 def jobs_list(as_json: JsonOpt = False) -> None:
     """Every job, its schedule and its last run."""
-    from jobs.catalog import JOBS, describe
+    from jobs.catalog import job_table
     from jobs.runtime import Runtime
 
-    settings = load_settings()
-    with errors():
-        ledger = Runtime(settings).ledger
-    rows = []
-    for name in JOBS:
-        last = ledger.history(name, limit=1)
-        rows.append(
-            {
-                "job": name,
-                "schedule": settings.schedules.get(name, "(not scheduled)"),
-                "last_slot": last[0]["slot"] if last else None,
-                "last_status": last[0]["status"] if last else None,
-                "description": describe(name),
-            }
-        )
+    rt = Runtime(load_settings())
+    rows = job_table(rt)
     if as_json:
         print(json.dumps({"jobs": rows}, default=str))
         return
-    table = Table(title=f"Jobs ({settings.scheduler_timezone})", title_justify="left")
-    for col in ("job", "schedule", "last_slot", "last_status", "description"):
-        table.add_column(col)
-    for row in rows:
+    table = Table(
+        title=f"Jobs (schedules in {rt.settings.scheduler_timezone})", title_justify="left"
+    )
+    table.add_column("job", min_width=9)
+    table.add_column("schedule", min_width=12)
+    table.add_column("last run", min_width=16)
+    table.add_column("status", min_width=9)
+    table.add_column("what it does", ratio=1, overflow="fold")
+    for r in rows:
         table.add_row(
-            *[
-                str(row[c] or "")
-                for c in ("job", "schedule", "last_slot", "last_status", "description")
-            ]
+            r["job"],
+            r["schedule"] or "(by hand)",
+            _slot(r["last_slot"])[-19:-3] if r["last_slot"] else "never",
+            r["last_status"] or "",
+            r["description"],
         )
     out.print(table)
 
@@ -159,16 +151,16 @@ def jobs_run(
     from jobs.scheduler import run_job_now
 
     settings = load_settings()
-    with errors():
-        slot, status = run_job_now(settings, name)
-        record = Runtime(settings).ledger.history(name, limit=1)[0]
-    emit(record, as_json, lambda: out.print(kv_table(f"{name} {slot}", record)))
+    slot, status = run_job_now(settings, name)
+    record = Runtime(settings).ledger.history(name, limit=1)[0]
+    emit(record, as_json, lambda: out.print(kv_table(f"{name} {_slot(slot)}", record)))
     if status == "failed":
+        console.print(f"[bold red]error:[/] job {name} failed: {record['error']}", soft_wrap=True)
         raise typer.Exit(1)
 
 
 @jobs_app.command("history")
-def jobshistory_frame(
+def jobs_history(
     name: Annotated[str | None, typer.Argument(help="Only this job.")] = None,
     limit: Annotated[int, typer.Option(min=1)] = 20,
     as_json: JsonOpt = False,
@@ -176,22 +168,31 @@ def jobshistory_frame(
     """Recent job runs, newest first."""
     from jobs.runtime import Runtime
 
-    with errors():
-        rows = Runtime(load_settings()).ledger.history(name, limit)
+    rows = Runtime(load_settings()).ledger.history(name, limit)
     if as_json:
         print(json.dumps({"runs": rows}, default=str))
         return
-    table = Table(title="Job runs", title_justify="left")
-    for col in ("job", "slot", "status", "attempts", "started_at", "finished_at", "error"):
-        table.add_column(col, overflow="fold")
+    table = Table(title="Job runs (UTC)", title_justify="left")
+    for col in ("job", "slot", "status", "tries", "took"):
+        table.add_column(col, no_wrap=True, justify="right" if col in ("tries", "took") else "left")
+    table.add_column("error", overflow="fold")
     for r in rows:
+        took = (
+            f"{(r['finished_at'] - r['started_at']).total_seconds():,.1f}s"
+            if r["finished_at"] and r["started_at"]
+            else ""
+        )
         table.add_row(
-            *[
-                str(r[c] or "")
-                for c in ("job", "slot", "status", "attempts", "started_at", "finished_at", "error")
-            ]
+            r["job"], _slot(r["slot"]), r["status"], str(r["attempts"]), took, r["error"] or ""
         )
     out.print(table)
+
+
+def _slot(slot: str) -> str:
+    """``2026-12-01T05:00:00+00:00`` → ``2026-12-01 05:00:00``; by hand: ``manual 06:23:07``."""
+    manual = slot.startswith("manual:")
+    text = slot.removeprefix("manual:").replace("T", " ")[:19]
+    return f"manual {text}" if manual else text
 
 
 # db ------------------------------------------------------------------------------------------
@@ -200,10 +201,9 @@ def db_upgrade(as_json: JsonOpt = False) -> None:
     """Migrate the database (REPLEN_DATABASE_URL) to the newest schema; safe to repeat."""
     from replen.db import upgrade
 
-    with errors():
-        settings = load_settings()
-        settings.ensure_dirs()
-        revision = upgrade(settings.db_url)
+    settings = load_settings()
+    settings.ensure_dirs()
+    revision = upgrade(settings.db_url)
     emit({"revision": revision}, as_json, lambda: out.print(f"database at revision {revision}"))
 
 
@@ -223,3 +223,11 @@ def db_current(as_json: JsonOpt = False) -> None:
             "(or run `replen db upgrade`)"
         ),
     )
+
+
+def _age(seconds: float) -> str:
+    """A lag as a person reads it: 45s, 12.5 min, 3.2 h, 4.1 days."""
+    for size, unit in ((86_400, "days"), (3_600, "h"), (60, "min")):
+        if seconds >= size:
+            return f"{seconds / size:,.1f} {unit}"
+    return f"{seconds:.0f}s"

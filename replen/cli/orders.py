@@ -37,11 +37,24 @@ def orders_list(
     if as_json:
         print(json.dumps({"purchase_orders": heads.to_dicts()}, default=str))
         return
-    table = Table(title="Purchase orders", title_justify="left")
-    for col in heads.columns:
-        table.add_column(col)
-    for row in heads.iter_rows():
-        table.add_row(*[str(v) for v in row])
+    if heads.is_empty():
+        out.print("no purchase orders yet: `replen plan` suggests them")
+        return
+    table = Table(title="Purchase orders (`replen orders show ID` for one)", title_justify="left")
+    for col, justify in (("id", "right"), ("plan date", "left"), ("supplier", "left")):
+        table.add_column(col, justify=justify, no_wrap=True)  # type: ignore[arg-type]
+    for col in ("store", "status", "lines", "value"):
+        table.add_column(col, justify="right" if col in ("lines", "value") else "left")
+    for r in heads.iter_rows(named=True):
+        table.add_row(
+            str(r["po_id"]),
+            str(r["plan_date"]),
+            r["supplier_id"],
+            r["store_id"],
+            r["status"] + (" (stale)" if r["stale"] else ""),
+            str(r["lines"]),
+            f"{r['value']:,.2f} {r['currency']}",
+        )
     out.print(table)
 
 
@@ -63,21 +76,14 @@ def orders_show(
     with --plot a picture of each line's recent sales and the forecast it was sized on."""
     import polars as pl
 
+    from jobs.replenish import plot_po
     from jobs.runtime import Runtime
 
-    with errors():
-        rt = Runtime(load_settings())
-        store = rt.orders
-        trail = store.history(po_id)  # NotFound if there is no such PO
-        lines = store.po_lines().filter(pl.col("po_id") == po_id)
-        if plot is not None:
-            from replen.plots import plot_po_lines
-
-            head = store.purchase_orders().filter(pl.col("po_id") == po_id).row(0, named=True)
-            path = rt.settings.out_dir / f"forecast_{head['plan_date']}.parquet"
-            if not path.exists():
-                raise FileNotFoundError(f"{path} is missing; run `replen plan` again")
-            plot_po_lines(rt.history(), pl.read_parquet(path), lines, plot)
+    rt = Runtime(load_settings())
+    trail = rt.orders.history(po_id)  # NotFound if there is no such PO
+    lines = rt.orders.po_lines().filter(pl.col("po_id") == po_id)
+    if plot is not None:
+        plot_po(rt, po_id, plot)
     if as_json:
         print(json.dumps({"lines": lines.to_dicts(), "history": trail}, default=str))
         return

@@ -11,7 +11,7 @@ import typer
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from kernel.files import write_csv, write_table
+from kernel.files import write_csv
 from replen.cli._common import (
     FreqOpt,
     HistoryOpt,
@@ -19,7 +19,6 @@ from replen.cli._common import (
     app,
     console,
     emit,
-    errors,
     history_frame,
     kv_table,
     load_settings,
@@ -51,18 +50,15 @@ def demo(
     from replen.demo import STAGES, run_demo
 
     settings = load_settings()
-    with (
-        errors(),
-        Progress(
-            SpinnerColumn(),
-            TextColumn("{task.description}"),
-            BarColumn(),
-            TimeElapsedColumn(),
-            console=console,
-            transient=as_json,
-            disable=as_json,
-        ) as progress,
-    ):
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=as_json,
+        disable=as_json,
+    ) as progress:
         task = progress.add_task("starting", total=len(STAGES))
 
         def on_stage(i: int, name: str) -> None:
@@ -148,11 +144,10 @@ def generate(
     """Write a synthetic chain: POS lines (CSV + Parquet), suppliers, items, stock, inventory."""
     from replen.synthetic import generate as make
 
-    with errors():
-        chain = make(stores=stores, skus=skus, days=days, seed=seed)
-        paths = chain.write(out_dir)
-        csv = out_dir / "pos.csv"
-        write_csv(chain.pos, csv)
+    chain = make(stores=stores, skus=skus, days=days, seed=seed)
+    paths = chain.write(out_dir)
+    csv = out_dir / "pos.csv"
+    write_csv(chain.pos, csv)
     data = {
         "pos_lines": chain.pos.height,
         "series": stores * skus,
@@ -188,10 +183,9 @@ def train(
     from jobs.retrain import retrain
     from jobs.runtime import Runtime
 
-    with errors():
-        rt = Runtime(load_settings())
-        with console.status("training"):
-            result = retrain(rt, history_frame(rt, history, freq), costly=costly, freq=freq)
+    rt = Runtime(load_settings())
+    with console.status("training"):
+        result = retrain(rt, history_frame(rt, history, freq), costly=costly, freq=freq)
     data = result.to_dict()
     flat = {k: v for k, v in data.items() if k != "metrics"} | dict(result.metrics)
     emit(data, as_json, lambda: out.print(kv_table("Retrain", flat)))
@@ -214,25 +208,16 @@ def backtest(
     95% quantiles of daily demand and of demand over the window, per class and overall.
     """
     quiet_libraries()
-    from forecasting.candidates import freq_of
-    from forecasting.train import train as fit
+    from jobs.retrain import backtest_only
     from jobs.runtime import Runtime
 
-    with errors():
-        settings = load_settings()
-        rt = Runtime(settings)
-        frame = history_frame(rt, history, freq)
-        h = horizon or (
-            settings.backtest_horizon_days if freq == "daily" else freq_of(freq).backtest
+    rt = Runtime(load_settings())
+    frame = history_frame(rt, history, freq)
+    with console.status("backtesting"):
+        result = backtest_only(
+            rt, frame, horizon=horizon, windows=windows, costly=costly, freq=freq
         )
-        with console.status("backtesting"):
-            result = fit(
-                frame,
-                horizon=h,
-                n_windows=windows or settings.backtest_windows,
-                costly=costly,
-                freq=freq,
-            )
+    h = result.params["horizon"]
     m = result.metrics
     if as_json:
         print(
@@ -292,27 +277,14 @@ def forecast(
 ) -> None:
     """Forecast every series with the champion model: mean and quantiles per day."""
     quiet_libraries()
-    from jobs.replenish import forecast_with_champion
+    from jobs.replenish import forecast_to_file, parse_quantiles
     from jobs.runtime import Runtime
 
-    with errors():
-        try:
-            qs = [float(q) for q in quantiles.split(",")]
-        except ValueError:
-            raise ValueError(f"--quantiles {quantiles!r} must be numbers like 0.5,0.9") from None
-        if any(not 0 < q < 1 for q in qs):
-            raise ValueError(f"--quantiles {quantiles!r}: each must lie strictly in (0, 1)")
-        rt = Runtime(load_settings())
-        with console.status("forecasting"):
-            frame = forecast_with_champion(rt, history_frame(rt, history, freq), horizon, qs, freq)
-        write_table(frame, out_path)
-    data = {
-        "rows": frame.height,
-        "series": frame.select("store_id", "sku_id").n_unique(),
-        "horizon": horizon,
-        "model_version": frame["model_version"][0],
-        "path": str(out_path),
-    }
+    levels = parse_quantiles(quantiles)
+    rt = Runtime(load_settings())
+    frame = history_frame(rt, history, freq)
+    with console.status("forecasting"):
+        data = forecast_to_file(rt, frame, out_path, horizon=horizon, quantiles=levels, freq=freq)
     emit(data, as_json, lambda: out.print(kv_table("Forecast", data)))
 
 
@@ -328,10 +300,9 @@ def plan(
     from jobs.replenish import forecast_and_plan
     from jobs.runtime import Runtime
 
-    with errors():
-        when = date.fromisoformat(plan_date) if plan_date else None
-        with console.status("planning"):
-            summary = forecast_and_plan(Runtime(load_settings()), when)
+    when = date.fromisoformat(plan_date) if plan_date else None
+    with console.status("planning"):
+        summary = forecast_and_plan(Runtime(load_settings()), when)
     emit(summary.to_dict(), as_json, lambda: out.print(kv_table("Plan", summary.to_dict())))
 
 
