@@ -108,11 +108,13 @@ class VelocityPusher:
             self._pending += 1
         self._jobs.put(((keys["store_id"].to_list(), keys["sku_id"].to_list()), time.monotonic()))
 
-    def drain(self, timeout: float = 60.0) -> None:
-        """Wait until every submitted batch is pushed (for tests, benchmarks, shutdown)."""
+    def drain(self, timeout: float = 60.0) -> bool:
+        """Wait until every submitted batch is pushed (for tests, benchmarks, shutdown);
+        False if some were still pending after ``timeout`` seconds."""
         deadline = time.monotonic() + timeout
         while self._pending and time.monotonic() < deadline:
             time.sleep(0.01)
+        return not self._pending
 
     def _collect(self) -> None:
         while True:

@@ -7,6 +7,7 @@ import json
 import polars as pl
 import pytest
 from fastapi.testclient import TestClient
+from support import DEADLINE
 
 from replen.app import create_app
 
@@ -69,7 +70,7 @@ def test_accepted_events_become_visible_online(client, chain) -> None:
 
     events = _events(chain, 400)
     assert client.post("/v1/pos/events", json=events).json()["accepted"] == 400
-    client.app.state.pusher.drain()
+    assert client.app.state.pusher.drain(timeout=DEADLINE), "pushes still pending"
     rt = client.app.state.runtime
     expected = velocity(daily_sales(rt.lake.scan_events())).sort("store_id", "sku_id")
     online = rt.features.online_velocity(expected.select("store_id", "sku_id"))

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import os
 import random
-import shutil
 import signal
 import subprocess
-import time
 from datetime import timedelta
 
 import polars as pl
 import pytest
+from support import replen_exe, wait_for
 
 from features.sales import velocity
 from jobs.refresh import ingest_pos, rebuild_features
@@ -21,29 +20,34 @@ from replen.synthetic import generate
 pytestmark = pytest.mark.slow
 
 
-def test_kill_9_at_random_points_then_resend_loses_and_doubles_nothing(settings, tmp_path):
+def test_kill_9_at_random_points_then_resend_loses_and_doubles_nothing(settings, tmp_path, procs):
     chain = generate(stores=2, skus=6, days=150, seed=9)
     pos = chain.pos.head(6000)
     path = tmp_path / "pos.csv"
     pos.with_columns(pl.col("sold_at").dt.strftime("%Y-%m-%dT%H:%M:%S%.f%:z")).write_csv(path)
-    exe = shutil.which("replen")
-    assert exe
     env = {**os.environ, "REPLEN_DATA_DIR": str(settings.data_dir)}
-    cmd = [exe, "ingest", "pos", str(path), "--chunk-rows", "150", "--no-push", "--json"]
+    cmd = [replen_exe(), "ingest", "pos", str(path), "--chunk-rows", "150", "--no-push", "--json"]
+    manifests = settings.lake_dir / "_manifests"
+
+    def committed() -> int:
+        return len(list(manifests.glob("*.json"))) if manifests.exists() else 0
+
     rng = random.Random(1)
     kills = 0
-    for _ in range(6):
-        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        time.sleep(rng.uniform(0.8, 3.0))
+    for _ in range(5):
+        proc = procs.start(cmd, env=env)
+        # Kill at a random batch boundary or inside one: after 1–4 more batches commit.
+        target = committed() + rng.randint(1, 4)
+        wait_for(lambda t=target, p=proc: committed() >= t or p.poll() is not None, what="a commit")
         if proc.poll() is None:
-            proc.send_signal(signal.SIGKILL)
+            procs.signal(proc, signal.SIGKILL)
             kills += 1
         proc.wait()
     final = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
     summary = pl.Series([final.stdout]).str.json_decode()[0]
     assert summary["received"] == pos.height
     assert summary["accepted"] + summary["duplicates"] == pos.height
-    assert kills >= 1, "no run was killed: make the file larger"
+    assert kills >= 3, "the ingests finished before they could be killed: make the file larger"
 
     events = Runtime(settings).lake.scan_events().collect()
     assert events.height == pos.height
