@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
 import polars as pl
 import pytest
+from support import replen_exe
 
 pytestmark = pytest.mark.slow
 
@@ -18,8 +18,7 @@ SIZE = ["--stores", "2", "--skus", "10", "--days", "240", "--seed", "5"]
 
 
 def _replen(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    exe = shutil.which("replen")
-    assert exe, "the `replen` console script is not installed"
+    exe = replen_exe()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("REPLEN_", "MLFLOW_"))}
     return subprocess.run(
         [exe, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600, check=False
