@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import polars as pl
@@ -10,7 +11,8 @@ import pytest
 from replen.synthetic import SyntheticRetail, generate
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = ROOT.parent / "shared" / "data"
+# ../shared/data beside the checkout; REPLEN_SHARED_DATA points elsewhere (e.g. a worktree).
+SHARED_DATA = Path(os.environ.get("REPLEN_SHARED_DATA", ROOT.parent / "shared" / "data"))
 
 
 @pytest.fixture(scope="session")

@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 
 import pytest
+from support import replen_exe
 
 pytestmark = [pytest.mark.slow, pytest.mark.shared_data]
 
 
 def test_every_line_is_accounted_for_and_rejects_are_quarantined(shared_data, tmp_path):
     path = shared_data / "online_retail" / "online_retail_transactions.csv.gz"
-    exe = shutil.which("replen")
-    assert exe
+    exe = replen_exe()
     env = {**os.environ, "REPLEN_DATA_DIR": str(tmp_path / "data")}
 
     def ingest() -> subprocess.CompletedProcess[str]:
