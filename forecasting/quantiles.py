@@ -13,6 +13,8 @@ import numpy as np
 import polars as pl
 from scipy import stats
 
+from kernel.errors import InvalidInput
+
 __all__ = ["add_daily_quantiles", "gamma_quantile", "lead_time_demand", "quantile_column"]
 
 
@@ -92,10 +94,13 @@ def lead_time_demand(forecast: pl.DataFrame, spans: pl.DataFrame) -> pl.DataFram
     short = agg.filter(pl.col("_horizon") < pl.col("protection_days"))
     if short.height:
         row = short.row(0, named=True)
-        raise ValueError(
+        raise InvalidInput(
             f"forecast horizon {row['_horizon']} days is shorter than the protection period "
-            f"{row['protection_days']} days for {row['store_id']}/{row['sku_id']}; "
-            "forecast further ahead (--horizon)"
+            f"{row['protection_days']} days for {row['store_id']}/{row['sku_id']}",
+            field="horizon",
+            value=row["_horizon"],
+            rule="horizon.covers_protection",
+            hint="forecast further ahead (--horizon)",
         )
     # k was measured over windows of _kh days; the autocorrelated part of the error grows
     # with the span, so scale k² - 1 linearly to the protection period (k = 1 at one day).
