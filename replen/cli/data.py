@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Annotated
 
+import polars as pl
 import typer
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -14,6 +15,7 @@ from kernel.errors import NotFound
 from kernel.files import write_table
 from replen.cli._common import (
     JsonOpt,
+    cell,
     console,
     emit,
     kv_table,
@@ -281,12 +283,48 @@ def rules_show(as_json: JsonOpt = False) -> None:
             )
         )
         return
-    out.print(f"Loaded {last.get('loaded_at', '?')} from {last.get('source', '?')}")
+    out.print(f"Loaded {cell(last.get('loaded_at')) or '?'} from {last.get('source', '?')}")
     for name in ("suppliers", "items", "overrides"):
         frame = getattr(rules, name)
-        table = Table(title=f"{name} ({frame.height})", title_justify="left")
+        if frame.is_empty():
+            out.print(f"{name}: none")
+            continue
+        table = Table(
+            title=f"{name} ({frame.height})",
+            title_justify="left",
+            caption="lead, ±, review and shelf life in days" if name != "overrides" else None,
+        )
         for col in frame.columns:
-            table.add_column(col)
+            label = _RULE_LABELS.get(col, col)
+            text = frame[col].dtype == pl.String
+            wide = None if col == "order_days" else len(label)
+            table.add_column(
+                label, justify="left" if text else "right", min_width=wide, overflow="fold"
+            )
         for row in frame.head(30).iter_rows():
-            table.add_row(*["" if v is None else str(v) for v in row])
+            table.add_row(*[cell(v) for v in row])
         out.print(table)
+
+
+# Short headers so that the rules tables fit 80 columns.
+_RULE_LABELS = {
+    "supplier_id": "supplier",
+    "lead_time_mean": "lead",
+    "lead_time_std": "±",
+    "order_days": "order days",
+    "review_period_days": "review",
+    "min_order_value": "min PO",
+    "min_order_action": "action",
+    "max_order_value": "max PO",
+    "currency": "cur",
+    "sku_id": "sku",
+    "unit_cost": "cost",
+    "pack_size": "pack",
+    "moq_units": "MOQ",
+    "shelf_life_days": "shelf life",
+    "round_up_fraction": "round up",
+    "store_id": "store",
+    "service_level": "service",
+    "max_capacity": "max units",
+    "min_presentation": "min shown",
+}

@@ -17,6 +17,7 @@ from replen.cli._common import (
     HistoryOpt,
     JsonOpt,
     app,
+    cell,
     console,
     emit,
     history_frame,
@@ -376,7 +377,7 @@ def simulate(
         f"stockout {unit}",
         "orders",
     ):
-        table.add_column(col, justify="right")
+        table.add_column(col, justify="left" if col == "policy" else "right")
     for r in report.runs:
         table.add_row(
             r["policy"],
@@ -384,8 +385,8 @@ def simulate(
             f"{r['fill_rate']:.3f}",
             f"{r['cycle_service_level']:.3f}",
             f"{r['avg_on_hand_value']:,.1f}",
-            str(r["stockout_days"]),
-            str(r["orders"]),
+            cell(r["stockout_days"]),
+            cell(r["orders"]),
         )
     out.print(table)
     for policy, at in report.at_target.items():
