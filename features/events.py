@@ -247,7 +247,13 @@ def validate_events(
             "Map your columns to the contract (see `replen ingest pos --help`)."
         )
     now = now or datetime.now(UTC)
-    raw = raw.with_row_index("_line")
+    # ``_line``, when given, is each line's place in what the sender sent (HTTP bodies
+    # whose unparsable lines were set aside); otherwise the row number.
+    raw = (
+        raw.with_columns(pl.col("_line").cast(pl.UInt32))
+        if "_line" in raw.columns
+        else raw.with_row_index("_line")
+    )
     frame = raw.with_columns(
         *[pl.lit(None, dtype=pl.String).alias(c) for c in _OPTIONAL if c not in raw.columns],
     )

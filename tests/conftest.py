@@ -43,3 +43,51 @@ def shared_data() -> Path:
     if not SHARED_DATA.exists():
         pytest.skip(f"real data not found at {SHARED_DATA} (../shared/data is absent)")
     return SHARED_DATA
+
+
+class AccessKit:
+    """Identities in a test database and bearer headers for them (tokens issued directly)."""
+
+    def __init__(self, db_url: str) -> None:
+        from jobs.runtime import ensure_schema
+        from replen.auth.store import IdentityStore
+        from replen.auth.tokens import TokenService
+
+        ensure_schema(db_url)
+        self.identities = IdentityStore(db_url)
+        self.tokens = TokenService(self.identities)
+        self._n = 0
+
+    def principal(
+        self,
+        roles: tuple[str, ...] = ("admin",),
+        stores: tuple[str, ...] = ("*",),
+        *,
+        kind: str = "client",
+        name: str | None = None,
+        approve_limit: float | None = None,
+    ):
+        self._n += 1
+        name = name or f"{'-'.join(roles) or 'none'}-{self._n}".replace("_", "-")
+        issued = self.identities.create(
+            kind,
+            name,
+            roles=list(roles),
+            stores=list(stores),
+            actor="test:setup",
+            approve_limit=approve_limit,
+            secret="test-secret-" + name,
+        )
+        principal = self.identities.principal(kind, name)
+        assert principal is not None
+        return principal, issued.secret
+
+    def headers(self, roles: tuple[str, ...] = ("admin",), stores=("*",), **kw) -> dict[str, str]:
+        principal, _ = self.principal(roles, stores, **kw)
+        token, _ = self.tokens.issue_access(principal)
+        return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture()
+def access(settings) -> AccessKit:
+    return AccessKit(settings.db_url)
