@@ -84,13 +84,13 @@ def validate_inventory(
         ("on_hand", "nonnegative", pl.col("on_hand") < 0, "must be >= 0"),
         ("on_hand", "bound", pl.col("on_hand") > max_on_hand, f"must be at most {max_on_hand:g}"),
     ]
-    for field, rule, failed, text in checks:
+    for field, rule, failed, message in checks:
         bad = typed.filter(failed.fill_null(field == "on_hand"))
         if bad.height:
             i = int(bad["_row"][0])
             value = frame[field][i]
             raise InvalidInput(
-                f"row {i}: {field}={value!r} {text}",
+                f"row {i}: {field}={value!r} {message}",
                 field=field,
                 value=value,
                 rule=f"{field}.{rule}",

@@ -167,7 +167,9 @@ class Lake:
         """
         event_ids, batch_ids = list(event_ids or []), list(batch_ids or [])
         if not reason.strip():
-            raise InvalidInput("a correction needs a reason", field="reason", rule="reason.required")
+            raise InvalidInput(
+                "a correction needs a reason", field="reason", rule="reason.required"
+            )
         if not event_ids and not batch_ids:
             raise InvalidInput(
                 "name the events to void (event ids or batch ids)",

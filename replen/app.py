@@ -120,9 +120,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         dependencies=[require("ops:admin")],
         responses=secured(422),
     )
-    def push_latency(
-        request: Request, reset: Annotated[bool, Query()] = False
-    ) -> dict[str, Any]:
+    def push_latency(request: Request, reset: Annotated[bool, Query()] = False) -> dict[str, Any]:
         """Seconds from POS acknowledgement to online visibility of velocity (this process).
 
         Waits for pending pushes first; ``reset`` clears the samples after answering.

@@ -69,7 +69,9 @@ class Settings(BaseSettings):
         100_000, gt=0, description="Most lines (events, snapshots) in one request; more → 413."
     )
     max_response_errors: int = Field(
-        1_000, ge=0, description="Rejected lines listed one by one in a response; the rest summarised."
+        1_000,
+        ge=0,
+        description="Rejected lines listed one by one in a response; the rest summarised.",
     )
     pos_max_age_days: float = Field(
         400.0, gt=0, description="HTTP: sold_at / as_of may lie at most this far in the past."

@@ -117,8 +117,13 @@ def _keep(out: ParsedBody, i: int, value: Any, raw: str) -> None:
     nested = next((k for k, v in value.items() if isinstance(v, dict | list)), None)
     if nested is not None:
         out.rejects.append(
-            _reject(i, "line.flat", raw, f"{str(nested)[:64]!r} holds an object or list; "
-                    "every field must be a string, number, boolean or null")
+            _reject(
+                i,
+                "line.flat",
+                raw,
+                f"{str(nested)[:64]!r} holds an object or list; "
+                "every field must be a string, number, boolean or null",
+            )
         )
         return
     out.rows.append(value)

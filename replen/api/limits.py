@@ -73,7 +73,11 @@ class BodyLimits:
         has_body = "transfer-encoding" in headers or (declared not in (None, "0"))
         if declared is not None:
             if not declared.isdigit():
-                await _problem(send, PayloadTooLarge("Content-Length is not a number", rule="body.length"), scope)
+                await _problem(
+                    send,
+                    PayloadTooLarge("Content-Length is not a number", rule="body.length"),
+                    scope,
+                )
                 return
             if int(declared) > limit:
                 await _problem(send, _too_large(limit, f"{declared} bytes declared"), scope)
@@ -128,7 +132,7 @@ class BodyLimits:
             await _problem(send, _too_large(limit, "the body streamed past it"), scope)
 
     def _rule(self, scope: Scope) -> dict[str, Any]:
-        app = scope.get("app")
+        app: Any = scope.get("app")
         table = getattr(getattr(app, "state", None), "body_rules", None)
         if table is None:
             table = app.state.body_rules = body_rules(app)
@@ -157,7 +161,8 @@ def _too_large(limit: int, what: str) -> PayloadTooLarge:
         f"the body is over this route's limit of {limit:,} bytes ({what}); send smaller batches",
         field="body",
         rule="body.size",
-        hint="REPLEN_MAX_REQUEST_BYTES sets the ingest limit, REPLEN_MAX_SMALL_REQUEST_BYTES the others",
+        hint="REPLEN_MAX_REQUEST_BYTES sets the ingest limit, "
+        "REPLEN_MAX_SMALL_REQUEST_BYTES the others",
     )
 
 

@@ -82,8 +82,14 @@ def _basic(header: str | None) -> tuple[str, str] | None:
     response_model=TokenResponse,
     dependencies=[public()],
     responses={
-        400: {"description": "RFC 6749 error", "content": {"application/json": {"schema": _OAUTH_ERROR}}},
-        401: {"description": "bad client credentials", "content": {"application/json": {"schema": _OAUTH_ERROR}}},
+        400: {
+            "description": "RFC 6749 error",
+            "content": {"application/json": {"schema": _OAUTH_ERROR}},
+        },
+        401: {
+            "description": "bad client credentials",
+            "content": {"application/json": {"schema": _OAUTH_ERROR}},
+        },
         **problem_responses(413, 415, 429),
     },
     openapi_extra=body_rule("small", FORM),
@@ -109,10 +115,19 @@ async def token(
     """
     access: AccessControl = request.app.state.access
     if request.query_params:
-        return OAuthError("invalid_request", "send credentials in the body, never in the URL").response()
+        return OAuthError(
+            "invalid_request", "send credentials in the body, never in the URL"
+        ).response()
     try:
         return await run_in_threadpool(
-            _grant, access, request, grant_type, client_id, client_secret, username, password,
+            _grant,
+            access,
+            request,
+            grant_type,
+            client_id,
+            client_secret,
+            username,
+            password,
             refresh_token,
         )
     except OAuthError as exc:

@@ -12,11 +12,12 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from jobs.runtime import Runtime
-from kernel.errors import NotFound
+from replen import review
 from replen.api.deps import get_runtime
 from replen.api.limits import body_rule
 from replen.api.security import require, secured
 from replen.auth.policy import Principal, authorize
+from replen.review import head_of
 
 router = APIRouter(prefix="/v1/orders", tags=["orders"])
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
@@ -56,14 +57,6 @@ class Transition(BaseModel):
     to: str
 
 
-def head_of(rt: Runtime, po_id: int) -> dict[str, Any]:
-    """One PO's header (store, value, status); NotFound if there is none."""
-    heads = rt.orders.purchase_orders().filter(pl.col("po_id") == po_id)
-    if heads.is_empty():
-        raise NotFound(f"no purchase order with id {po_id}", hint="GET /v1/orders lists them")
-    return heads.row(0, named=True)
-
-
 def _head_model(row: dict[str, Any]) -> PurchaseOrderHead:
     return PurchaseOrderHead(**{k: row[k] for k in PurchaseOrderHead.model_fields})
 
@@ -100,14 +93,6 @@ def get_order(
     return PurchaseOrderDetail(head=_head_model(head), lines=lines.to_dicts(), history=history)
 
 
-def decide(rt: Runtime, principal: Principal, po_id: int, to: str, reason: str | None) -> dict:
-    """Approve or reject ``po_id`` as ``principal`` (store scope and value limit checked)."""
-    head = head_of(rt, po_id)
-    authorize(principal, "orders:approve", store=head["store_id"], value=float(head["value"]))
-    before = rt.orders.transition(po_id, to, principal.actor, reason)
-    return {"po_id": po_id, "from": before, "to": to}
-
-
 @router.post(
     "/{po_id}/approve",
     response_model=Transition,
@@ -122,7 +107,7 @@ async def approve(
 ) -> Any:
     """Approve a suggested PO, if its value is within the caller's approval limit."""
     reason = decision.reason if decision else None
-    return await run_in_threadpool(decide, rt, principal, po_id, "approved", reason)
+    return await run_in_threadpool(review.decide, rt, principal, po_id, "approved", reason)
 
 
 @router.post(
@@ -138,7 +123,7 @@ async def reject(
     principal: Annotated[Principal, require("orders:approve")],
 ) -> Any:
     """Reject a PO; a reason is required."""
-    return await run_in_threadpool(decide, rt, principal, po_id, "rejected", decision.reason)
+    return await run_in_threadpool(review.decide, rt, principal, po_id, "rejected", decision.reason)
 
 
 @router.put(
@@ -149,12 +134,9 @@ async def reject(
 def edit_line(
     po_id: PoId,
     sku_id: Annotated[str, Path(max_length=64)],
-    edit: LineEdit,
+    change: LineEdit,
     rt: RuntimeDep,
     principal: Annotated[Principal, require("orders:edit")],
 ) -> dict[str, Any]:
     """Change one line's quantity of a suggested PO (reason kept in the audit trail)."""
-    head = head_of(rt, po_id)
-    authorize(principal, "orders:edit", store=head["store_id"])
-    old, new = rt.orders.edit_line(po_id, sku_id, edit.quantity, principal.actor, edit.reason)
-    return {"po_id": po_id, "sku_id": sku_id, "from": old, "to": new}
+    return review.edit(rt, principal, po_id, sku_id, change.quantity, change.reason)

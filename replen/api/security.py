@@ -77,11 +77,8 @@ class RateLimiter:
                 return 0.0
             self._buckets[key] = (tokens, now)
             if len(self._buckets) > 100_000:  # forget idle keys (full buckets)
-                self._buckets = {
-                    k: v for k, v in self._buckets.items() if v[0] < self.capacity
-                }
+                self._buckets = {k: v for k, v in self._buckets.items() if v[0] < self.capacity}
             return (cost - tokens) / self.rate
-
 
     def exhausted(self, key: str) -> float:
         """Seconds until ``key`` may act again (0: now), without spending anything."""
@@ -121,7 +118,8 @@ class AccessControl:
             raise RateLimited(
                 f"{principal.actor} sent more than {self.requests.capacity:.0f} requests a minute",
                 retry_after=wait,
-                hint="batch lines into fewer requests, or ask for a higher REPLEN_RATE_LIMIT_PER_MINUTE",
+                hint="batch lines into fewer requests, or ask for a higher "
+                "REPLEN_RATE_LIMIT_PER_MINUTE",
             )
         return principal
 
@@ -209,4 +207,3 @@ def check_routes(app: FastAPI) -> dict[tuple[str, str], str]:
 def secured(*extra: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI responses of a route behind ``require``: 401, 403, 413, 415, 429 + ``extra``."""
     return problem_responses(401, 403, 413, 415, 429, *extra)
-

@@ -223,7 +223,9 @@ class IdentityStore:
                 self._audit(session, actor, "update", f"{kind}:{name}", changes)
         return changes
 
-    def set_secret(self, kind: str, name: str, *, actor: str, secret: str | None = None) -> IssuedSecret:
+    def set_secret(
+        self, kind: str, name: str, *, actor: str, secret: str | None = None
+    ) -> IssuedSecret:
         """New password or client secret (generated when not given); old tokens refused."""
         secret = secret or secrets.token_urlsafe(24)
         _check_secret(secret)
@@ -262,7 +264,9 @@ class IdentityStore:
                     ident.secret_hash = _HASHER.hash(secret)
             return _principal(ident)
 
-    def principal(self, kind: str, name: str, issued_at: datetime | None = None) -> Principal | None:
+    def principal(
+        self, kind: str, name: str, issued_at: datetime | None = None
+    ) -> Principal | None:
         """The current principal, or None if unknown, disabled, or the token is older than
         the identity's last revocation."""
         with Session(self.engine) as session:
@@ -277,7 +281,7 @@ class IdentityStore:
         with Session(self.engine) as session:
             return self._get(session, kind, name).id
 
-    def list(self, kind: str | None = None) -> list[dict[str, Any]]:
+    def describe(self, kind: str | None = None) -> list[dict[str, Any]]:
         stmt = select(Identity).order_by(Identity.kind, Identity.name)
         if kind:
             stmt = stmt.where(Identity.kind == kind)
@@ -343,7 +347,9 @@ class IdentityStore:
 
     @staticmethod
     def _audit(session: Session, actor: str, action: str, subject: str, detail: dict) -> None:
-        session.add(AuthAudit(at=_now(), actor=actor, action=action, subject=subject, detail=detail))
+        session.add(
+            AuthAudit(at=_now(), actor=actor, action=action, subject=subject, detail=detail)
+        )
 
 
 def _principal(ident: Identity) -> Principal:
@@ -366,7 +372,10 @@ def _check_name(name: str) -> None:
 
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}", name):
         raise InvalidInput(
-            f"name {name!r} is not valid: {_NAME_RULE}", field="name", value=name, rule="name.format"
+            f"name {name!r} is not valid: {_NAME_RULE}",
+            field="name",
+            value=name,
+            rule="name.format",
         )
 
 

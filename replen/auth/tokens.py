@@ -82,11 +82,11 @@ class TokenService:
             for old in session.scalars(select(SigningKey).where(SigningKey.retire_at.is_(None))):
                 old.retire_at = now + grace
             session.add(
-                SigningKey(
-                    kid=kid, alg=ALGORITHM, private_pem=pem, public_jwk=jwk, created_at=now
-                )
+                SigningKey(kid=kid, alg=ALGORITHM, private_pem=pem, public_jwk=jwk, created_at=now)
             )
-        self.identities.record(actor, "rotate_key", f"key:{kid}", {"grace_seconds": grace.total_seconds()})
+        self.identities.record(
+            actor, "rotate_key", f"key:{kid}", {"grace_seconds": grace.total_seconds()}
+        )
         with self._lock:
             self._keys.clear()
         return kid
@@ -209,7 +209,9 @@ class TokenService:
         return principal
 
     # Refresh tokens ------------------------------------------------------------------------
-    def issue_refresh(self, principal: Principal, purpose: str = "oauth", family: str | None = None) -> str:
+    def issue_refresh(
+        self, principal: Principal, purpose: str = "oauth", family: str | None = None
+    ) -> str:
         token = secrets.token_urlsafe(32)
         now = datetime.now(UTC)
         with Session(self.engine) as session, session.begin():
