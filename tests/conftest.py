@@ -45,6 +45,26 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
+@pytest.fixture(scope="session")
+def migrated_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A database file at the newest migration, made once; copy it for a fresh database."""
+    from replen.db import upgrade
+
+    path = tmp_path_factory.mktemp("template") / "replen.db"
+    upgrade(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture()
+def db_url(tmp_path: Path, migrated_db: Path) -> str:
+    """A fresh, migrated SQLite database for this test."""
+    import shutil
+
+    target = tmp_path / "fresh.db"
+    shutil.copy(migrated_db, target)
+    return f"sqlite:///{target}"
+
+
 class AccessKit:
     """Identities in a test database and bearer headers for them (tokens issued directly)."""
 
@@ -89,5 +109,11 @@ class AccessKit:
 
 
 @pytest.fixture()
-def access(settings) -> AccessKit:
+def access(settings, migrated_db: Path) -> AccessKit:
+    import shutil
+
+    target = settings.data_dir / "replen.db"
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(migrated_db, target)
     return AccessKit(settings.db_url)
