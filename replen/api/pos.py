@@ -16,7 +16,6 @@ from jobs.runtime import Runtime
 from replen.api.bodies import ParsedBody, parse_body
 from replen.api.deps import get_pusher, get_runtime
 from replen.api.limits import JSON, NDJSON, body_rule, media_type
-from replen.api.pusher import VelocityPusher
 from replen.api.security import require, secured
 from replen.auth.policy import Principal
 from replen.metrics import INGEST_SECONDS, POS_LINES
@@ -24,7 +23,6 @@ from replen.metrics import INGEST_SECONDS, POS_LINES
 router = APIRouter(prefix="/v1", tags=["ingest"])
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
-PusherDep = Annotated[VelocityPusher, Depends(get_pusher)]
 
 _EVENT_EXAMPLE = {
     "event_id": "S001-R2-000123-1",
@@ -118,7 +116,6 @@ def _frame(parsed: ParsedBody) -> pl.DataFrame:
 async def post_pos_events(
     request: Request,
     rt: RuntimeDep,
-    pusher: PusherDep,
     principal: Annotated[Principal, require("pos:write")],
 ) -> BatchResponse:
     """Ingest POS events for the caller's stores; answers once they are durable in the lake.
@@ -138,7 +135,7 @@ async def post_pos_events(
     summary = await run_in_threadpool(_ingest, rt, parsed, principal)
     if summary.accepted:
         keys = _frame(parsed).select("store_id", "sku_id").unique().drop_nulls()
-        pusher.submit(keys)
+        get_pusher(request).submit(keys)
     rejected = await run_in_threadpool(rt.lake.quarantine_of, summary.batch_ids)
     shown = rejected.head(s.max_response_errors)
     errors = [

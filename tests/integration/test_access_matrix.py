@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 
 from replen.api.security import check_routes, public, require
 from replen.app import create_app
-from replen.auth.policy import PUBLIC, ROLES, ROLE_PERMISSIONS
+from replen.auth.policy import PUBLIC, ROLE_PERMISSIONS, ROLES
 
 pytestmark = pytest.mark.slow
 
@@ -47,8 +47,14 @@ def _seed_orders(db_url: str) -> dict[str, int]:
                 created_at=NOW,
             )
             po.lines.append(
-                PoLine(sku_id="A", quantity=10, suggested_quantity=10, unit_cost=10.0,
-                       value=100.0, explanation={})
+                PoLine(
+                    sku_id="A",
+                    quantity=10,
+                    suggested_quantity=10,
+                    unit_cost=10.0,
+                    value=100.0,
+                    explanation={},
+                )
             )
             session.add(po)
             session.flush()
@@ -198,7 +204,7 @@ def test_an_app_with_an_undeclared_route_refuses_to_start() -> None:
 
 
 def test_no_token_is_401_on_every_protected_route(world) -> None:
-    client, settings, pos, secret, _ = world
+    client, _settings, pos, secret, _ = world
     for (method, path), policy in client.app.state.policies.items():
         kwargs = requests_for(pos, secret)[(method, path)]("S1")
         for auth in ({}, {"Authorization": "Bearer not.a.jwt"}, {"Authorization": "Basic x"}):

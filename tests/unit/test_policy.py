@@ -27,7 +27,7 @@ def test_every_role_grants_only_known_permissions_and_admin_grants_all() -> None
 
 
 def test_forbidden_names_the_identity_the_permission_and_the_roles_that_may() -> None:
-    with pytest.raises(Forbidden, match="user:ana .* may not .*orders:approve") as err:
+    with pytest.raises(Forbidden, match=r"user:ana .* may not .*orders:approve") as err:
         authorize(_p("planner"), "orders:approve")
     assert "approver, admin" in str(err.value)
 
@@ -41,7 +41,7 @@ def test_store_scope_is_checked() -> None:
 
 def test_approvers_approve_up_to_their_limit_admins_without() -> None:
     authorize(_p("approver", limit=500), "orders:approve", store="S1", value=500)
-    with pytest.raises(Forbidden, match="up to 500.00"):
+    with pytest.raises(Forbidden, match=r"up to 500\.00"):
         authorize(_p("approver", limit=500), "orders:approve", store="S1", value=500.01)
     authorize(_p("admin", limit=1), "orders:approve", store="S1", value=10**6)
 

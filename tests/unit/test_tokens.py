@@ -68,7 +68,7 @@ def test_expired_token_is_refused(svc) -> None:
 
 def test_forged_claims_break_the_signature(svc) -> None:
     token, _ = svc.issue_access(_ana(svc))
-    head, payload, sig = token.split(".")
+    head, _payload, sig = token.split(".")
     forged = jwt.utils.base64url_encode(
         jwt.api_jws.json.dumps(_claims(svc, roles=["admin"], stores=["*"])).encode()
     ).decode()
@@ -168,9 +168,7 @@ def test_no_secret_reaches_the_logs_or_the_audit_trail(svc, caplog) -> None:
     caplog.set_level(logging.DEBUG)
     logging.getLogger("sqlalchemy.engine").setLevel(logging.INFO)  # even every SQL statement
     try:
-        issued = svc.identities.create(
-            "client", "erp", roles=["erp"], stores=["*"], actor="test"
-        )
+        issued = svc.identities.create("client", "erp", roles=["erp"], stores=["*"], actor="test")
         rotated = svc.identities.set_secret("client", "erp", actor="test")
         principal = svc.identities.verify_secret("client", "erp", rotated.secret)
         assert principal is not None
