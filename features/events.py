@@ -416,13 +416,13 @@ def _parse_time(column: pl.Series) -> list[pl.Series]:
             ]
         return [
             column.dt.convert_time_zone("UTC").cast(utc).alias("sold_at"),
-            pl.Series("_naive", [False] * len(column)),
+            pl.Series("_naive", [False] * len(column), dtype=pl.Boolean),
         ]
     text = (
         column.cast(pl.String).str.strip_chars().str.replace(" ", "T").str.replace(r"Z$", "+00:00")
     )
     aware = text.str.strptime(utc, "%Y-%m-%dT%H:%M:%S%.f%:z", strict=False)
-    naive = pl.Series("_naive", [False] * len(column))
+    naive = pl.Series("_naive", [False] * len(column), dtype=pl.Boolean)
     missed = aware.is_null() & text.is_not_null()
     if missed.any():
         rest = text.filter(missed)

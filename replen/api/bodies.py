@@ -39,9 +39,13 @@ class ParsedBody:
 
 def parse_body(body: bytes | bytearray, ndjson: bool, max_lines: int) -> ParsedBody:
     """Parse a JSON array (``ndjson`` False) or NDJSON body; raises 400/413 problems for a
-    body that cannot be split into lines or has more than ``max_lines`` lines."""
+    body that cannot be split into lines or has more than ``max_lines`` lines.
+
+    A ``bytearray`` body is emptied once decoded, so that the bytes and the text are not
+    both held while the lines are read.
+    """
     try:
-        text = bytes(body).decode("utf-8") if isinstance(body, bytearray) else body.decode("utf-8")
+        text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise MalformedBody(
             f"the body is not valid UTF-8 (byte {exc.start}: {exc.reason})",
@@ -49,6 +53,8 @@ def parse_body(body: bytes | bytearray, ndjson: bool, max_lines: int) -> ParsedB
             value=repr(bytes(body[exc.start : exc.start + 8])),
             rule="body.utf8",
         ) from None
+    if isinstance(body, bytearray):
+        del body[:]
     text = text.removeprefix(_BOM)
     if ndjson:
         return _ndjson(text, max_lines)
