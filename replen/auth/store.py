@@ -3,6 +3,7 @@ signing keys, and an audit trail of every change to them (migrations own the tab
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import secrets
 from dataclasses import dataclass
@@ -47,8 +48,12 @@ _NAME_RULE = "1–64 characters: letters, digits and . _ - @"
 # argon2id with OWASP's recommended minimum (19 MiB, 2 passes, 1 lane): ~0.1 s a check on
 # one core, so sign-ins stay cheap for us and expensive to guess at.
 _HASHER = PasswordHasher(time_cost=2, memory_cost=19_456, parallelism=1)
-# Verified against when an unknown name signs in, so both paths cost the same time.
-_DUMMY_HASH = _HASHER.hash(secrets.token_urlsafe(16))
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified against when an unknown name signs in, so both paths cost the same time."""
+    return _HASHER.hash(secrets.token_urlsafe(16))
 
 
 class Base(DeclarativeBase):
@@ -256,7 +261,7 @@ class IdentityStore:
             ident = self._find(session, kind, name)
             stored = ident.secret_hash if ident is not None else None
             try:
-                _HASHER.verify(stored or _DUMMY_HASH, secret)
+                _HASHER.verify(stored or _dummy_hash(), secret)
             except (VerificationError, InvalidHashError):
                 return None
             if ident is None or stored is None or ident.disabled:
