@@ -90,7 +90,7 @@ def _basic(header: str | None) -> tuple[str, str] | None:
             "description": "bad client credentials",
             "content": {"application/json": {"schema": _OAUTH_ERROR}},
         },
-        **problem_responses(413, 415, 429),
+        **problem_responses(413, 415, 422, 429),
     },
     openapi_extra=body_rule("small", FORM),
 )
@@ -196,7 +196,7 @@ def _sign_in(access: AccessControl, kind: str, name: str, secret: str, where: st
     "/v1/oauth/revoke",
     dependencies=[public()],
     status_code=200,
-    responses=problem_responses(413, 415, 429),
+    responses=problem_responses(413, 415, 422, 429),
     openapi_extra=body_rule("small", FORM),
 )
 async def revoke(request: Request, token: Annotated[str, Form(max_length=256)]) -> dict[str, str]:
