@@ -124,10 +124,13 @@ class AccessControl:
         return principal
 
 
-def require(permission: str) -> Any:
+def require(permission: str, *, store_param: str | None = None) -> Any:
     """Route dependency: the calling :class:`Principal`, if the policy lets it ``permission``.
 
-    Missing or bad token → 401; known identity without the permission → 403.
+    Missing or bad token → 401; known identity without the permission → 403. With
+    ``store_param``, the store named by that path or query parameter must be in the
+    identity's scope too (403 otherwise). Routes that find the store only in the body or in
+    a stored record check it with ``authorize(principal, permission, store=…, value=…)``.
     """
     if permission not in PERMISSIONS:
         raise ValueError(f"unknown permission {permission!r}; known: {sorted(PERMISSIONS)}")
@@ -135,7 +138,10 @@ def require(permission: str) -> Any:
     def door(request: Request, authorization: Annotated[str | None, Security(oauth2)]) -> Principal:
         access: AccessControl = request.app.state.access
         principal = access.principal(authorization)
-        authorize(principal, permission)
+        store = None
+        if store_param is not None:
+            store = request.path_params.get(store_param) or request.query_params.get(store_param)
+        authorize(principal, permission, store=store)
         request.state.principal = principal
         return principal
 

@@ -53,3 +53,36 @@ def test_unknown_roles_and_malformed_stores_are_invalid_input() -> None:
     assert check_stores(["*", "S1"]) == ["*", "S1"]
     with pytest.raises(InvalidInput):
         check_stores(["S1\n"])
+
+
+def test_require_checks_a_store_named_in_the_path(tmp_path) -> None:
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    from replen.api.security import AccessControl, require
+    from replen.app import install_problem_handlers
+    from replen.auth.store import IdentityStore
+    from replen.auth.tokens import TokenService
+    from replen.db import upgrade
+
+    url = f"sqlite:///{tmp_path / 'a.db'}"
+    upgrade(url)
+    ids = IdentityStore(url)
+    ids.create("user", "ana", roles=["viewer"], stores=["S1"], actor="test", secret="x" * 12)
+    tokens = TokenService(ids)
+    app = FastAPI()
+    app.state.access = AccessControl(tokens, per_minute=100, sign_in_failures_per_minute=5)
+    install_problem_handlers(app)
+
+    @app.get(
+        "/stores/{store_id}/orders", dependencies=[require("orders:read", store_param="store_id")]
+    )
+    def orders(store_id: str) -> dict:
+        return {"store_id": store_id}
+
+    principal = ids.principal("user", "ana")
+    assert principal is not None
+    auth = {"Authorization": f"Bearer {tokens.issue_access(principal)[0]}"}
+    client = TestClient(app)
+    assert client.get("/stores/S1/orders", headers=auth).status_code == 200
+    assert client.get("/stores/S2/orders", headers=auth).status_code == 403
