@@ -17,7 +17,12 @@ from typing import Any
 
 from starlette.routing import compile_path
 
-from replen.api.problems import PROBLEM_MEDIA, PayloadTooLarge, UnsupportedMediaType
+from replen.api.problems import (
+    PROBLEM_MEDIA,
+    MalformedBody,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+)
 
 __all__ = ["FORM", "JSON", "NDJSON", "BodyLimits", "body_rule", "media_type"]
 
@@ -75,7 +80,7 @@ class BodyLimits:
             if not declared.isdigit():
                 await _problem(
                     send,
-                    PayloadTooLarge("Content-Length is not a number", rule="body.length"),
+                    MalformedBody("Content-Length is not a number", rule="body.length"),
                     scope,
                 )
                 return
