@@ -104,8 +104,10 @@ class Lake:
         validated: ValidationResult,
         known_stores: set[str] | None = None,
         known_skus: set[str] | None = None,
+        actor: str | None = None,
     ) -> BatchReport:
-        """Commit the valid, new events of a batch and quarantine the rest, atomically."""
+        """Commit the valid, new events of a batch and quarantine the rest, atomically;
+        ``actor`` (who sent it) is kept in the batch's manifest."""
         batch_id = _new_batch_id()
         accepted = validated.accepted
         received = accepted.height + validated.rejected.height
@@ -133,7 +135,7 @@ class Lake:
                 first_sold_at=_iso(new["sold_at"].min()) if new.height else None,
                 last_sold_at=_iso(new["sold_at"].max()) if new.height else None,
             )
-            self._commit(batch_id, "pos", files, report.to_dict())
+            self._commit(batch_id, "pos", files, report.to_dict(), actor)
             self._index_new(batch_id, new)
         assert report.received == report.accepted + report.duplicates + report.rejected
         return report
@@ -221,7 +223,7 @@ class Lake:
                 keys=sorted(set(fresh.select("store_id", "sku_id").iter_rows())),
             )
             summary = report.to_dict() | {"not_found_count": len(missing)}
-            self._commit(batch_id, "void", files, summary)
+            self._commit(batch_id, "void", files, summary, actor)
         return report
 
     def voids(self) -> list[dict[str, Any]]:
@@ -376,11 +378,14 @@ class Lake:
         _atomic_parquet(frame, path)
         return path
 
-    def _commit(self, batch_id: str, kind: str, files: list[Path], summary: dict) -> None:
+    def _commit(
+        self, batch_id: str, kind: str, files: list[Path], summary: dict, actor: str | None = None
+    ) -> None:
         """Write the manifest last: from this moment on, the batch exists."""
         manifest = {
             "batch_id": batch_id,
             "kind": kind,
+            "actor": actor,
             "committed_at": datetime.now(UTC).isoformat(),
             "files": [str(p.relative_to(self.root)) for p in files],
             "summary": summary,

@@ -72,6 +72,7 @@ def ingest_pos(
     live: bool = False,
     allowed_stores: set[str] | None = None,
     unparsed: pl.DataFrame | None = None,
+    actor: str | None = None,
 ) -> IngestSummary:
     """Validate and commit POS lines (contract-named columns) in batches of ``chunk_rows``.
 
@@ -79,7 +80,8 @@ def ingest_pos(
     store×SKUs' velocity is then pushed online (``push``). ``live`` lines (HTTP) may be at
     most ``pos_max_age_days`` old, backfills (files) ``backfill_max_age_days``;
     ``allowed_stores`` limits the stores the sender may write; ``unparsed`` lines (the
-    quarantine's schema: lines that were not even JSON) are quarantined with the first batch.
+    quarantine's schema: lines that were not even JSON) are quarantined with the first batch;
+    ``actor`` (the sender) is recorded in each batch's manifest.
     """
     s = rt.settings
     known_stores, known_skus = _known_keys(rt)
@@ -102,7 +104,7 @@ def ingest_pos(
                 accepted=validated.accepted,
                 rejected=pl.concat([unparsed, validated.rejected], how="vertical_relaxed"),
             )
-        report = rt.lake.append_events(validated, known_stores, known_skus)
+        report = rt.lake.append_events(validated, known_stores, known_skus, actor=actor)
         summary.add(report)
         if push and report.accepted:
             summary.pushed += push_velocity(

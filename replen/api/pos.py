@@ -170,6 +170,7 @@ def _ingest(rt: Runtime, parsed: ParsedBody, principal: Principal) -> IngestSumm
         live=True,
         allowed_stores=principal.store_filter(),
         unparsed=unparsed,
+        actor=principal.actor,
     )
 
 

@@ -47,6 +47,8 @@ def test_voiding_a_batch_over_http_takes_it_out_of_history_and_online_velocity(
         before = rt.history()
         bad = client.post("/v1/pos/events", json=_attack(chain)).json()
         assert bad["accepted"] == 30
+        sender = next(m for m in rt.lake.batches() if m["batch_id"] == bad["batch_id"])
+        assert sender["actor"].startswith("client:pos-ingest")  # which till sent it
         assert rt.history()["units"].sum() == before["units"].sum() + 30 * 9999
 
         admin = access.headers(("admin",), kind="user", name="ops")
