@@ -68,8 +68,31 @@ def _batches(n_batches: int, size: int, stores: int, skus: int) -> list[list[dic
     return out
 
 
-def _send(base: str, batches: list[list[dict]], clients: int) -> tuple[float, int]:
-    with httpx.Client(base_url=base, timeout=120) as http:
+def _bearer(data_dir: str) -> dict[str, str]:
+    """A till identity (pos_ingest, every store) and an admin, straight in the database:
+    the till's access token for the posts, the admin's for the ops endpoint."""
+    sys.path.insert(0, str(ROOT))
+    from jobs.runtime import ensure_schema
+    from replen.auth.store import IdentityStore
+    from replen.auth.tokens import TokenService
+
+    url = f"sqlite:///{Path(data_dir).resolve() / 'replen.db'}"
+    Path(data_dir).mkdir(parents=True, exist_ok=True)
+    ensure_schema(url)
+    ids = IdentityStore(url)
+    tokens = TokenService(ids)
+    out = {}
+    for name, role in (("bench-till", "pos_ingest"), ("bench-admin", "admin")):
+        ids.create("client", name, roles=[role], stores=["*"], actor="system:benchmark")
+        principal = ids.principal("client", name)
+        assert principal is not None
+        out[role] = f"Bearer {tokens.issue_access(principal)[0]}"
+    return out
+
+
+def _send(base: str, batches: list[list[dict]], clients: int, token: str = "") -> tuple[float, int]:
+    headers = {"Authorization": token} if token else {}
+    with httpx.Client(base_url=base, timeout=120, headers=headers) as http:
 
         def post(batch: list[dict]) -> int:
             r = http.post("/v1/pos/events", json=batch)
@@ -92,7 +115,13 @@ def main() -> None:
     batches = _batches(args.batches, args.batch_size, args.stores, args.skus)
     python = sys.executable
     with tempfile.TemporaryDirectory() as tmp:
-        env = {**os.environ, "REPLEN_DATA_DIR": f"{tmp}/data", "REPLEN_MLFLOW_DIR": f"{tmp}/ml"}
+        env = {
+            **os.environ,
+            "REPLEN_DATA_DIR": f"{tmp}/data",
+            "REPLEN_MLFLOW_DIR": f"{tmp}/ml",
+            "REPLEN_RATE_LIMIT_PER_MINUTE": "100000",
+        }
+        bearer = _bearer(f"{tmp}/data")
         port, base_port = _free_port(), _free_port()
         replen = subprocess.Popen(
             [python, "-m", "replen.cli", "serve", "--port", str(port)],
@@ -126,12 +155,14 @@ def main() -> None:
             for w in warm:
                 for row in w:
                     row["event_id"] = "warm-" + row["event_id"]
-            _send(f"http://127.0.0.1:{port}", warm, 1)
+            till, admin = bearer["pos_ingest"], {"Authorization": bearer["admin"]}
+            _send(f"http://127.0.0.1:{port}", warm, 1, till)
             _send(f"http://127.0.0.1:{base_port}", warm, 1)
-            httpx.get(f"http://127.0.0.1:{port}/v1/ops/push-latency?reset=true", timeout=300)
+            ops = f"http://127.0.0.1:{port}/v1/ops/push-latency"
+            httpx.get(f"{ops}?reset=true", timeout=300, headers=admin).raise_for_status()
             base_s, lines = _send(f"http://127.0.0.1:{base_port}", batches, args.clients)
-            replen_s, _ = _send(f"http://127.0.0.1:{port}", batches, args.clients)
-            latency = httpx.get(f"http://127.0.0.1:{port}/v1/ops/push-latency", timeout=120).json()
+            replen_s, _ = _send(f"http://127.0.0.1:{port}", batches, args.clients, till)
+            latency = httpx.get(ops, timeout=120, headers=admin).json()
         finally:
             for proc in (replen, echo):
                 proc.terminate()
@@ -144,8 +175,8 @@ def main() -> None:
         "baseline_lines_per_s": round(lines / base_s),
         "replen_lines_per_s": round(lines / replen_s),
         "ratio": round(base_s / replen_s, 3),
-        "ack_to_online_p50_s": round(latency["p50"], 3),
-        "ack_to_online_p99_s": round(latency["p99"], 3),
+        "ack_to_online_p50_s": round(latency["p50"] or float("nan"), 3),
+        "ack_to_online_p99_s": round(latency["p99"] or float("nan"), 3),
         "push_samples": latency["samples"],
     }
     if not args.json:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -13,6 +14,8 @@ __all__ = [
     "BODY_COLUMNS",
     "EVENT_COLUMNS",
     "EVENT_SCHEMA",
+    "ID_PATTERN",
+    "ID_RULE",
     "REJECT_SCHEMA",
     "ValidationResult",
     "same_body",
@@ -32,6 +35,11 @@ EVENT_SCHEMA: dict[str, pl.DataType] = {
 }
 EVENT_COLUMNS = tuple(EVENT_SCHEMA)
 BODY_COLUMNS = tuple(c for c in EVENT_SCHEMA if c != "event_id")
+# Ids (event, store, SKU, promotion, register): 1–64 printable ASCII characters, no
+# control or invisible characters that would make two ids look alike.
+ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9 _.:/#@+\-]{0,63}")
+ID_RULE = "1–64 characters: letters, digits, space and _ . : / # @ + - (starting alphanumeric)"
+_ID_REGEX = "^" + ID_PATTERN.pattern + "$"
 _REQUIRED = ("event_id", "store_id", "sku_id", "sold_at", "quantity", "unit_price")
 _OPTIONAL = ("promo_id", "register_id", "currency")
 
@@ -224,10 +232,15 @@ def validate_events(
     now: datetime | None = None,
     max_future_skew: timedelta = timedelta(minutes=5),
     max_abs_quantity: float = 10_000.0,
+    max_age: timedelta = timedelta(days=10_958),
+    max_unit_price: float = 1_000_000.0,
+    allowed_stores: set[str] | None = None,
 ) -> ValidationResult:
     """Check every line against the POS contract; each line ends up accepted or rejected.
 
     The first failing rule of a line names it: ``<field>.<rule>`` (e.g. ``quantity.nonzero``).
+    ``sold_at`` must lie within ``max_age`` before ``now`` and ``max_future_skew`` after;
+    ``allowed_stores`` (None: any) are the stores the sender may write (``store_id.scope``).
     """
     missing = [c for c in _REQUIRED if c not in raw.columns]
     if missing:
@@ -238,7 +251,13 @@ def validate_events(
             hint="map your columns to the contract (see `replen ingest pos --help`)",
         )
     now = now or datetime.now(UTC)
-    raw = raw.with_row_index("_line")
+    # ``_line``, when given, is each line's place in what the sender sent (HTTP bodies
+    # whose unparsable lines were set aside); otherwise the row number.
+    raw = (
+        raw.with_columns(pl.col("_line").cast(pl.UInt32))
+        if "_line" in raw.columns
+        else raw.with_row_index("_line")
+    )
     frame = raw.with_columns(
         *[pl.lit(None, dtype=pl.String).alias(c) for c in _OPTIONAL if c not in raw.columns],
     )
@@ -254,10 +273,27 @@ def validate_events(
         *_parse_time(frame["sold_at"]),
     )
     limit = pl.lit(now + max_future_skew).cast(pl.Datetime("us", "UTC"))
+    oldest = pl.lit(now - max_age).cast(pl.Datetime("us", "UTC"))
+    scope = (
+        pl.lit(False)
+        if allowed_stores is None
+        else ~pl.col("store_id").is_in(sorted(allowed_stores))
+    )
     checks: list[tuple[str, str, pl.Expr, str]] = [
         ("event_id", "required", pl.col("event_id").is_null(), "event_id is required"),
+        ("event_id", "format", _bad_id("event_id"), f"event_id must be {ID_RULE}"),
         ("store_id", "required", pl.col("store_id").is_null(), "store_id is required"),
+        ("store_id", "format", _bad_id("store_id"), f"store_id must be {ID_RULE}"),
+        (
+            "store_id",
+            "scope",
+            scope,
+            "store_id is outside the stores this client may send for",
+        ),
         ("sku_id", "required", pl.col("sku_id").is_null(), "sku_id is required"),
+        ("sku_id", "format", _bad_id("sku_id"), f"sku_id must be {ID_RULE}"),
+        ("promo_id", "format", _bad_id("promo_id"), f"promo_id must be {ID_RULE}"),
+        ("register_id", "format", _bad_id("register_id"), f"register_id must be {ID_RULE}"),
         (
             "sold_at",
             "timestamp",
@@ -275,6 +311,12 @@ def validate_events(
             "future",
             pl.col("sold_at") > limit,
             f"sold_at is later than now + {max_future_skew} (clock skew?)",
+        ),
+        (
+            "sold_at",
+            "past",
+            pl.col("sold_at") < oldest,
+            f"sold_at is more than {max_age.days} days before now",
         ),
         ("quantity", "number", pl.col("quantity").is_null(), "quantity must be a number"),
         (
@@ -298,6 +340,12 @@ def validate_events(
             "unit_price must be finite",
         ),
         ("unit_price", "nonnegative", pl.col("unit_price") < 0, "unit_price must be >= 0"),
+        (
+            "unit_price",
+            "bound",
+            pl.col("unit_price") > max_unit_price,
+            f"unit_price must be at most {max_unit_price:g}",
+        ),
         (
             "currency",
             "iso4217",
@@ -343,6 +391,10 @@ def same_body(left_suffix: str = "", right_suffix: str = "_other") -> pl.Expr:
     )
 
 
+def _bad_id(name: str) -> pl.Expr:
+    return pl.col(name).is_not_null() & ~pl.col(name).str.contains(_ID_REGEX)
+
+
 def _as_text(name: str) -> pl.Expr:
     text = pl.col(name).cast(pl.String).str.strip_chars()
     return pl.when(text == "").then(None).otherwise(text).alias(name)
@@ -368,13 +420,13 @@ def _parse_time(column: pl.Series) -> list[pl.Series]:
             ]
         return [
             column.dt.convert_time_zone("UTC").cast(utc).alias("sold_at"),
-            pl.Series("_naive", [False] * len(column)),
+            pl.Series("_naive", [False] * len(column), dtype=pl.Boolean),
         ]
     text = (
         column.cast(pl.String).str.strip_chars().str.replace(" ", "T").str.replace(r"Z$", "+00:00")
     )
     aware = text.str.strptime(utc, "%Y-%m-%dT%H:%M:%S%.f%:z", strict=False)
-    naive = pl.Series("_naive", [False] * len(column))
+    naive = pl.Series("_naive", [False] * len(column), dtype=pl.Boolean)
     missed = aware.is_null() & text.is_not_null()
     if missed.any():
         rest = text.filter(missed)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import polars as pl
 
+from features.events import ID_RULE, _bad_id
 from kernel.errors import InvalidInput
 from kernel.inputs import check_names, data_line, read_table
 
@@ -29,10 +31,20 @@ def read_inventory(path: Path) -> pl.DataFrame:
 
 
 def validate_inventory(
-    frame: pl.DataFrame, *, source: str | None = None, first_line: int | None = None
+    frame: pl.DataFrame,
+    *,
+    source: str | None = None,
+    first_line: int | None = None,
+    now: datetime | None = None,
+    max_age: timedelta = timedelta(days=10_958),
+    max_future_skew: timedelta = timedelta(minutes=5),
+    max_on_hand: float = 10_000_000.0,
+    allowed_stores: set[str] | None = None,
 ) -> pl.DataFrame:
-    """Type and check snapshots; raises :class:`InvalidInput` naming the first bad row (its
-    file line when ``first_line``, the line of row 0, is given), the field and the rule."""
+    """Type and check snapshots, all or nothing; raises :class:`InvalidInput` naming the
+    first bad row (its file line when ``first_line``, the line of row 0, is given), its
+    field, value and rule. ``allowed_stores`` (None: any) are the stores the sender may
+    write (rule ``store_id.scope``)."""
     missing = [c for c in INVENTORY_COLUMNS if c not in frame.columns]
     if missing:
         raise InvalidInput(
@@ -41,7 +53,11 @@ def validate_inventory(
             rule="column.required",
             source=source,
         )
-    indexed = frame.with_row_index("_row")
+    now = now or datetime.now(UTC)
+    indexed = frame.with_row_index("_row").with_columns(
+        pl.col("store_id").cast(pl.String).str.strip_chars(),
+        pl.col("sku_id").cast(pl.String).str.strip_chars(),
+    )
     as_of = indexed["as_of"]
     if isinstance(as_of.dtype, pl.Datetime):
         if as_of.dtype.time_zone is None:
@@ -59,25 +75,45 @@ def validate_inventory(
         )
     on_hand = indexed["on_hand"].cast(pl.Float64, strict=False)
     typed = indexed.with_columns(parsed.alias("as_of"), on_hand.alias("on_hand"))
+    utc = pl.Datetime("us", "UTC")
     checks = [
-        ("store_id", pl.col("store_id").is_null(), "required", "is required"),
-        ("sku_id", pl.col("sku_id").is_null(), "required", "is required"),
-        ("as_of", pl.col("as_of").is_null(), "timestamp", "must be ISO-8601 with a UTC offset"),
+        ("store_id", "required", pl.col("store_id").is_null(), "is required"),
+        ("store_id", "format", _bad_id("store_id"), f"must be {ID_RULE}"),
         (
-            "on_hand",
-            ~pl.col("on_hand").is_finite().fill_null(False),
-            "number",
-            "must be a finite number",
+            "store_id",
+            "scope",
+            pl.lit(False)
+            if allowed_stores is None
+            else ~pl.col("store_id").is_in(sorted(allowed_stores)),
+            "is outside the stores this client may send for",
         ),
+        ("sku_id", "required", pl.col("sku_id").is_null(), "is required"),
+        ("sku_id", "format", _bad_id("sku_id"), f"must be {ID_RULE}"),
+        ("as_of", "timestamp", pl.col("as_of").is_null(), "must be ISO-8601 with a UTC offset"),
+        (
+            "as_of",
+            "future",
+            pl.col("as_of") > pl.lit(now + max_future_skew).cast(utc),
+            f"is later than now + {max_future_skew}",
+        ),
+        (
+            "as_of",
+            "past",
+            pl.col("as_of") < pl.lit(now - max_age).cast(utc),
+            f"is more than {max_age.days} days before now",
+        ),
+        ("on_hand", "finite", ~pl.col("on_hand").is_finite(), "must be a finite number"),
+        ("on_hand", "nonnegative", pl.col("on_hand") < 0, "must be >= 0"),
+        ("on_hand", "bound", pl.col("on_hand") > max_on_hand, f"must be at most {max_on_hand:g}"),
     ]
-    for field, failed, rule, says in checks:
-        bad = typed.filter(failed)
+    for field, rule, failed, message in checks:
+        bad = typed.filter(failed.fill_null(field == "on_hand"))
         if bad.height:
             i = int(bad["_row"][0])
             value = frame[field][i]
             prefix = f"row {i}: " if first_line is None else ""  # no file: the item's index
             raise InvalidInput(
-                f"{prefix}{field}={value!r} {says}",
+                f"{prefix}{field}={value!r} {message}",
                 field=field,
                 value=value,
                 rule=f"{field}.{rule}",

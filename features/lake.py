@@ -26,10 +26,10 @@ from typing import Any
 import polars as pl
 
 from features.events import EVENT_SCHEMA, REJECT_SCHEMA, ValidationResult, same_body
-from kernel.errors import StorageError, storage_error
+from kernel.errors import InvalidInput, NotFound, StorageError, storage_error
 from kernel.files import atomic_write, fsync_path, write_bytes
 
-__all__ = ["BatchReport", "Lake"]
+__all__ = ["BatchReport", "Lake", "VoidReport"]
 
 _EVENT_COLUMNS = [*EVENT_SCHEMA, "batch_id"]
 # How often a long-running writer sweeps parts that dead writers left uncommitted.
@@ -55,8 +55,32 @@ class BatchReport:
         return asdict(self)
 
 
+@dataclass
+class VoidReport:
+    """A correction: events voided (never deleted); the record names who and why."""
+
+    batch_id: str
+    actor: str
+    reason: str
+    voided: int
+    already_void: int
+    not_found: list[str]
+    batches: list[str]
+    keys: list[tuple[str, str]] = field(default_factory=list)  # store×SKUs touched
+
+    def to_dict(self) -> dict[str, object]:
+        data = asdict(self)
+        data["keys"] = len(self.keys)
+        return data
+
+
 class Lake:
-    """The POS lake rooted at ``root``; one writer at a time (an exclusive file lock)."""
+    """The POS lake rooted at ``root``; one writer at a time (an exclusive file lock).
+
+    History is never edited: a correction commits a *void* batch listing event ids, and
+    every reader of events (:meth:`scan_events`) leaves voided events out. A voided id
+    stays known, so resending it is a duplicate, not a new sale.
+    """
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
@@ -64,7 +88,14 @@ class Lake:
         self.inventory_dir = self.root / "inventory"
         self.quarantine_dir = self.root / "quarantine"
         self.manifest_dir = self.root / "_manifests"
-        for d in (self.events_dir, self.inventory_dir, self.quarantine_dir, self.manifest_dir):
+        self.voids_dir = self.root / "voids"
+        for d in (
+            self.events_dir,
+            self.inventory_dir,
+            self.quarantine_dir,
+            self.manifest_dir,
+            self.voids_dir,
+        ):
             d.mkdir(parents=True, exist_ok=True)
         # Caches of committed state, extended as new manifests appear (any process may
         # commit; manifests are immutable once written).
@@ -79,8 +110,10 @@ class Lake:
         validated: ValidationResult,
         known_stores: set[str] | None = None,
         known_skus: set[str] | None = None,
+        actor: str | None = None,
     ) -> BatchReport:
-        """Commit the valid, new events of a batch and quarantine the rest, atomically."""
+        """Commit the valid, new events of a batch and quarantine the rest, atomically;
+        ``actor`` (who sent it) is kept in the batch's manifest."""
         batch_id = _new_batch_id()
         accepted = validated.accepted
         received = accepted.height + validated.rejected.height
@@ -110,7 +143,7 @@ class Lake:
                 last_sold_at=_iso(new["sold_at"].max()) if new.height else None,
             )
             with self._or_discard(batch_id):
-                self._commit(batch_id, "pos", files, report.to_dict())
+                self._commit(batch_id, "pos", files, report.to_dict(), actor)
             self._index_new(batch_id, new)
         assert report.received == report.accepted + report.duplicates + report.rejected
         return report
@@ -132,16 +165,102 @@ class Lake:
                 self._commit(batch_id, "inventory", [path], {"rows": frame.height})
         return frame.height
 
+    def void(
+        self,
+        *,
+        actor: str,
+        reason: str,
+        event_ids: list[str] | None = None,
+        batch_ids: list[str] | None = None,
+    ) -> VoidReport:
+        """Void events by id and/or every event of whole batches: commits a void batch (its
+        manifest names ``actor`` and ``reason``); readers leave those events out from then on.
+        """
+        event_ids, batch_ids = list(event_ids or []), list(batch_ids or [])
+        if not reason.strip():
+            raise InvalidInput(
+                "a correction needs a reason", field="reason", rule="reason.required"
+            )
+        if not event_ids and not batch_ids:
+            raise InvalidInput(
+                "name the events to void (event ids or batch ids)",
+                field="event_ids",
+                rule="event_ids.required",
+            )
+        batch_id = _new_batch_id()
+        with self._lock():
+            self._remove_orphans()
+            self._refresh()
+            unknown = [b for b in batch_ids if self._manifests.get(b, {}).get("kind") != "pos"]
+            if unknown:
+                raise NotFound(
+                    f"no POS batch {unknown[0]!r}",
+                    hint="batch ids are in each ingest's answer and in `replen quarantine list`",
+                )
+            wanted = pl.DataFrame({"event_id": event_ids}, schema={"event_id": pl.String})
+            by_batch = (
+                self.scan_events(apply_voids=False)
+                .filter(pl.col("batch_id").is_in(batch_ids))
+                .select("event_id")
+                .collect()
+                if batch_ids
+                else wanted.clear()
+            )
+            targets = pl.concat([wanted, by_batch]).unique(maintain_order=True)
+            found = (
+                self.scan_events(apply_voids=False)
+                .join(targets.lazy(), on="event_id", how="semi")
+                .select("event_id", "store_id", "sku_id")
+                .collect()
+            )
+            missing = targets.join(found, on="event_id", how="anti")["event_id"].to_list()
+            before = self._voided_ids()
+            fresh = found.join(before, on="event_id", how="anti")
+            files: list[Path] = []
+            report = VoidReport(
+                batch_id=batch_id,
+                actor=actor,
+                reason=reason,
+                voided=fresh.height,
+                already_void=found.height - fresh.height,
+                not_found=missing[:1000],
+                batches=batch_ids,
+                keys=sorted(set(fresh.select("store_id", "sku_id").iter_rows())),
+            )
+            summary = report.to_dict() | {"not_found_count": len(missing)}
+            with self._or_discard(batch_id):
+                if fresh.height:
+                    path = self.voids_dir / f"part-{batch_id}.parquet"
+                    _atomic_parquet(fresh.select("event_id"), path)
+                    files.append(path)
+                self._commit(batch_id, "void", files, summary, actor)
+        return report
+
+    def voids(self) -> list[dict[str, Any]]:
+        """Every correction record (void batch manifests), oldest first."""
+        return [m for m in self.batches() if m["kind"] == "void"]
+
     # Reading -------------------------------------------------------------------------------
-    def scan_events(self, since: date | None = None) -> pl.LazyFrame:
-        """Committed POS events (lazy); ``since`` prunes day partitions before that date."""
+    def scan_events(self, since: date | None = None, *, apply_voids: bool = True) -> pl.LazyFrame:
+        """Committed POS events (lazy), voided ones left out; ``since`` prunes day
+        partitions before that date."""
         files = self._committed_files(self.events_dir)
         if since is not None:
             cut = f"date={since.isoformat()}"
             files = [f for f in files if f.parent.name >= cut]
         if not files:
             return pl.LazyFrame(schema={**EVENT_SCHEMA, "batch_id": pl.String})
-        return pl.scan_parquet(files)
+        events = pl.scan_parquet(files)
+        voids = self._committed_files(self.voids_dir) if apply_voids else []
+        if voids:
+            events = events.join(pl.scan_parquet(voids), on="event_id", how="anti")
+        return events
+
+    def _voided_ids(self) -> pl.DataFrame:
+        files = self._committed_files(self.voids_dir)
+        if not files:
+            return pl.DataFrame(schema={"event_id": pl.String})
+        return pl.read_parquet(files, columns=["event_id"])
 
     def scan_inventory(self) -> pl.LazyFrame:
         files = self._committed_files(self.inventory_dir)
@@ -165,10 +284,14 @@ class Lake:
 
     def newest_sold_at(self) -> datetime | None:
         """The latest sold_at of any committed event, from the batch manifests (no scan)."""
+        batches = self.batches()
+        voided = {b for m in batches if m["kind"] == "void" for b in m["summary"]["batches"]}
         times = [
             datetime.fromisoformat(str(m["summary"]["last_sold_at"]))
-            for m in self.batches()
-            if m["kind"] == "pos" and m["summary"].get("last_sold_at")
+            for m in batches
+            if m["kind"] == "pos"
+            and m["summary"].get("last_sold_at")
+            and m["batch_id"] not in voided
         ]
         return max(times, default=None)
 
@@ -265,11 +388,14 @@ class Lake:
         _atomic_parquet(frame, path)
         return path
 
-    def _commit(self, batch_id: str, kind: str, files: list[Path], summary: dict) -> None:
+    def _commit(
+        self, batch_id: str, kind: str, files: list[Path], summary: dict, actor: str | None = None
+    ) -> None:
         """Write the manifest last: from this moment on, the batch exists."""
         manifest = {
             "batch_id": batch_id,
             "kind": kind,
+            "actor": actor,
             "committed_at": datetime.now(UTC).isoformat(),
             "files": [str(p.relative_to(self.root)) for p in files],
             "summary": summary,
@@ -329,7 +455,12 @@ class Lake:
                 # write sweeps everything no manifest names, whatever remains now.
                 self._swept_at = None
                 shutil.rmtree(self.root / "_staging" / batch_id, ignore_errors=True)
-                for under in (self.events_dir, self.inventory_dir, self.quarantine_dir):
+                for under in (
+                    self.events_dir,
+                    self.inventory_dir,
+                    self.quarantine_dir,
+                    self.voids_dir,
+                ):
                     for part in under.rglob(f"part-{batch_id}.parquet"):
                         part.unlink(missing_ok=True)
             found = storage_error(exc) if isinstance(exc, Exception) else None
@@ -354,7 +485,7 @@ class Lake:
         self._swept_at = now
         self._refresh()
         committed = {self.root / str(n) for m in self._manifests.values() for n in m["files"]}
-        for under in (self.events_dir, self.inventory_dir, self.quarantine_dir):
+        for under in (self.events_dir, self.inventory_dir, self.quarantine_dir, self.voids_dir):
             for path in under.rglob("*"):
                 if path.is_file() and path not in committed:
                     path.unlink(missing_ok=True)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import polars as pl
 
-from features.events import validate_events
+from features.events import ValidationResult, validate_events
 from features.lake import BatchReport
 from features.sales import daily_sales, last_date, velocity, velocity_history
 from jobs.runtime import MasterDataMissing, NoSales, Runtime
@@ -71,16 +71,25 @@ def ingest_pos(
     push: bool = True,
     chunk_rows: int = 250_000,
     on_progress: Callable[[int], None] | None = None,
+    live: bool = False,
+    allowed_stores: set[str] | None = None,
+    unparsed: pl.DataFrame | None = None,
+    actor: str | None = None,
 ) -> IngestSummary:
     """Validate and commit POS lines (contract-named columns) in batches of ``chunk_rows``.
 
     Each batch is committed atomically and acknowledged only once durable; the touched
-    store×SKUs' velocity is then pushed online (``push``).
+    store×SKUs' velocity is then pushed online (``push``). ``live`` lines (HTTP) may be at
+    most ``pos_max_age_days`` old, backfills (files) ``backfill_max_age_days``;
+    ``allowed_stores`` limits the stores the sender may write; ``unparsed`` lines (the
+    quarantine's schema: lines that were not even JSON) are quarantined with the first batch;
+    ``actor`` (the sender) is recorded in each batch's manifest.
     """
     s = rt.settings
     known_stores, known_skus = _known_keys(rt)
     summary = IngestSummary()
     now = datetime.now(UTC)
+    max_age = s.pos_max_age_days if live else s.backfill_max_age_days
     for start in range(0, max(raw.height, 1), chunk_rows):
         chunk = raw.slice(start, chunk_rows)
         validated = validate_events(
@@ -88,8 +97,16 @@ def ingest_pos(
             now=now,
             max_future_skew=timedelta(seconds=s.max_future_skew_seconds),
             max_abs_quantity=s.max_abs_quantity,
+            max_age=timedelta(days=max_age),
+            max_unit_price=s.max_unit_price,
+            allowed_stores=allowed_stores,
         )
-        report = rt.lake.append_events(validated, known_stores, known_skus)
+        if start == 0 and unparsed is not None and unparsed.height:
+            validated = ValidationResult(
+                accepted=validated.accepted,
+                rejected=pl.concat([unparsed, validated.rejected], how="vertical_relaxed"),
+            )
+        report = rt.lake.append_events(validated, known_stores, known_skus, actor=actor)
         summary.add(report)
         if push and report.accepted:
             summary.pushed += push_velocity(

@@ -1,41 +1,58 @@
-"""The Replen HTTP service: POS and inventory ingestion, monitoring, Prometheus metrics."""
+"""The Replen HTTP service: POS and inventory ingestion, the planner API, corrections,
+monitoring, Prometheus metrics; every route behind the one access policy."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from datetime import timedelta
+from typing import Annotated, Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from polars.exceptions import PolarsError
+from pydantic import BaseModel
 from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import replen.metrics  # chooses the Prometheus value backend before feast loads
 from jobs.runtime import Runtime
-from kernel.errors import ReplenError, storage_error
+from kernel.errors import ReplenError, Unauthorized, storage_error
+from replen.api.limits import BodyLimits
+from replen.api.problems import PROBLEM_MEDIA, RateLimited
 from replen.api.pusher import VelocityPusher
+from replen.api.security import AccessControl, check_routes, public, require, secured
 from replen.settings import Settings
 
 __all__ = ["create_app"]
 
 log = logging.getLogger("replen.app")
-PROBLEM = "application/problem+json"
+
+
+class Health(BaseModel):
+    status: str
+
+
+class PushLatency(BaseModel):
+    samples: int
+    pushed_rows: int
+    p50: float | None
+    p99: float | None
+    max: float | None
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the app; one runtime and one velocity pusher per process."""
+    """Build the app; one runtime, one velocity pusher and one access control per process."""
     settings = settings or Settings()
     runtime = Runtime(settings)
     replen.metrics.register_ledger(settings.db_url)
+    access = build_access(runtime)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         pusher = VelocityPusher(settings)
-        app.state.runtime = runtime
         app.state.pusher = pusher
         pusher.start()
         try:
@@ -47,32 +64,68 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(
         title="Replen",
         summary="Demand forecasting and auto-replenishment for retailers.",
+        description="Every route but /healthz, the token endpoint and the JWKS needs a bearer "
+        "token from `POST /v1/oauth/token`; what it may do follows its roles and stores.",
         version="0.1.0",
         lifespan=lifespan,
     )
+    app.state.runtime = runtime
+    app.state.access = access
+    app.add_middleware(
+        BodyLimits,
+        sizes={"small": settings.max_small_request_bytes, "ingest": settings.max_request_bytes},
+    )
+    from replen.api.corrections import router as corrections_router
+    from replen.api.oauth import router as oauth_router
+    from replen.api.orders import router as orders_router
     from replen.api.pos import router as pos_router
 
-    app.include_router(pos_router)
+    for router in (oauth_router, pos_router, orders_router, corrections_router):
+        app.include_router(router)
 
-    @app.get("/healthz", tags=["ops"])
+    @app.get("/healthz", tags=["ops"], response_model=Health, dependencies=[public()])
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/metrics", tags=["ops"])
+    # /metrics names stores and jobs: behind `metrics:read` unless the operator opts out
+    # for a private network (Prometheus scrapes with its oauth2 client-credentials config).
+    metrics_policy = public() if settings.metrics_public else require("metrics:read")
+
+    @app.get(
+        "/metrics",
+        tags=["ops"],
+        dependencies=[metrics_policy],
+        responses={
+            200: {"content": {"text/plain": {"schema": {"type": "string"}}}},
+            **secured(),
+        },
+        response_class=Response,
+    )
     def metrics() -> Response:
         from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
-    @app.get("/v1/monitor", tags=["ops"])
+    @app.get(
+        "/v1/monitor",
+        tags=["ops"],
+        dependencies=[require("monitor:read")],
+        responses=secured(),
+    )
     def monitor(request: Request) -> dict[str, Any]:
         """Freshness per store and the reject ratio; updates the Prometheus gauges."""
         from jobs.monitor import run_monitor
 
         return run_monitor(request.app.state.runtime, record=False).to_dict()
 
-    @app.get("/v1/ops/push-latency", tags=["ops"])
-    def push_latency(request: Request, reset: bool = False) -> dict[str, Any]:
+    @app.get(
+        "/v1/ops/push-latency",
+        tags=["ops"],
+        response_model=PushLatency,
+        dependencies=[require("ops:admin")],
+        responses=secured(422),
+    )
+    def push_latency(request: Request, reset: Annotated[bool, Query()] = False) -> dict[str, Any]:
         """Seconds from POS acknowledgement to online visibility of velocity (this process).
 
         Waits for pending pushes first; ``reset`` clears the samples after answering.
@@ -81,22 +134,41 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
         pusher = request.app.state.pusher
         pusher.drain()
-        lat = np.array(pusher.latencies) if pusher.latencies else np.array([np.nan])
+        lat = np.array(pusher.latencies) if pusher.latencies else None
         if reset:
             pusher.latencies = []
         return {
-            "samples": len(pusher.latencies),
+            "samples": 0 if lat is None else len(lat),
             "pushed_rows": pusher.pushed,
-            "p50": float(np.nanpercentile(lat, 50)),
-            "p99": float(np.nanpercentile(lat, 99)),
-            "max": float(np.nanmax(lat)),
+            "p50": None if lat is None else float(np.percentile(lat, 50)),
+            "p99": None if lat is None else float(np.percentile(lat, 99)),
+            "max": None if lat is None else float(np.max(lat)),
         }
 
-    _map_errors(app)
+    install_problem_handlers(app)
+    app.state.policies = check_routes(app)
     return app
 
 
-def _map_errors(app: FastAPI) -> None:
+def build_access(runtime: Runtime) -> AccessControl:
+    from replen.auth.store import IdentityStore
+    from replen.auth.tokens import TokenService
+
+    s = runtime.settings
+    tokens = TokenService(
+        IdentityStore(runtime.engine),
+        issuer=s.token_issuer,
+        access_ttl=timedelta(minutes=s.access_token_minutes),
+        refresh_ttl=timedelta(days=s.refresh_token_days),
+    )
+    return AccessControl(
+        tokens,
+        per_minute=s.rate_limit_per_minute,
+        sign_in_failures_per_minute=s.sign_in_failures_per_minute,
+    )
+
+
+def install_problem_handlers(app: FastAPI) -> None:
     """The HTTP error edge: every failure is an ``application/problem+json`` document with
     the right status — domain errors by their kind, request validation 422, unknown routes
     404, wrong methods 405, a full or read-only disk 507/503 — and a bug a plain 500 whose
@@ -104,11 +176,18 @@ def _map_errors(app: FastAPI) -> None:
 
     def problem(request: Request, doc: dict[str, Any], headers: Any = None) -> JSONResponse:
         doc.setdefault("instance", request.url.path)
-        return JSONResponse(doc, status_code=doc["status"], media_type=PROBLEM, headers=headers)
+        return JSONResponse(
+            doc, status_code=doc["status"], media_type=PROBLEM_MEDIA, headers=headers
+        )
 
     @app.exception_handler(ReplenError)
     async def replen_error(request: Request, exc: ReplenError) -> JSONResponse:
-        return problem(request, exc.problem())
+        headers: dict[str, str] = {}
+        if isinstance(exc, RateLimited):
+            headers["Retry-After"] = str(exc.retry_after)
+        if isinstance(exc, Unauthorized):
+            headers["WWW-Authenticate"] = 'Bearer realm="replen"'
+        return problem(request, exc.problem(), headers=headers or None)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -19,11 +19,12 @@ def metadata() -> MetaData:
     """Every table Replen owns, from the stages that own them."""
     from jobs.ledger import Base as LedgerBase
     from jobs.lock import LockRow  # noqa: F401  (registers the lock table on LedgerBase)
+    from replen.auth.store import Base as AuthBase
     from replenishment.orders import Base as OrdersBase
     from replenishment.rules_store import _meta as rules_meta
 
     combined = MetaData()
-    for source in (OrdersBase.metadata, LedgerBase.metadata, rules_meta):
+    for source in (OrdersBase.metadata, LedgerBase.metadata, rules_meta, AuthBase.metadata):
         for table in source.tables.values():
             table.to_metadata(combined)
     return combined

@@ -41,6 +41,7 @@ class DemoSummary:
     training: dict[str, Any]
     plan: dict[str, Any]
     paths: dict[str, str] = field(default_factory=dict)
+    access: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -50,6 +51,7 @@ class DemoSummary:
             "training": self.training,
             "plan": self.plan,
             "paths": self.paths,
+            "access": self.access,
         }
 
 
@@ -96,6 +98,7 @@ def run_demo(
 
     stage(4)
     plan = forecast_and_plan(rt, history=history)
+    access = local_admin(settings)
 
     return DemoSummary(
         params=params,
@@ -111,7 +114,31 @@ def run_demo(
             "mlflow": settings.tracking_uri,
             "backtest_plot": str((settings.out_dir / "backtest.png").resolve()),
         },
+        access=access,
     )
+
+
+def local_admin(settings: Settings) -> dict[str, Any]:
+    """The local admin of a one-box install: created with a generated password (kept in a
+    file only its owner may read) and signed in for the CLI, unless identities exist."""
+    from replen.auth.session import _write_private, login, token_service
+
+    password_file = settings.data_dir / "admin-password"
+    identities = token_service(settings).identities
+    created = False
+    if identities.count() == 0:
+        issued = identities.create(
+            "user", "admin", roles=["admin"], stores=["*"], actor="system:demo"
+        )
+        _write_private(password_file, issued.secret + "\n")
+        login(settings, "admin", issued.secret)
+        created = True
+    return {
+        "sub": "user:admin",
+        "created": created,
+        "password_file": str(password_file.resolve()) if password_file.exists() else None,
+        "credentials": str(settings.credentials_path.resolve()),
+    }
 
 
 def _prepare(settings: Settings, params: dict[str, Any], reset: bool) -> None:

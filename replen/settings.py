@@ -62,6 +62,43 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(
         20_000_000, gt=0, description="Largest POS request body; larger gets HTTP 413."
     )
+    max_small_request_bytes: int = Field(
+        65_536, gt=0, description="Largest body of every other request (token, orders …)."
+    )
+    max_lines_per_request: int = Field(
+        100_000, gt=0, description="Most lines (events, snapshots) in one request; more → 413."
+    )
+    max_response_errors: int = Field(
+        1_000,
+        ge=0,
+        description="Rejected lines listed one by one in a response; the rest summarised.",
+    )
+    pos_max_age_days: float = Field(
+        400.0, gt=0, description="HTTP: sold_at / as_of may lie at most this far in the past."
+    )
+    backfill_max_age_days: float = Field(
+        10_958.0, gt=0, description="File ingest: how far in the past sold_at may lie (30 years)."
+    )
+    max_unit_price: float = Field(1_000_000.0, gt=0, description="Largest unit_price per line.")
+    max_on_hand: float = Field(10_000_000.0, gt=0, description="Largest on_hand per snapshot.")
+    # Access
+    access_token_minutes: float = Field(
+        10.0, gt=0, le=1440, description="Lifetime of signed access tokens."
+    )
+    refresh_token_days: float = Field(30.0, gt=0, description="Lifetime of refresh tokens.")
+    token_issuer: str = Field("replen", description="The `iss` of access tokens.")
+    rate_limit_per_minute: int = Field(
+        1_200, gt=0, description="Requests per identity per minute (per server process)."
+    )
+    sign_in_failures_per_minute: int = Field(
+        10, gt=0, description="Failed token requests per name and address per minute."
+    )
+    metrics_public: bool = Field(
+        False, description="Serve /metrics without a token (only on a trusted network)."
+    )
+    credentials_file: Path | None = Field(
+        None, description="Where `replen login` keeps its session; <data_dir>/credentials.json."
+    )
     freshness_max_lag_seconds: float = Field(
         120.0, gt=0, description="Alert when a store's newest event is older than this."
     )
@@ -124,6 +161,10 @@ class Settings(BaseSettings):
     @property
     def master_dir(self) -> Path:
         return self.data_dir / "master"
+
+    @property
+    def credentials_path(self) -> Path:
+        return self.credentials_file or self.data_dir / "credentials.json"
 
     @property
     def out_dir(self) -> Path:

@@ -57,3 +57,77 @@ def procs(tmp_path: Path):
         yield started
     finally:
         started.close()
+
+
+@pytest.fixture(scope="session")
+def migrated_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A database file at the newest migration, made once; copy it for a fresh database."""
+    from replen.db import upgrade
+
+    path = tmp_path_factory.mktemp("template") / "replen.db"
+    upgrade(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture()
+def db_url(tmp_path: Path, migrated_db: Path) -> str:
+    """A fresh, migrated SQLite database for this test."""
+    import shutil
+
+    target = tmp_path / "fresh.db"
+    shutil.copy(migrated_db, target)
+    return f"sqlite:///{target}"
+
+
+class AccessKit:
+    """Identities in a test database and bearer headers for them (tokens issued directly)."""
+
+    def __init__(self, db_url: str) -> None:
+        from jobs.runtime import ensure_schema
+        from replen.auth.store import IdentityStore
+        from replen.auth.tokens import TokenService
+
+        ensure_schema(db_url)
+        self.identities = IdentityStore(db_url)
+        self.tokens = TokenService(self.identities)
+        self._n = 0
+
+    def principal(
+        self,
+        roles: tuple[str, ...] = ("admin",),
+        stores: tuple[str, ...] = ("*",),
+        *,
+        kind: str = "client",
+        name: str | None = None,
+        approve_limit: float | None = None,
+    ):
+        self._n += 1
+        name = name or f"{'-'.join(roles) or 'none'}-{self._n}".replace("_", "-")
+        issued = self.identities.create(
+            kind,
+            name,
+            roles=list(roles),
+            stores=list(stores),
+            actor="test:setup",
+            approve_limit=approve_limit,
+            secret="test-secret-" + name,
+        )
+        principal = self.identities.principal(kind, name)
+        assert principal is not None
+        return principal, issued.secret
+
+    def headers(self, roles: tuple[str, ...] = ("admin",), stores=("*",), **kw) -> dict[str, str]:
+        principal, _ = self.principal(roles, stores, **kw)
+        token, _ = self.tokens.issue_access(principal)
+        return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture()
+def access(settings, migrated_db: Path) -> AccessKit:
+    import shutil
+
+    target = settings.data_dir / "replen.db"
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(migrated_db, target)
+    return AccessKit(settings.db_url)

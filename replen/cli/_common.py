@@ -35,6 +35,7 @@ __all__ = [
     "out",
     "quiet_libraries",
     "render_explained",
+    "signed_in",
     "sub_app",
 ]
 
@@ -150,6 +151,30 @@ def _fail(exc: ReplenError) -> None:
     text = escape(" ".join(str(exc).split()))  # one line, however the message was built
     console.print(f"[bold red]error:[/] {text}", highlight=False, soft_wrap=True)
     raise typer.Exit(exc.exit_code) from None
+
+
+def signed_in(
+    rt: Any, permission: str, *, store: str | None = None, value: float | None = None
+) -> Any:
+    """The identity this command acts as, checked against the one policy table.
+
+    In order: ``REPLEN_CLIENT_ID``/``REPLEN_CLIENT_SECRET`` (a machine, e.g. a cron job),
+    ``REPLEN_USERNAME``/``REPLEN_PASSWORD`` (a person, non-interactive), else the session
+    saved by ``replen login`` (a refresh token in a file only its owner may read).
+    """
+    from kernel.errors import Unauthorized
+    from replen.auth.policy import authorize
+    from replen.auth.session import cli_principal
+
+    principal = cli_principal(rt.settings, os.environ)
+    if principal is None:
+        raise Unauthorized(
+            "this command acts for a signed-in identity and none is signed in",
+            hint="run `replen login` (or set REPLEN_USERNAME/REPLEN_PASSWORD or "
+            "REPLEN_CLIENT_ID/REPLEN_CLIENT_SECRET)",
+        )
+    authorize(principal, permission, store=store, value=value)
+    return principal
 
 
 def emit(data: dict[str, Any], as_json: bool, render: Callable[[], None]) -> None:

@@ -30,7 +30,12 @@ def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
 ) -> None:
-    """Run the HTTP service: POST /v1/pos/events, POST /v1/inventory, /metrics, /v1/monitor."""
+    """Run the HTTP service: POS and stock ingest, the planner API, corrections, monitoring.
+
+    Every route but /healthz, POST /v1/oauth/token and /.well-known/jwks.json needs a bearer
+    token; give tills, the ERP and planners identities with `replen clients create` and
+    `replen users create`. OpenAPI at /docs.
+    """
     quiet_libraries()
     import uvicorn
 

@@ -17,6 +17,7 @@ from replen.cli._common import (
     load_settings,
     out,
     render_explained,
+    signed_in,
     sub_app,
 )
 
@@ -58,9 +59,6 @@ def orders_list(
     out.print(table)
 
 
-ActorOpt = Annotated[
-    str, typer.Option(help="Who does this (kept in the audit trail).", envvar="USER")
-]
 ReasonOpt = Annotated[str | None, typer.Option(help="Why (kept in the audit trail).")]
 
 
@@ -94,32 +92,27 @@ def orders_show(
         out.print(f"{h['at']:%Y-%m-%d %H:%M} {h['actor']}: {h['action']} {h['detail']}")
 
 
-def _transition(po_id: int, to: str, actor: str, reason: str | None, as_json: bool) -> None:
+def _transition(po_id: int, to: str, reason: str | None, as_json: bool) -> None:
     from jobs.runtime import Runtime
+    from replen.review import decide
 
     with errors():
-        before = Runtime(load_settings()).orders.transition(po_id, to, actor, reason)
-    emit(
-        {"po_id": po_id, "from": before, "to": to},
-        as_json,
-        lambda: out.print(f"PO {po_id}: {before} → [bold]{to}[/]"),
-    )
+        rt = Runtime(load_settings())
+        done = decide(rt, signed_in(rt, "orders:approve"), po_id, to, reason)
+    emit(done, as_json, lambda: out.print(f"PO {po_id}: {done['from']} → [bold]{to}[/]"))
 
 
 @orders_app.command("approve")
-def orders_approve(
-    po_id: int, actor: ActorOpt = "planner", reason: ReasonOpt = None, as_json: JsonOpt = False
-) -> None:
-    """Approve a suggested PO (it will go to the ERP with the next export)."""
-    _transition(po_id, "approved", actor, reason, as_json)
+def orders_approve(po_id: int, reason: ReasonOpt = None, as_json: JsonOpt = False) -> None:
+    """Approve a suggested PO as the signed-in approver (within their value limit); it goes
+    to the ERP with the next export."""
+    _transition(po_id, "approved", reason, as_json)
 
 
 @orders_app.command("reject")
-def orders_reject(
-    po_id: int, reason: ReasonOpt = None, actor: ActorOpt = "planner", as_json: JsonOpt = False
-) -> None:
-    """Reject a PO; a reason is required."""
-    _transition(po_id, "rejected", actor, reason, as_json)
+def orders_reject(po_id: int, reason: ReasonOpt = None, as_json: JsonOpt = False) -> None:
+    """Reject a PO as the signed-in approver; a reason is required."""
+    _transition(po_id, "rejected", reason, as_json)
 
 
 @orders_app.command("edit")
@@ -128,27 +121,26 @@ def orders_edit(
     sku_id: str,
     quantity: Annotated[int, typer.Argument(help="New quantity in units.")],
     reason: ReasonOpt = None,
-    actor: ActorOpt = "planner",
     as_json: JsonOpt = False,
 ) -> None:
-    """Change the quantity of one line of a suggested PO; a reason is required."""
+    """Change the quantity of one line of a suggested PO as the signed-in planner; a reason
+    is required."""
     from jobs.runtime import Runtime
+    from replen.review import edit
 
     with errors():
-        old, new = Runtime(load_settings()).orders.edit_line(
-            po_id, sku_id, quantity, actor, reason or ""
-        )
+        rt = Runtime(load_settings())
+        done = edit(rt, signed_in(rt, "orders:edit"), po_id, sku_id, quantity, reason or "")
     emit(
-        {"po_id": po_id, "sku_id": sku_id, "from": old, "to": new},
+        done,
         as_json,
-        lambda: out.print(f"PO {po_id} {sku_id}: {old} → [bold]{new}[/]"),
+        lambda: out.print(f"PO {po_id} {sku_id}: {done['from']} → [bold]{done['to']}[/]"),
     )
 
 
 @orders_app.command("export")
 def orders_export(
     path: Annotated[Path, typer.Argument(help="CSV file for the ERP.")],
-    actor: ActorOpt = "replen-export",
     as_json: JsonOpt = False,
 ) -> None:
     """Write every approved PO's lines to a CSV for the ERP, then mark those POs exported."""
@@ -159,7 +151,9 @@ def orders_export(
     from jobs.runtime import Runtime
 
     with errors():
-        store = Runtime(load_settings()).orders
+        rt = Runtime(load_settings())
+        actor = signed_in(rt, "orders:export").actor
+        store = rt.orders
         lines = store.po_lines().filter(pl.col("status") == "approved")
         cols = ["po_id", "supplier_id", "store_id", "sku_id", "quantity", "unit_cost", "value"]
         path.parent.mkdir(parents=True, exist_ok=True)

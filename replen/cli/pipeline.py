@@ -128,6 +128,15 @@ def render_demo(s: dict[str, Any], settings: Settings) -> None:
         f"  MLflow UI: python3 -m uv run mlflow ui --backend-store-uri {p['mlflow']}\n"
         f"  Review: python3 -m uv run replen orders list; … orders show ID --plot po.png"
     )
+    a = s.get("access") or {}
+    if a.get("password_file"):
+        out.print(
+            f"\n[bold]Access[/]: this shell is signed in as {a['sub']} (session in "
+            f"{a['credentials']}). Its password is in {a['password_file']} (only you can read "
+            "it): sign in elsewhere with `replen login --username admin`; give tills, the ERP "
+            "and planners their own identities with `replen clients create` / `replen users "
+            "create` (see the README, Access)."
+        )
 
 
 # generate ------------------------------------------------------------------------------------

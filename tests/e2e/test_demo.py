@@ -129,3 +129,49 @@ def test_help_lists_commands(tmp_path) -> None:
     assert proc.returncode == 0
     for cmd in ("demo", "generate", "ingest", "features", "train", "forecast", "plan", "orders"):
         assert cmd in proc.stdout
+
+
+def test_the_demo_signs_the_shell_in_as_its_local_admin(demo) -> None:
+    cwd, summary = demo
+    access = summary["access"]
+    assert access["sub"] == "user:admin"
+    for path in (access["password_file"], access["credentials"]):
+        assert Path(path).stat().st_mode & 0o777 == 0o600
+    who = _replen("whoami", "--json", cwd=cwd)
+    assert who.returncode == 0 and json.loads(who.stdout)["sub"] == "user:admin"
+
+    heads = json.loads(_replen("orders", "list", "--json", cwd=cwd).stdout)["purchase_orders"]
+    po = next(h["po_id"] for h in heads if h["status"] == "suggested")
+    password = Path(access["password_file"]).read_text().strip()
+    made = subprocess.run(
+        [
+            replen_exe(),
+            "users",
+            "create",
+            "bob",
+            "--role",
+            "planner",
+            "--password-stdin",
+        ],
+        cwd=cwd,
+        input="bobs-password-1234\n",
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert made.returncode == 0, made.stderr
+    env = {"REPLEN_USERNAME": "bob", "REPLEN_PASSWORD": "bobs-password-1234"}
+    as_bob = subprocess.run(
+        [replen_exe(), "orders", "approve", str(po)],
+        cwd=cwd,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert as_bob.returncode == 7 and "orders:approve" in as_bob.stderr  # a planner may not
+    approved = _replen("orders", "approve", str(po), "--json", cwd=cwd)
+    assert approved.returncode == 0, approved.stderr
+    shown = json.loads(_replen("orders", "show", str(po), "--json", cwd=cwd).stdout)
+    assert shown["history"][-1]["actor"] == "user:admin"
+    assert password not in approved.stdout + approved.stderr

@@ -1,4 +1,5 @@
-"""POS ingestion over HTTP: counts, per-line errors, 413, NDJSON, online velocity."""
+"""POS ingestion over HTTP: counts, per-line errors, 413/415, NDJSON, quarantine, online
+velocity, rate limits."""
 
 from __future__ import annotations
 
@@ -20,8 +21,9 @@ def _events(chain, n: int) -> list[dict]:
 
 
 @pytest.fixture()
-def client(settings):
+def client(settings, access):
     with TestClient(create_app(settings)) as c:
+        c.headers.update(access.headers(("admin",)))
         yield c
 
 
@@ -58,11 +60,79 @@ def test_ndjson_with_a_broken_line_keeps_the_good_ones(client, chain) -> None:
     assert body["errors"][0]["rule"] == "line.json"
 
 
-def test_oversized_body_is_refused_with_413(settings, chain) -> None:
+def test_oversized_body_is_refused_with_413(settings, access, chain) -> None:
     small = settings.model_copy(update={"max_request_bytes": 1000})
-    with TestClient(create_app(small)) as c:
-        r = c.post("/v1/pos/events", json=_events(chain, 50))
-    assert r.status_code == 413 and "REPLEN_MAX_REQUEST_BYTES" in r.json()["detail"]
+    c = TestClient(create_app(small))  # no lifespan: nothing here reaches the pusher
+    c.headers.update(access.headers())
+    r = c.post("/v1/pos/events", json=_events(chain, 50))
+    chunked = c.post(
+        "/v1/pos/events",
+        content=(b"[" + b" " * 100 for _ in range(50)),
+        headers={"content-type": "application/json"},
+    )
+    assert r.status_code == 413 and "REPLEN_MAX_REQUEST_BYTES" in r.json()["hint"]
+    assert chunked.status_code == 413 and chunked.json()["rule"] == "body.size"
+
+
+def test_a_json_array_sent_as_text_plain_is_refused_with_415(client, chain) -> None:
+    body = json.dumps(_events(chain, 3))
+    for media in (
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "application/json; charset=latin-1",
+    ):
+        r = client.post("/v1/pos/events", content=body, headers={"content-type": media})
+        assert r.status_code == 415, media
+        assert r.headers["content-type"] == "application/problem+json"
+    assert client.app.state.runtime.lake.batches() == []
+
+
+def test_every_rejected_line_parse_failures_included_is_quarantined_and_monitored(
+    client, chain
+) -> None:
+    lines = [json.dumps(e) for e in _events(chain, 4)]
+    lines[1] = "{not json"
+    lines.append('{"event_id": {"nested": 1}}')
+    lines.append(json.dumps({**_events(chain, 5)[4], "sold_at": "0001-01-01T00:00:00+00:00"}))
+    body = "\n".join(lines)
+    r = client.post(
+        "/v1/pos/events", content=body, headers={"content-type": "application/x-ndjson"}
+    )
+    out = r.json()
+    assert (out["received"], out["accepted"], out["rejected"]) == (6, 3, 3)
+    assert out["rejected_by_rule"] == {"line.json": 1, "line.flat": 1, "sold_at.past": 1}
+    assert sorted((e["line"], e["rule"]) for e in out["errors"]) == [
+        (1, "line.json"),
+        (4, "line.flat"),
+        (5, "sold_at.past"),
+    ]
+    quarantine = client.app.state.runtime.lake.quarantine()
+    assert sorted(quarantine["rule"].to_list()) == ["line.flat", "line.json", "sold_at.past"]
+    assert "{not json" in quarantine["payload"].to_list()
+    monitor = client.get("/v1/monitor").json()
+    assert (monitor["received"], monitor["rejected"]) == (6, 3)
+
+
+def test_errors_past_the_limit_are_summarised(settings, access, chain) -> None:
+    few = settings.model_copy(update={"max_response_errors": 5})
+    events = _events(chain, 40)
+    for e in events:
+        e["quantity"] = 0
+    c = TestClient(create_app(few))  # no lifespan: nothing here reaches the pusher
+    c.headers.update(access.headers())
+    out = c.post("/v1/pos/events", json=events).json()
+    assert out["rejected"] == 40 and len(out["errors"]) == 5 and out["errors_omitted"] == 35
+    assert out["rejected_by_rule"] == {"quantity.nonzero": 40}
+
+
+def test_too_many_requests_get_429_with_retry_after(settings, access) -> None:
+    slow = settings.model_copy(update={"rate_limit_per_minute": 3})
+    c = TestClient(create_app(slow))  # no lifespan: nothing here reaches the pusher
+    c.headers.update(access.headers(("viewer",)))
+    codes = [c.get("/v1/me").status_code for _ in range(5)]
+    r = c.get("/v1/me")
+    assert codes[:3] == [200, 200, 200] and codes[3:] == [429, 429]
+    assert r.status_code == 429 and 1 <= int(r.headers["retry-after"]) <= 20
 
 
 def test_accepted_events_become_visible_online(client, chain) -> None:
@@ -80,11 +150,14 @@ def test_accepted_events_become_visible_online(client, chain) -> None:
 
 
 def test_inventory_all_or_nothing_and_metrics(client) -> None:
-    good = [{"store_id": "S1", "sku_id": "A", "as_of": "2024-01-01T07:00:00+00:00", "on_hand": 3}]
+    good = [{"store_id": "S1", "sku_id": "A", "as_of": "2026-11-01T07:00:00+00:00", "on_hand": 3}]
     assert client.post("/v1/inventory", json=good).json() == {"rows": 1}
-    bad = [*good, {"store_id": "S1", "sku_id": "B", "as_of": "2024-01-01 07:00", "on_hand": 1}]
+    bad = [*good, {"store_id": "S1", "sku_id": "B", "as_of": "2026-11-01 07:00", "on_hand": 1}]
     r = client.post("/v1/inventory", json=bad)
     assert r.status_code == 422 and "row 1: as_of" in r.json()["detail"]
+    assert r.json()["rule"] == "as_of.timestamp"
+    negative = [{**good[0], "on_hand": -1}]
+    assert client.post("/v1/inventory", json=negative).json()["rule"] == "on_hand.nonnegative"
     metrics = client.get("/metrics").text
     assert "replen_pos_lines_total" in metrics
 

@@ -110,3 +110,40 @@ def test_currency_must_be_a_real_iso_code() -> None:
         None,
         "currency.iso4217",
     ]
+
+
+def test_a_batch_without_lines_validates_to_nothing() -> None:
+    from features.events import EVENT_SCHEMA
+
+    empty = pl.DataFrame(schema={c: pl.String for c in EVENT_SCHEMA})
+    result = validate_events(empty)
+    assert result.accepted.height == result.rejected.height == 0
+
+
+def test_implausible_lines_are_rejected_by_name() -> None:
+    from datetime import UTC, datetime
+
+    now = datetime(2026, 12, 1, tzinfo=UTC)
+    raw = pl.DataFrame(
+        {
+            "event_id": ["ok", "a\u2028b", "y1", "old", "cheap", "out"],
+            "store_id": ["S1", "S1", "S1", "S1", "S1", "S2"],
+            "sku_id": ["A"] * 6,
+            "sold_at": ["2026-11-30T10:00:00+00:00"] * 2
+            + ["0001-01-01T00:00:00+00:00", "2020-01-01T00:00:00+00:00"]
+            + ["2026-11-30T10:00:00+00:00"] * 2,
+            "quantity": ["1"] * 6,
+            "unit_price": ["1", "1", "1", "1", "1e9", "1"],
+        }
+    )
+    from datetime import timedelta
+
+    result = validate_events(raw, now=now, max_age=timedelta(days=400), allowed_stores={"S1"})
+    assert result.accepted["event_id"].to_list() == ["ok"]
+    assert result.rejected.select("event_id", "rule").rows() == [
+        ("a\u2028b", "event_id.format"),
+        ("y1", "sold_at.past"),
+        ("old", "sold_at.past"),
+        ("cheap", "unit_price.bound"),
+        ("out", "store_id.scope"),
+    ]
