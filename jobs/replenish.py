@@ -14,6 +14,7 @@ from forecasting.quantiles import lead_time_demand
 from jobs.runtime import Runtime
 from kernel.errors import NotReady
 from replenishment.planner import protection_spans, suggest
+from replenishment.review import held_lines
 
 __all__ = ["PlanSummary", "forecast_and_plan", "forecast_with_champion"]
 
@@ -34,6 +35,7 @@ class PlanSummary:
     currency: str
     replaced: int
     kept_reviewed: int
+    held: int
     forecast_path: str
     csv_path: str
 
@@ -90,6 +92,7 @@ def forecast_and_plan(
     demand = lead_time_demand(forecast, _shift_spans(spans, plan_date, last))
     sug = suggest(demand, _position(rt, plan_date), rules, spans)
     report = rt.orders.replace_suggestions(plan_date, sug)
+    held = rt.review.replace_held(plan_date, held_lines(sug.evaluated, sug.held))
 
     out = s.out_dir
     forecast_path = out / f"forecast_{plan_date}.parquet"
@@ -107,6 +110,7 @@ def forecast_and_plan(
         currency=str(sug.headers["currency"][0]) if sug.headers.height else s.currency,
         replaced=report.replaced,
         kept_reviewed=report.kept_reviewed,
+        held=held,
         forecast_path=str(forecast_path),
         csv_path=str(csv_path),
     )

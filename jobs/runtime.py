@@ -14,6 +14,7 @@ from features.store import FeatureStoreClient
 from kernel.errors import NotReady
 from replen.settings import Settings
 from replenishment.orders import OrderStore
+from replenishment.review_store import ReviewStore
 from replenishment.rules import Rules
 from replenishment.rules_store import RulesStore
 
@@ -62,6 +63,11 @@ class Runtime:
     def orders(self) -> OrderStore:
         self.schema  # noqa: B018  (migrate before use)
         return OrderStore(self.settings.db_url)
+
+    @cached_property
+    def review(self) -> ReviewStore:
+        """Held POs, exception marks and the worklist's reads (the PO store's engine)."""
+        return ReviewStore(self.orders.engine)
 
     @cached_property
     def registry(self):  # type: ignore[no-untyped-def]  # mlflow is imported lazily

@@ -18,10 +18,11 @@ def metadata() -> MetaData:
     from jobs.ledger import Base as LedgerBase
     from jobs.lock import LockRow  # noqa: F401  (registers the lock table on LedgerBase)
     from replenishment.orders import Base as OrdersBase
+    from replenishment.review_store import Base as ReviewBase
     from replenishment.rules_store import _meta as rules_meta
 
     combined = MetaData()
-    for source in (OrdersBase.metadata, LedgerBase.metadata, rules_meta):
+    for source in (OrdersBase.metadata, LedgerBase.metadata, rules_meta, ReviewBase.metadata):
         for table in source.tables.values():
             table.to_metadata(combined)
     return combined

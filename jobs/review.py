@@ -1,0 +1,491 @@
+"""The planner's worklist, wired: POs by urgency with filters, PO detail, the store×SKU view.
+
+Reads the PO store, the lake and the forecast files of a :class:`Runtime`; the arithmetic
+is in ``replenishment/review.py`` and ``replenishment/explain.py``. Store scopes are
+applied here: ``stores`` None means every store.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Any
+
+import polars as pl
+
+from jobs.runtime import MasterDataMissing, Runtime
+from kernel.errors import Forbidden, InvalidInput, NotFound
+from replenishment.explain import explain, explanation_steps, steps_total
+from replenishment.review import (
+    EXCEPTION_TYPES,
+    URGENCY_LEVELS,
+    line_exceptions,
+    line_urgency,
+    po_urgency,
+    release_advice,
+    sort_by_urgency,
+)
+
+__all__ = [
+    "SORT_KEYS",
+    "QueueQuery",
+    "held_orders",
+    "item_names",
+    "item_view",
+    "po_detail",
+    "queue",
+    "worklist",
+    "worklist_lines",
+]
+
+SORT_KEYS = (
+    "urgency",
+    "value",
+    "value_at_risk",
+    "min_days_of_cover",
+    "plan_date",
+    "order_date",
+    "supplier_id",
+    "store_id",
+    "po_id",
+)
+OPEN_STATUSES = ("suggested",)
+
+
+@dataclass
+class QueueQuery:
+    """Filters, sort and page of the PO queue (every filter optional)."""
+
+    status: list[str] = field(default_factory=lambda: list(OPEN_STATUSES))
+    store_id: list[str] | None = None
+    supplier_id: list[str] | None = None
+    plan_date: date | None = None
+    exception: list[str] | None = None
+    urgency: list[str] | None = None
+    include_snoozed: bool = False
+    sort: str = "urgency"
+    descending: bool = False
+    page: int = 1
+    page_size: int = 50
+
+    def check(self) -> None:
+        for name, values, allowed in (
+            ("exception", self.exception, EXCEPTION_TYPES),
+            ("urgency", self.urgency, URGENCY_LEVELS),
+            ("sort", [self.sort], SORT_KEYS),
+        ):
+            bad = sorted(set(values or []) - set(allowed))
+            if bad:
+                raise InvalidInput(
+                    f"{name}={bad[0]!r} is not one of {list(allowed)}",
+                    field=name,
+                    value=bad[0],
+                    rule=f"{name}.enum",
+                )
+        if self.page < 1 or not 1 <= self.page_size <= 500:
+            raise InvalidInput(
+                f"page={self.page}, page_size={self.page_size}: page >= 1, page_size 1..500",
+                field="page_size" if self.page >= 1 else "page",
+                rule="page.range",
+            )
+
+
+_CACHE: dict[tuple[str, Any], tuple[Any, tuple[pl.DataFrame, pl.DataFrame]]] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def _stamp(rt: Runtime) -> Any:
+    """Changes whenever a PO changes: every change writes an audit entry."""
+    from sqlalchemy import func, select
+
+    from replenishment.orders import AuditEntry, PurchaseOrder
+
+    with rt.orders.engine.connect() as conn:
+        return (
+            conn.scalar(select(func.max(AuditEntry.id))),
+            conn.scalar(select(func.count()).select_from(PurchaseOrder)),
+        )
+
+
+def worklist(
+    rt: Runtime, status: tuple[str, ...] | None = OPEN_STATUSES
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Lines of POs in ``status`` with urgency and their exception types (``exceptions``,
+    a list per line), and those exceptions as rows; cached until a PO changes."""
+    key = (rt.settings.db_url, status)
+    stamp = _stamp(rt)
+    with _CACHE_LOCK:
+        hit = _CACHE.get(key)
+    if hit is not None and hit[0] == stamp:
+        return hit[1]
+    s = rt.settings
+    lines = rt.review.line_frame(status=list(status) if status else None)
+    lines = line_urgency(lines, overstock_days=s.overstock_days)
+    parts = [
+        line_exceptions(
+            lines.filter(pl.col("plan_date") == plan_date),
+            rt.review.previous_quantities(plan_date),
+            change_ratio=s.plan_change_ratio,
+            change_min_units=s.plan_change_min_units,
+        )
+        for plan_date in lines["plan_date"].unique().to_list()
+    ]
+    exc = pl.concat(parts) if parts else line_exceptions(lines, lines.clear())
+    tags = exc.group_by("po_id", "sku_id").agg(pl.col("type").unique().sort().alias("exceptions"))
+    out = lines.join(tags, on=["po_id", "sku_id"], how="left").with_columns(
+        pl.col("exceptions").fill_null(pl.lit([], dtype=pl.List(pl.String)))
+    )
+    with _CACHE_LOCK:
+        _CACHE[key] = (stamp, (out, exc))
+    return out, exc
+
+
+def worklist_lines(rt: Runtime, status: tuple[str, ...] | None = OPEN_STATUSES) -> pl.DataFrame:
+    """The lines of :func:`worklist`."""
+    return worklist(rt, status)[0]
+
+
+def _in_scope(frame: pl.DataFrame, stores: set[str] | None) -> pl.DataFrame:
+    return frame if stores is None else frame.filter(pl.col("store_id").is_in(sorted(stores)))
+
+
+def queue(
+    rt: Runtime, q: QueueQuery, stores: set[str] | None = None, today: date | None = None
+) -> dict[str, Any]:
+    """POs matching ``q`` with their urgency, most urgent first (or by ``q.sort``)."""
+    q.check()
+    today = today or date.today()
+    lines = _in_scope(worklist_lines(rt, tuple(sorted(q.status)) or None), stores)
+    heads = (
+        lines.group_by("po_id")
+        .agg(
+            pl.col(
+                "plan_date",
+                "supplier_id",
+                "store_id",
+                "order_date",
+                "expected_delivery",
+                "status",
+                "stale",
+                "snoozed_until",
+                "currency",
+                "po_value",
+                "model_version",
+            ).first(),
+            pl.len().alias("lines"),
+            pl.col("quantity").sum().alias("units"),
+            (pl.col("quantity") != pl.col("suggested_quantity")).sum().alias("edited_lines"),
+            pl.col("exceptions").explode().drop_nulls().unique().sort().alias("exceptions"),
+        )
+        .rename({"po_value": "value"})
+        .join(po_urgency(lines), on="po_id")
+    )
+    where = []
+    if q.store_id:
+        where.append(pl.col("store_id").is_in(q.store_id))
+    if q.supplier_id:
+        where.append(pl.col("supplier_id").is_in(q.supplier_id))
+    if q.plan_date:
+        where.append(pl.col("plan_date") == q.plan_date)
+    if q.urgency:
+        where.append(pl.col("urgency").is_in(q.urgency))
+    if q.exception:
+        want = set(q.exception)
+        plan_level = pl.lit("stale_plan" in want) & pl.col("stale")
+        where.append(
+            pl.col("exceptions").list.eval(pl.element().is_in(sorted(want))).list.any() | plan_level
+        )
+    if not q.include_snoozed:
+        where.append(pl.col("snoozed_until").is_null() | (pl.col("snoozed_until") <= today))
+    for cond in where:
+        heads = heads.filter(cond)
+    counts = dict(heads.group_by("urgency").len().iter_rows())
+    if q.sort == "urgency":
+        heads = sort_by_urgency(heads)
+        if q.descending:
+            heads = heads.reverse()
+    else:
+        heads = heads.sort([q.sort, "po_id"], descending=q.descending, nulls_last=True)
+    total = heads.height
+    page = heads.slice((q.page - 1) * q.page_size, q.page_size)
+    return {
+        "items": page.to_dicts(),
+        "total": total,
+        "page": q.page,
+        "page_size": q.page_size,
+        "counts": {u: int(counts.get(u, 0)) for u in URGENCY_LEVELS},
+    }
+
+
+def item_names(rt: Runtime) -> dict[str, str]:
+    """SKU → name from the item master, where one is loaded."""
+    try:
+        items = rt.load_master("items")
+    except MasterDataMissing:
+        return {}
+    for col in ("name", "description"):
+        if col in items.columns:
+            return dict(items.select("sku_id", col).drop_nulls().iter_rows())
+    return {}
+
+
+def po_detail(rt: Runtime, po_id: int, stores: set[str] | None = None) -> dict[str, Any]:
+    """One PO: header, urgency, every line with its explanation in steps and in words, the
+    quantity of the plan before, and the audit trail."""
+    lines = rt.review.line_frame(po_ids=[po_id])
+    if lines.is_empty():
+        raise NotFound(f"no purchase order with id {po_id}", hint="see GET /v1/purchase-orders")
+    store_id = lines["store_id"][0]
+    if stores is not None and store_id not in stores:
+        raise Forbidden(f"PO {po_id} is for store {store_id}, outside your stores")
+    s = rt.settings
+    plan_date = lines["plan_date"][0]
+    previous = rt.review.previous_quantities(plan_date)
+    urg = line_urgency(lines, overstock_days=s.overstock_days)
+    exc = line_exceptions(
+        urg, previous, change_ratio=s.plan_change_ratio, change_min_units=s.plan_change_min_units
+    )
+    urg = urg.join(previous, on=["store_id", "sku_id"], how="left")
+    explanations = {
+        line.sku_id: line.explanation
+        for line in _po_lines(rt, po_id)  # full explanations (every field)
+    }
+    names = item_names(rt)
+    out_lines = []
+    for row in urg.iter_rows(named=True):
+        expl = explanations[row["sku_id"]]
+        steps = explanation_steps(expl, row["quantity"], row["suggested_quantity"])
+        out_lines.append(
+            {
+                "sku_id": row["sku_id"],
+                "name": names.get(row["sku_id"]),
+                "quantity": row["quantity"],
+                "suggested_quantity": row["suggested_quantity"],
+                "previous_quantity": row["previous_quantity"],
+                "unit_cost": row["unit_cost"],
+                "value": row["value"],
+                "explanation": expl,
+                "steps": [st.to_dict() for st in steps],
+                "steps_total": steps_total(steps),
+                "sentence": explain(expl, row["quantity"], row["suggested_quantity"]),
+                "urgency": {
+                    k: row[k]
+                    for k in (
+                        "daily_rate",
+                        "days_to_delivery",
+                        "days_of_cover",
+                        "stockout_date",
+                        "stockout_before_delivery",
+                        "short_units",
+                        "value_at_risk",
+                        "cover_after_order",
+                        "overstock",
+                    )
+                },
+                "exceptions": sorted(
+                    exc.filter(pl.col("sku_id") == row["sku_id"])["type"].to_list()
+                ),
+            }
+        )
+    head = lines.row(0, named=True)
+    summary = po_urgency(urg).row(0, named=True)
+    return {
+        "po_id": po_id,
+        "plan_date": head["plan_date"],
+        "supplier_id": head["supplier_id"],
+        "store_id": store_id,
+        "order_date": head["order_date"],
+        "expected_delivery": head["expected_delivery"],
+        "status": head["status"],
+        "stale": head["stale"],
+        "snoozed_until": head["snoozed_until"],
+        "currency": head["currency"],
+        "value": head["po_value"],
+        "model_version": head["model_version"],
+        "previous_plan_date": previous["previous_plan_date"][0] if previous.height else None,
+        "urgency": summary["urgency"],
+        "value_at_risk": summary["value_at_risk"],
+        "first_stockout": summary["first_stockout"],
+        "min_days_of_cover": summary["min_days_of_cover"],
+        "lines": out_lines,
+        "audit": rt.orders.history(po_id),
+    }
+
+
+def _po_lines(rt: Runtime, po_id: int) -> list[Any]:
+    from sqlalchemy import select
+    from sqlalchemy.orm import Session
+
+    from replenishment.orders import PoLine
+
+    with Session(rt.orders.engine) as session:
+        rows = list(session.scalars(select(PoLine).where(PoLine.po_id == po_id)))
+        session.expunge_all()
+    return rows
+
+
+def held_orders(
+    rt: Runtime, plan_date: date | None = None, stores: set[str] | None = None
+) -> list[dict[str, Any]]:
+    """POs held under their supplier's minimum, each with what it takes to release it."""
+    names = item_names(rt)
+    out = []
+    for h in rt.review.held(plan_date):
+        if stores is not None and h["store_id"] not in stores:
+            continue
+        for line in h["lines"]:
+            line["name"] = names.get(line["sku_id"])
+            line["sentence"] = explain(line["explanation"], line["quantity"])
+        out.append({**h, "release": release_advice(h)})
+    return out
+
+
+def item_view(
+    rt: Runtime,
+    store_id: str,
+    sku_id: str,
+    *,
+    days: int = 56,
+    stores: set[str] | None = None,
+) -> dict[str, Any]:
+    """One store×SKU: recent daily sales with stockout days, its demand class, the forecast
+    of the newest plan (mean and band, model and version), the open PO line and the stock
+    projected day by day until the delivery after it (mean demand, lost sales at zero)."""
+    from features.sales import daily_sales
+    from forecasting.demand import classify
+
+    if stores is not None and store_id not in stores:
+        raise Forbidden(f"store {store_id} is outside your stores")
+    key = (pl.col("store_id") == store_id) & (pl.col("sku_id") == sku_id)
+    newest = rt.lake.newest_sold_at()
+    since = newest.date() - timedelta(days=400) if newest else None
+    hist = daily_sales(rt.lake.scan_events(since).filter(key), rt.lake.scan_inventory().filter(key))
+    if hist.is_empty():
+        raise NotFound(
+            f"no sales for store_id={store_id!r}, sku_id={sku_id!r} in the lake",
+            hint="check the ids; GET /v1/purchase-orders lists planned lines",
+        )
+    klass = classify(hist).row(0, named=True)
+    end = hist["date"].max()
+    recent = hist.filter(pl.col("date") > pl.lit(end) - pl.duration(days=days))
+    lines = rt.review.line_frame().filter(key).sort("plan_date", "po_id")
+    line = lines.row(-1, named=True) if lines.height else None
+    plan_date = line["plan_date"] if line else rt.review.latest_plan_date()
+    forecast = _forecast(rt, plan_date, store_id, sku_id)
+    band = _band_column(forecast)
+    out: dict[str, Any] = {
+        "store_id": store_id,
+        "sku_id": sku_id,
+        "name": item_names(rt).get(sku_id),
+        "demand_class": klass["demand_class"],
+        "adi": klass["adi"],
+        "cv2": klass["cv2"],
+        "history": recent.select("date", "units", "stockout", "on_hand").to_dicts(),
+        "stockout_days": int(recent["stockout"].sum()),
+        "plan_date": plan_date,
+        "model": forecast["model"][0] if forecast.height else None,
+        "model_version": forecast["model_version"][0] if forecast.height else None,
+        "band": {"low": "q50", "high": band} if band else None,
+        "forecast": forecast.select(
+            "date",
+            "mean",
+            *([pl.col("q50").alias("low"), pl.col(band).alias("high")] if band else []),
+        ).to_dicts()
+        if forecast.height
+        else [],
+        "line": None,
+        "projection": [],
+    }
+    if line is not None:
+        out["line"] = {
+            k: line[k]
+            for k in (
+                "po_id",
+                "status",
+                "quantity",
+                "suggested_quantity",
+                "order_date",
+                "expected_delivery",
+                "position",
+                "protection_days",
+                "demand_mean",
+            )
+        }
+        out["projection"] = _projection(line, forecast)
+    return out
+
+
+def _forecast(rt: Runtime, plan_date: date | None, store_id: str, sku_id: str) -> pl.DataFrame:
+    empty = pl.DataFrame(
+        schema={"date": pl.Date, "mean": pl.Float64, "model": pl.String, "model_version": pl.String}
+    )
+    if plan_date is None:
+        return empty
+    path = rt.settings.out_dir / f"forecast_{plan_date}.parquet"
+    if not path.exists():
+        return empty
+    return (
+        pl.scan_parquet(path)
+        .filter((pl.col("store_id") == store_id) & (pl.col("sku_id") == sku_id))
+        .sort("date")
+        .collect()
+    )
+
+
+def _band_column(forecast: pl.DataFrame) -> str | None:
+    """The band's upper quantile: q95 if forecast, else the highest one up to it."""
+    if "q50" not in forecast.columns:
+        return None
+    qs = sorted(
+        (c for c in forecast.columns if c.startswith("q") and c[1:3].isdigit()),
+        key=lambda c: float(c[1:].replace("_", ".")),
+    )
+    upper = [c for c in qs if float(c[1:].replace("_", ".")) <= 95 and c != "q50"]
+    return upper[-1] if upper else None
+
+
+def _projection(line: dict[str, Any], forecast: pl.DataFrame) -> list[dict[str, Any]]:
+    """Stock day by day from the plan date to the end of the protection period: the
+    position less the mean forecast, the order arriving on its expected delivery."""
+    start, delivery = line["plan_date"], line["expected_delivery"]
+    horizon = max(round(line["protection_days"]), (delivery - start).days + 1)
+    daily = dict(forecast.select("date", "mean").iter_rows()) if forecast.height else {}
+    rate = line["demand_mean"] / max(line["protection_days"], 1e-9)
+    stock = float(line["position"])
+    out = []
+    for i in range(horizon):
+        day = start + timedelta(days=i)
+        if day == delivery:
+            stock += line["quantity"]
+        stock = max(stock - float(daily.get(day, rate)), 0.0)
+        out.append({"date": day, "stock": round(stock, 2), "delivery": day == delivery})
+    return out
+
+
+def value_added_report(rt: Runtime, stores: set[str] | None = None) -> dict[str, Any]:
+    """Forecast value added of planners' changes, per planner × store × model version,
+    scored on the sales of each line's protection period once it has ended."""
+    from features.sales import daily_sales
+    from replenishment.value_added import scored_changes, value_added
+
+    changes = _in_scope(rt.review.changed_lines(), stores)
+    if changes.is_empty():
+        return {"as_of": None, "changed_lines": 0, "scored_lines": 0, "groups": []}
+    pairs = changes.select("store_id", "sku_id").unique()
+    first: date = changes["plan_date"].min()  # type: ignore[assignment]
+    events = rt.lake.scan_events(first).join(
+        pairs.lazy(), on=["store_id", "sku_id"], how="semi"
+    )
+    sales = daily_sales(events)
+    newest = rt.lake.newest_sold_at()
+    as_of = newest.date() if newest else first
+    # The newest day may still be filling up: score periods that ended the day before.
+    as_of = as_of - timedelta(days=1)
+    scored = scored_changes(changes, sales, as_of)
+    return {
+        "as_of": as_of,
+        "changed_lines": changes.height,
+        "scored_lines": scored.height,
+        "groups": value_added(scored).to_dicts() if scored.height else [],
+    }
