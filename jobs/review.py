@@ -181,6 +181,10 @@ def queue(
         .rename({"po_value": "value"})
         .join(po_urgency(lines), on="po_id")
     )
+    facets = {
+        c: sorted(str(v) for v in heads[c].unique().to_list())
+        for c in ("supplier_id", "store_id", "plan_date")
+    }
     where = []
     if q.store_id:
         where.append(pl.col("store_id").is_in(q.store_id))
@@ -215,6 +219,7 @@ def queue(
         "page": q.page,
         "page_size": q.page_size,
         "counts": {u: int(counts.get(u, 0)) for u in URGENCY_LEVELS},
+        "facets": facets,
     }
 
 
@@ -474,9 +479,7 @@ def value_added_report(rt: Runtime, stores: set[str] | None = None) -> dict[str,
         return {"as_of": None, "changed_lines": 0, "scored_lines": 0, "groups": []}
     pairs = changes.select("store_id", "sku_id").unique()
     first: date = changes["plan_date"].min()  # type: ignore[assignment]
-    events = rt.lake.scan_events(first).join(
-        pairs.lazy(), on=["store_id", "sku_id"], how="semi"
-    )
+    events = rt.lake.scan_events(first).join(pairs.lazy(), on=["store_id", "sku_id"], how="semi")
     sales = daily_sales(events)
     newest = rt.lake.newest_sold_at()
     as_of = newest.date() if newest else first

@@ -1,4 +1,5 @@
-"""The Replen HTTP service: POS and inventory ingestion, monitoring, Prometheus metrics."""
+"""The Replen HTTP service: POS and inventory ingestion, the planner API and page,
+monitoring, Prometheus metrics."""
 
 from __future__ import annotations
 
@@ -41,10 +42,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Demand forecasting and auto-replenishment for retailers.",
         version="0.1.0",
         lifespan=lifespan,
+        docs_url=None,  # served from local files by replen.web (no CDN)
+        redoc_url=None,
     )
+    from replen.api.planner import router as planner_router
     from replen.api.pos import router as pos_router
+    from replen.web import router as web_router
 
-    app.include_router(pos_router)
+    for router in (pos_router, planner_router, web_router):
+        app.include_router(router)
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict[str, str]:
