@@ -8,11 +8,13 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 
 import replen.metrics  # chooses the Prometheus value backend before feast loads
 from jobs.runtime import Runtime
-from kernel.errors import ReplenError
+from kernel.errors import InvalidInput, ReplenError
 from replen.api.pusher import VelocityPusher
 from replen.settings import Settings
 
@@ -24,10 +26,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     runtime = Runtime(settings)
     replen.metrics.register_ledger(settings.db_url)
+    replen.metrics.register_planner(runtime)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         pusher = VelocityPusher(settings)
+        import scipy.special  # noqa: F401  (the worklist's first answer should not wait for it)
+
         app.state.runtime = runtime
         app.state.pusher = pusher
         pusher.start()
@@ -45,6 +50,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url=None,  # served from local files by replen.web (no CDN)
         redoc_url=None,
     )
+    app.state.runtime = runtime
     from replen.api.planner import router as planner_router
     from replen.api.pos import router as pos_router
     from replen.web import router as web_router
@@ -95,6 +101,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return JSONResponse(
             status_code=exc.http_status(),
             content=exc.problem(instance=request.url.path),
+            media_type="application/problem+json",
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(x) for x in first.get("loc", ()) if x not in ("body", "query", "path"))
+        problem = InvalidInput(
+            f"{where or 'request'}: {first.get('msg', 'invalid')}",
+            field=where or None,
+            value=first.get("input") if not isinstance(first.get("input"), dict) else None,
+            rule=str(first.get("type", "invalid")),
+        )
+        return JSONResponse(
+            status_code=422,
+            content=problem.problem(instance=request.url.path)
+            | {"errors": jsonable_encoder(exc.errors())},
             media_type="application/problem+json",
         )
 

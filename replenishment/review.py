@@ -14,6 +14,7 @@ Urgency of a line, from the stock position it was planned on:
 
 from __future__ import annotations
 
+import math
 from datetime import date
 
 import numpy as np
@@ -327,13 +328,22 @@ def release_advice(held_po: dict) -> dict:
     added = {x["sku_id"]: 0 for x in lines}
     total = float(held_po["value"])
     buyable = [x for x in lines if x["unit_cost"] > 0]
-    while total < float(held_po["min_order_value"]) - 1e-9 and buyable:
-        pick = min(
-            buyable,
-            key=lambda x: (x["position"] + x["quantity"] + added[x["sku_id"]]) / x["target"],
-        )
+    minimum = float(held_po["min_order_value"])
+
+    def cover(x: dict) -> float:
+        return (x["position"] + x["quantity"] + added[x["sku_id"]]) / x["target"]
+
+    for _ in range(500):  # one pack at a time, as the plan's fill does …
+        if total >= minimum - 1e-9 or not buyable:
+            break
+        pick = min(buyable, key=cover)
         added[pick["sku_id"]] += pick["pack"]
         total += pick["pack"] * pick["unit_cost"]
+    if total < minimum - 1e-9 and buyable:  # … and a far-off minimum in one step
+        pick = min(buyable, key=cover)
+        packs = math.ceil((minimum - total) / (pick["pack"] * pick["unit_cost"]) - 1e-9)
+        added[pick["sku_id"]] += packs * pick["pack"]
+        total += packs * pick["pack"] * pick["unit_cost"]
     fill = [{"sku_id": k, "add_units": v} for k, v in added.items() if v]
     cur = held_po.get("currency", "")
     words = ", ".join(f"+{f['add_units']} {f['sku_id']}" for f in fill)
