@@ -95,32 +95,28 @@ _CACHE: dict[tuple[str, Any], tuple[Any, tuple[pl.DataFrame, pl.DataFrame]]] = {
 _CACHE_LOCK = threading.Lock()
 
 
-def _stamp(rt: Runtime) -> Any:
-    """Changes whenever a PO changes: every change writes an audit entry."""
+def _changes(rt: Runtime, since: int | None) -> tuple[int | None, int, set[int] | None]:
+    """(newest audit id, POs, the POs changed since audit id ``since``); None for the last
+    when a change touched the plan as a whole (a new plan, stale marks). Every change of a
+    PO writes an audit entry, in any process."""
     from sqlalchemy import func, select
 
     from replenishment.orders import AuditEntry, PurchaseOrder
 
     with rt.orders.engine.connect() as conn:
-        return (
-            conn.scalar(select(func.max(AuditEntry.id))),
-            conn.scalar(select(func.count()).select_from(PurchaseOrder)),
-        )
+        newest = conn.scalar(select(func.max(AuditEntry.id)))
+        count = int(conn.scalar(select(func.count()).select_from(PurchaseOrder)) or 0)
+        if since is None or newest is None or newest <= since:
+            return newest, count, set()
+        ids = [
+            r[0] for r in conn.execute(select(AuditEntry.po_id).where(AuditEntry.id > since)).all()
+        ]
+    return newest, count, None if any(i is None for i in ids) else {int(i) for i in ids}
 
 
-def worklist(
-    rt: Runtime, status: tuple[str, ...] | None = OPEN_STATUSES
-) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Lines of POs in ``status`` with urgency and their exception types (``exceptions``,
-    a list per line), and those exceptions as rows; cached until a PO changes."""
-    key = (rt.settings.db_url, status)
-    stamp = _stamp(rt)
-    with _CACHE_LOCK:
-        hit = _CACHE.get(key)
-    if hit is not None and hit[0] == stamp:
-        return hit[1]
+def _annotate(rt: Runtime, lines: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Urgency and exceptions of ``lines``; each line tagged with its exception types."""
     s = rt.settings
-    lines = rt.review.line_frame(status=list(status) if status else None)
     lines = line_urgency(lines, overstock_days=s.overstock_days)
     parts = [
         line_exceptions(
@@ -136,8 +132,38 @@ def worklist(
     out = lines.join(tags, on=["po_id", "sku_id"], how="left").with_columns(
         pl.col("exceptions").fill_null(pl.lit([], dtype=pl.List(pl.String)))
     )
+    return out, exc
+
+
+def worklist(
+    rt: Runtime, status: tuple[str, ...] | None = OPEN_STATUSES
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Lines of POs in ``status`` with urgency and their exception types (``exceptions``,
+    a list per line), and those exceptions as rows.
+
+    Kept between calls: a change to some POs (an edit, an approval, a snooze) recomputes
+    only those POs; a new plan recomputes everything.
+    """
+    key = (rt.settings.db_url, status)
     with _CACHE_LOCK:
-        _CACHE[key] = (stamp, (out, exc))
+        hit = _CACHE.get(key)
+    since, count = (hit[0][0], hit[0][1]) if hit else (None, -1)
+    newest, now_count, changed = _changes(rt, since)
+    wanted = list(status) if status else None
+    if hit is not None and changed is not None and now_count == count:
+        if not changed:
+            return hit[1]
+        ids = sorted(changed)
+        fresh, fresh_exc = _annotate(rt, rt.review.line_frame(po_ids=ids, status=wanted))
+        old, old_exc = hit[1]
+        out = pl.concat(
+            [old.filter(~pl.col("po_id").is_in(ids)), fresh], how="vertical_relaxed"
+        ).sort("po_id", "sku_id")
+        exc = pl.concat([old_exc.filter(~pl.col("po_id").is_in(ids)), fresh_exc])
+    else:
+        out, exc = _annotate(rt, rt.review.line_frame(status=wanted))
+    with _CACHE_LOCK:
+        _CACHE[key] = ((newest, now_count), (out, exc))
     return out, exc
 
 
