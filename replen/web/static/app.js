@@ -192,7 +192,9 @@
   }
   async function showQueue() {
     show("view-queue", !S.queue);
+    const seq = (S.seq = (S.seq || 0) + 1);
     const data = await api("GET", "/v1/orders?" + queryString());
+    if (seq !== S.seq) return; // a newer request (another filter) answers instead
     S.queue = data;
     if (data.facets) {
       fillOptions($("#f-supplier"), data.facets.supplier_id || [], "All suppliers");
@@ -258,7 +260,8 @@
     }
     const r = await api("POST", "/v1/orders/bulk", body);
     const failed = r.results.filter((x) => !x.ok);
-    say(`${action}: ${r.succeeded} done` + (failed.length ? `, ${failed.length} refused: ` + failed.map((x) => `PO ${x.po_id}: ${x.error.detail}`).join("; ") : "."), failed.length ? "error" : "ok");
+    const done = r.results.filter((x) => x.ok).map((x) => `PO ${x.po_id}`).join(", ");
+    say(`${action}: ${r.succeeded} done${done ? ` (${done})` : ""}` + (failed.length ? `, ${failed.length} refused: ` + failed.map((x) => `PO ${x.po_id}: ${x.error.detail}`).join("; ") : "."), failed.length ? "error" : "ok");
     S.selected.clear();
     await showQueue();
   }

@@ -16,11 +16,12 @@ window.ReplenChart = (function () {
   const short = (ms) =>
     new Date(ms).toLocaleDateString("en-GB", { day: "numeric", month: "short", timeZone: "UTC" });
 
-  function niceMax(v) {
-    if (!(v > 0)) return 1;
-    const p = Math.pow(10, Math.floor(Math.log10(v)));
-    for (const m of [1, 2, 2.5, 5, 10]) if (m * p >= v) return m * p;
-    return 10 * p;
+  // A round tick step giving about four intervals up to v, and the axis top it makes.
+  function niceScale(v) {
+    const raw = Math.max(v, 1) / 4;
+    const p = Math.pow(10, Math.floor(Math.log10(raw)));
+    const step = [1, 2, 5, 10].map((m) => m * p).find((s) => s >= raw);
+    return { step, top: Math.ceil(Math.max(v, 1) / step) * step };
   }
 
   // item: the store×SKU view of the API; returns an <svg> with a text summary as its label.
@@ -34,7 +35,7 @@ window.ReplenChart = (function () {
     const days = [...hist.map((d) => t(d.date)), ...fcIn.map((d) => t(d.date)), ...proj.map((d) => t(d.date))];
     if (!days.length) return el("svg", { role: "img", "aria-label": "no data to draw" });
     const x0 = Math.min(...days) - DAY / 2, x1 = Math.max(...days) + DAY / 2;
-    const top = niceMax(Math.max(1, ...hist.map((d) => d.units), ...fcIn.map((d) => d.high ?? d.mean), ...proj.map((d) => d.stock)));
+    const { step, top } = niceScale(Math.max(1, ...hist.map((d) => d.units), ...fcIn.map((d) => d.high ?? d.mean), ...proj.map((d) => d.stock)));
     const X = (ms) => m.l + ((ms - x0) / (x1 - x0)) * (W - m.l - m.r);
     const Y = (v) => H - m.b - (v / top) * (H - m.t - m.b);
     const bw = Math.max(1, ((W - m.l - m.r) * DAY) / (x1 - x0) - 1);
@@ -46,10 +47,10 @@ window.ReplenChart = (function () {
     svg.appendChild(el("title", {}, summary));
 
     // grid and y axis
-    for (let i = 0; i <= 4; i++) {
-      const v = (top * i) / 4, y = Y(v);
+    for (let v = 0; v <= top + 1e-9; v += step) {
+      const y = Y(v);
       svg.appendChild(el("line", { x1: m.l, x2: W - m.r, y1: y, y2: y, class: "grid" }));
-      svg.appendChild(el("text", { x: m.l - 6, y: y + 4, class: "tick", "text-anchor": "end" }, String(Math.round(v * 10) / 10)));
+      svg.appendChild(el("text", { x: m.l - 6, y: y + 4, class: "tick", "text-anchor": "end" }, String(Math.round(v * 100) / 100)));
     }
     // x ticks: weekly
     for (let ms = x0 + DAY / 2; ms <= x1; ms += 7 * DAY) {
