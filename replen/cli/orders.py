@@ -23,26 +23,78 @@ from replen.cli._common import (
 orders_app = sub_app("orders", "Suggested purchase orders in the PO store.")
 
 
+STATUSES = ("suggested", "approved", "rejected", "exported", "acknowledged")
+
+
 @orders_app.command("list")
 def orders_list(
+    status: Annotated[
+        list[str] | None,
+        typer.Option(help=f"Only this status (repeat for several): {', '.join(STATUSES)}."),
+    ] = None,
+    store: Annotated[list[str] | None, typer.Option(help="Only this store (repeatable).")] = None,
+    supplier: Annotated[
+        list[str] | None, typer.Option(help="Only this supplier (repeatable).")
+    ] = None,
     plan_date: Annotated[str | None, typer.Option("--date", help="Only this plan date.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=500, help="At most this many POs.")] = 50,
     as_json: JsonOpt = False,
 ) -> None:
-    """List suggested purchase orders."""
+    """Purchase orders, most urgent first: lines that run out before the delivery, then
+    the least days of cover, then the most value at risk."""
+    from jobs.review import QueueQuery, queue
     from jobs.runtime import Runtime
 
     with errors():
-        when = date.fromisoformat(plan_date) if plan_date else None
-        heads = Runtime(load_settings()).orders.purchase_orders(when)
+        bad = sorted(set(status or []) - set(STATUSES))
+        if bad:
+            from kernel.errors import InvalidInput
+
+            raise InvalidInput(
+                f"--status {bad[0]!r} is not one of {', '.join(STATUSES)}",
+                field="status",
+                value=bad[0],
+                rule="status.enum",
+            )
+        q = QueueQuery(
+            status=list(status or STATUSES),
+            store_id=store,
+            supplier_id=supplier,
+            plan_date=date.fromisoformat(plan_date) if plan_date else None,
+            include_snoozed=True,
+            page_size=limit,
+        )
+        page = queue(Runtime(load_settings()), q)
     if as_json:
-        print(json.dumps({"purchase_orders": heads.to_dicts()}, default=str))
+        print(json.dumps({"purchase_orders": page["items"], "total": page["total"]}, default=str))
         return
-    table = Table(title="Purchase orders", title_justify="left")
-    for col in heads.columns:
-        table.add_column(col)
-    for row in heads.iter_rows():
-        table.add_row(*[str(v) for v in row])
+    table = Table(title=f"Purchase orders ({page['total']})", title_justify="left")
+    for name, justify in (
+        ("PO", "right"),
+        ("supplier", "left"),
+        ("store", "left"),
+        ("status", "left"),
+        ("urgency", "left"),
+        ("lines", "right"),
+        ("value", "right"),
+        ("delivery", "left"),
+    ):
+        table.add_column(name, justify=justify, no_wrap=True)  # type: ignore[arg-type]
+    style = {"critical": "bold red", "watch": "yellow", "ok": "green"}
+    for po in page["items"]:
+        table.add_row(
+            str(po["po_id"]),
+            po["supplier_id"],
+            po["store_id"],
+            po["status"] + (" (stale)" if po["stale"] else ""),
+            f"[{style[po['urgency']]}]{po['urgency']}[/]",
+            str(po["lines"]),
+            f"{po['value']:,.2f}",
+            f"{po['expected_delivery']:%b %d}",
+        )
     out.print(table)
+    if page["total"] > len(page["items"]):
+        out.print(f"{page['total'] - len(page['items'])} more: raise --limit or filter")
 
 
 ActorOpt = Annotated[

@@ -246,3 +246,28 @@ def test_docs_and_page_assets_come_from_this_server(client) -> None:
     for name in ("app.js", "chart.js", "app.css"):
         assert client.get(f"/static/{name}").status_code == 200
     assert client.get("/static/..%2F__init__.py").status_code == 404
+
+
+def test_cli_orders_list_filters_and_fits_80_columns(client, tmp_path, monkeypatch) -> None:
+    from typer.testing import CliRunner
+
+    from replen.cli import app
+
+    monkeypatch.setenv("REPLEN_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("COLUMNS", "80")
+    runner = CliRunner()
+    r = runner.invoke(app, ["orders", "list", "--supplier", "SUP02", "--status", "suggested"])
+    assert r.exit_code == 0, r.output
+    rows = [line for line in r.output.splitlines() if line.startswith("│")]
+    assert rows and all("SUP02" in line for line in rows)
+    assert max(len(line) for line in r.output.splitlines()) <= 80
+    r = runner.invoke(app, ["orders", "list", "--store", "S002", "--json"])
+    import json
+
+    listed = json.loads(r.output)["purchase_orders"]
+    assert listed and {x["store_id"] for x in listed} == {"S002"}
+    r = runner.invoke(app, ["orders", "list", "--status", "shipped"])
+    assert r.exit_code == 2 and "--status 'shipped' is not one of" in r.output
+    po = listed[0]["po_id"]
+    r = runner.invoke(app, ["orders", "show", str(po)])
+    assert r.exit_code == 0 and "order " in r.output and "= forecast over" in r.output
