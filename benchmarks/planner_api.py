@@ -79,7 +79,7 @@ def main() -> None:
             "lines": made["lines"],
             "build_seconds": round(seconds, 1),
         }
-        say(f"chain planned in {seconds:.0f} s: {made['purchase_orders']} POs, {made['lines']} lines")
+        say(f"planned in {seconds:.0f} s: {made['purchase_orders']} POs, {made['lines']} lines")
         env = {"REPLEN_DATA_DIR": str(root / "chain"), "REPLEN_MLFLOW_DIR": str(root / "mlflow")}
         routes: dict[str, dict[str, float]] = {}
         with serve(env, root) as url, httpx.Client(base_url=url, timeout=60) as client:

@@ -16,7 +16,12 @@ from kernel.errors import NotReady
 from replenishment.planner import protection_spans, suggest
 from replenishment.review import held_lines
 
-__all__ = ["PlanSummary", "forecast_and_plan", "forecast_with_champion"]
+__all__ = [
+    "PlanSummary",
+    "forecast_and_plan",
+    "forecast_with_champion",
+    "write_demand_classes",
+]
 
 
 class NoChampion(NotReady):
@@ -97,6 +102,7 @@ def forecast_and_plan(
     out = s.out_dir
     forecast_path = out / f"forecast_{plan_date}.parquet"
     forecast.write_parquet(forecast_path)
+    write_demand_classes(history, out, plan_date)
     csv_path = out / f"po_suggestions_{plan_date}.csv"
     _write_csv(sug.lines, csv_path)
     return PlanSummary(
@@ -114,6 +120,16 @@ def forecast_and_plan(
         forecast_path=str(forecast_path),
         csv_path=str(csv_path),
     )
+
+
+def write_demand_classes(history: pl.DataFrame, out: Path, plan_date: date) -> Path:
+    """Each series' demand class on the history the plan used (the planner's store×SKU
+    view reads it instead of reclassifying a year of sales per request)."""
+    from forecasting.demand import classify
+
+    path = out / f"classes_{plan_date}.parquet"
+    classify(history).select("store_id", "sku_id", "demand_class", "adi", "cv2").write_parquet(path)
+    return path
 
 
 def _shift_spans(spans: pl.DataFrame, plan_date: date, last: date) -> pl.DataFrame:

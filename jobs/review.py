@@ -384,26 +384,40 @@ def item_view(
     of the newest plan (mean and band, model and version), the open PO line and the stock
     projected day by day until the delivery after it (mean demand, lost sales at zero)."""
     from features.sales import daily_sales
-    from forecasting.demand import classify
 
     if stores is not None and store_id not in stores:
         raise Forbidden(f"store {store_id} is outside your stores")
     key = (pl.col("store_id") == store_id) & (pl.col("sku_id") == sku_id)
     newest = rt.lake.newest_sold_at()
-    since = newest.date() - timedelta(days=400) if newest else None
-    hist = daily_sales(rt.lake.scan_events(since).filter(key), rt.lake.scan_inventory().filter(key))
-    if hist.is_empty():
-        raise NotFound(
-            f"no sales for store_id={store_id!r}, sku_id={sku_id!r} in the lake",
-            hint="check the ids; GET /v1/purchase-orders lists planned lines",
-        )
-    klass = classify(hist).row(0, named=True)
-    end = hist["date"].max()
-    recent = hist.filter(pl.col("date") > pl.lit(end) - pl.duration(days=days))
-    lines = rt.review.line_frame().filter(key).sort("plan_date", "po_id")
+    end = newest.date() if newest else date.today()
+    since = end - timedelta(days=days + 1)
+    hist = daily_sales(
+        rt.lake.scan_events(since).filter(key), rt.lake.scan_inventory().filter(key), end=end
+    )
+    lines = rt.review.line_frame(store_id=store_id, sku_id=sku_id).sort("plan_date", "po_id")
     line = lines.row(-1, named=True) if lines.height else None
     plan_date = line["plan_date"] if line else rt.review.latest_plan_date()
     forecast = _forecast(rt, plan_date, store_id, sku_id)
+    if hist.is_empty() and line is None and forecast.is_empty():
+        raise NotFound(
+            f"nothing known of store_id={store_id!r}, sku_id={sku_id!r}: no sales in the "
+            f"last {days} days, no PO line, no forecast",
+            hint="check the ids; GET /v1/orders lists planned lines",
+        )
+    calendar = pl.DataFrame(
+        {"date": pl.date_range(end - timedelta(days=days - 1), end, "1d", eager=True)}
+    )
+    # Days before the window's first sale are days without sales, not missing days.
+    recent = calendar.join(hist.drop("store_id", "sku_id"), on="date", how="left").with_columns(
+        pl.col("units").fill_null(0.0), pl.col("stockout").fill_null(False)
+    )
+    klass = _demand_class(
+        rt,
+        plan_date,
+        store_id,
+        sku_id,
+        recent.with_columns(pl.lit(store_id).alias("store_id"), pl.lit(sku_id).alias("sku_id")),
+    )
     band = _band_column(forecast)
     out: dict[str, Any] = {
         "store_id": store_id,
@@ -445,6 +459,24 @@ def item_view(
         }
         out["projection"] = _projection(line, forecast)
     return out
+
+
+def _demand_class(
+    rt: Runtime, plan_date: date | None, store_id: str, sku_id: str, recent: pl.DataFrame
+) -> dict[str, Any]:
+    """The class the plan saw (written with it), else one from the recent sales."""
+    from forecasting.demand import classify
+
+    path = rt.settings.out_dir / f"classes_{plan_date}.parquet"
+    if plan_date is not None and path.exists():
+        found = (
+            pl.scan_parquet(path)
+            .filter((pl.col("store_id") == store_id) & (pl.col("sku_id") == sku_id))
+            .collect()
+        )
+        if found.height:
+            return found.row(0, named=True)
+    return classify(recent).row(0, named=True)
 
 
 def _forecast(rt: Runtime, plan_date: date | None, store_id: str, sku_id: str) -> pl.DataFrame:

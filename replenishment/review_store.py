@@ -275,6 +275,8 @@ class ReviewStore:
         plan_date: date | None = None,
         po_ids: list[int] | None = None,
         status: list[str] | None = None,
+        store_id: str | None = None,
+        sku_id: str | None = None,
     ) -> pl.DataFrame:
         """PO lines with their header and the explanation fields the worklist reads.
 
@@ -318,6 +320,10 @@ class ReviewStore:
             stmt = stmt.where(po.id.in_(po_ids))
         if status:
             stmt = stmt.where(po.status.in_(status))
+        if store_id is not None:
+            stmt = stmt.where(po.store_id == store_id)
+        if sku_id is not None:
+            stmt = stmt.where(ln.sku_id == sku_id)
         with self.engine.connect() as conn:
             rows = conn.execute(stmt.order_by(po.id, ln.sku_id)).all()
         raw_schema = {c: (pl.String if t == pl.Date else t) for c, t in LINE_SCHEMA.items()}

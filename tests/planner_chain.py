@@ -17,6 +17,7 @@ import polars as pl
 from features.sales import last_date
 from forecasting.quantiles import add_daily_quantiles, lead_time_demand
 from jobs.refresh import ingest_inventory, ingest_pos
+from jobs.replenish import write_demand_classes
 from jobs.runtime import Runtime
 from replen.settings import Settings
 from replen.synthetic import generate
@@ -115,6 +116,7 @@ def build_planner_chain(
     held = rt.review.replace_held(plan_date, held_lines(sug.evaluated, sug.held))
     settings.out_dir.mkdir(parents=True, exist_ok=True)
     forecast.write_parquet(settings.out_dir / f"forecast_{plan_date}.parquet")
+    write_demand_classes(history, settings.out_dir, plan_date)
     return {
         "plan_date": plan_date,
         "purchase_orders": report.created,
