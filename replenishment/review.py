@@ -346,7 +346,7 @@ def release_advice(held_po: dict) -> dict:
         total += packs * pick["pack"] * pick["unit_cost"]
     fill = [{"sku_id": k, "add_units": v} for k, v in added.items() if v]
     cur = held_po.get("currency", "")
-    words = ", ".join(f"+{f['add_units']} {f['sku_id']}" for f in fill)
+    words = ", ".join(f"{f['add_units']} units of {f['sku_id']}" for f in fill)
     return {
         "short_value": round(short, 2),
         "fill": fill,

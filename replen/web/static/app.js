@@ -228,6 +228,9 @@
         <td>${po.exceptions.map((x) => `<span class="chip">${esc(EXC[x] || x)}</span>`).join(" ")}${po.stale ? '<span class="chip">stale</span>' : ""}</td>
         <td><span class="status-${po.status}">${po.status}</span>${po.snoozed_until ? ` <small>snoozed to ${po.snoozed_until}</small>` : ""}</td>
       </tr>`).join("") || `<tr><td colspan="13" class="empty">No purchase orders match these filters.</td></tr>`;
+    $$("tr[data-po]", body).forEach((tr) => tr.addEventListener("click", (ev) => {
+      if (!ev.target.closest("input, a, button")) location.hash = `#/po/${tr.dataset.po}`;
+    }));
     $$(".pick", body).forEach((c) => c.addEventListener("change", () => {
       const id = Number(c.value);
       c.checked ? S.selected.add(id) : S.selected.delete(id);
