@@ -266,7 +266,7 @@ def po_detail(rt: Runtime, po_id: int, stores: set[str] | None = None) -> dict[s
     quantity of the plan before, and the audit trail."""
     lines = rt.review.line_frame(po_ids=[po_id])
     if lines.is_empty():
-        raise NotFound(f"no purchase order with id {po_id}", hint="see GET /v1/purchase-orders")
+        raise NotFound(f"no purchase order with id {po_id}", hint="see GET /v1/orders")
     store_id = lines["store_id"][0]
     if stores is not None and store_id not in stores:
         raise Forbidden(f"PO {po_id} is for store {store_id}, outside your stores")

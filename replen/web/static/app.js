@@ -227,7 +227,7 @@
         <td class="nowrap">${day(po.order_date)} → ${day(po.expected_delivery)}</td>
         <td>${po.exceptions.map((x) => `<span class="chip">${esc(EXC[x] || x)}</span>`).join(" ")}${po.stale ? '<span class="chip">stale</span>' : ""}</td>
         <td><span class="status-${po.status}">${po.status}</span>${po.snoozed_until ? ` <small>snoozed to ${po.snoozed_until}</small>` : ""}</td>
-      </tr>`).join("") || `<tr><td colspan="13" class="empty">No purchase orders match these filters.</td></tr>`;
+      </tr>`).join("") || `<tr><td colspan="13" class="empty">${data.facets && !data.facets.supplier_id.length ? "No purchase orders yet: <code>replen plan</code> makes them (the scheduler runs it every day)." : "No purchase orders match these filters."}</td></tr>`;
     $$("tr[data-po]", body).forEach((tr) => tr.addEventListener("click", (ev) => {
       if (!ev.target.closest("input, a, button")) location.hash = `#/po/${tr.dataset.po}`;
     }));
