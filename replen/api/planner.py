@@ -147,7 +147,7 @@ def item(
 ) -> dict[str, Any]:
     """One store×SKU: recent sales and stockout days, demand class, the forecast (mean and
     band, model and version) and the stock projected until the next delivery."""
-    from jobs.review import item_view
+    from jobs.item_view import item_view
 
     return item_view(rt, store_id, sku_id, days=days, stores=principal.store_filter())
 
