@@ -7,7 +7,8 @@ does not change what the API reads). Then starts `uvicorn` (real process) and ti
 route, ``--requests`` sequential calls from one client: the queue (default and filtered),
 PO detail, the store×SKU view, exceptions, a line edit and an approval. A second database
 holds a plan of ``--lines`` lines (10,000) for the queue alone: its first answer after the
-plan (``cold``, reads every line) and answers after a planner's change (``warm``).
+plan (``first``), after a plan-wide change (every line read again) and after a planner's
+change (that PO's lines read again).
 Aim: every queue answer under 1 s. The last line is one JSON object.
 """
 
@@ -132,7 +133,11 @@ def main() -> None:
         env = {"REPLEN_DATA_DIR": str(root / "big"), "REPLEN_MLFLOW_DIR": str(root / "mlflow")}
         with serve(env, root) as url, httpx.Client(base_url=url, timeout=60) as client:
             client.get("/healthz")
-            cold = _time(client, "GET", "/v1/orders", 1)[0]
+            first = _time(client, "GET", "/v1/orders", 1)[0]
+            cold = []
+            for _ in range(5):
+                rt.orders.mark_stale("bench")  # a plan-wide change: every line is read again
+                cold += _time(client, "GET", "/v1/orders", 1)
             warm = []
             for i in range(min(args.requests, 20)):
                 rt.orders.edit_line(i + 1, plan_big.lines["sku_id"][0], 5 + i, "bench", "change")
@@ -141,7 +146,8 @@ def main() -> None:
             health = _time(client, "GET", "/healthz", args.requests)
         figures["big_queue"] = {
             "lines": plan_big.lines.height,
-            "cold_ms": round(cold * 1000, 1),
+            "first_ms": round(first * 1000, 1),
+            "after_plan_change": _percentiles(cold),
             "after_change": _percentiles(warm),
             "unchanged": _percentiles(cached),
             "healthz": _percentiles(health),
