@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -149,7 +149,7 @@ class SnoozeResult(BaseModel):
 
 class Bulk(BaseModel):
     action: Literal["approve", "reject", "snooze"]
-    po_ids: list[int] = Field(min_length=1, max_length=500)
+    po_ids: list[Annotated[int, Field(ge=1, le=2**31 - 1)]] = Field(min_length=1, max_length=500)
     reason: str | None = Reason
     until: date | None = None
 
@@ -234,7 +234,7 @@ class ExceptionItem(BaseModel):
 
 
 class ExceptionMarks(BaseModel):
-    keys: list[str] = Field(min_length=1, max_length=500)
+    keys: list[Annotated[str, Field(max_length=300)]] = Field(min_length=1, max_length=500)
     until: date | None = Field(None, description="Snooze: hide until this day (inclusive).")
     note: str | None = Field(None, max_length=500)
 
