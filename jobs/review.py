@@ -69,7 +69,10 @@ class QueueQuery:
     page_size: int = 50
 
     def check(self) -> None:
+        from replenishment.orders import TRANSITIONS
+
         for name, values, allowed in (
+            ("status", self.status, tuple(TRANSITIONS)),
             ("exception", self.exception, EXCEPTION_TYPES),
             ("urgency", self.urgency, URGENCY_LEVELS),
             ("sort", [self.sort], SORT_KEYS),
