@@ -220,3 +220,38 @@ def orders_export(
         as_json,
         lambda: out.print(f"{len(ids)} POs, {lines.height} lines → {path}"),
     )
+
+
+@orders_app.command("value-added")
+def orders_value_added(as_json: JsonOpt = False) -> None:
+    """Forecast value added: planners' changes against the suggestions, scored on what sold
+    over each line's protection period (once it has passed), per planner, store and model
+    version. Positive: the changes made the forecast behind the order better."""
+    from jobs.review import value_added_report
+    from jobs.runtime import Runtime
+
+    with errors():
+        report = value_added_report(Runtime(load_settings()))
+    if as_json:
+        print(json.dumps(report, default=str))
+        return
+    out.print(
+        f"{report['changed_lines']} changed lines on approved POs, {report['scored_lines']} "
+        f"scored (periods ended by {report['as_of'] or '—'})"
+    )
+    if not report["groups"]:
+        return
+    table = Table(title="Forecast value added", title_justify="left")
+    for name in ("planner", "store", "model", "lines", "WAPE sugg.", "WAPE planner", "FVA"):
+        table.add_column(name, justify="left" if name in ("planner", "store") else "right")
+    for g in report["groups"]:
+        table.add_row(
+            g["planner"],
+            g["store_id"],
+            g["model_version"],
+            str(g["lines"]),
+            f"{g['wape_suggestion']:.1%}",
+            f"{g['wape_planner']:.1%}",
+            f"{g['value_added'] * 100:+.1f} pts",
+        )
+    out.print(table)

@@ -271,3 +271,42 @@ def test_cli_orders_list_filters_and_fits_80_columns(client, tmp_path, monkeypat
     po = listed[0]["po_id"]
     r = runner.invoke(app, ["orders", "show", str(po)])
     assert r.exit_code == 0 and "order " in r.output and "= forecast over" in r.output
+
+
+def test_value_added_scores_a_planners_change_after_its_period(client, template) -> None:
+    from typer.testing import CliRunner
+
+    from replen.cli import app
+
+    made = template[1]
+    rt = client.app_state.runtime
+    early = made["plan_date"] - timedelta(days=40)  # its protection periods have passed
+    rt.orders.replace_suggestions(early, made["suggestion"])
+    po = next(
+        x
+        for x in client.get("/v1/orders", params={"page_size": 500}).json()["items"]
+        if x["plan_date"] == early.isoformat()
+    )
+    line = client.get(f"/v1/orders/{po['po_id']}").json()["lines"][0]
+    act_as(client, roles=("planner",), name="bob")
+    url = f"/v1/orders/{po['po_id']}/lines/{line['sku_id']}"
+    assert client.put(url, json={"quantity": line["quantity"] + 12, "reason": "fair"}).is_success
+    assert client.get("/v1/value-added").json()["changed_lines"] == 0  # not approved yet
+    act_as(client)
+    assert client.post(f"/v1/orders/{po['po_id']}/approve").is_success
+    report = client.get("/v1/value-added").json()
+    assert (report["changed_lines"], report["scored_lines"]) == (1, 1)
+    group = report["groups"][0]
+    assert (group["planner"], group["store_id"], group["model_version"]) == (
+        "user:bob",
+        po["store_id"],
+        "t1",
+    )
+    assert group["units_changed"] == 12 and group["sold"] >= 0
+    assert group["value_added"] == pytest.approx(
+        group["wape_suggestion"] - group["wape_planner"], abs=1e-3
+    )
+    r = CliRunner().invoke(
+        app, ["orders", "value-added"], env={"REPLEN_DATA_DIR": str(rt.settings.data_dir)}
+    )
+    assert r.exit_code == 0 and "user:bob" in r.output
