@@ -3,7 +3,7 @@ read queries the worklist needs over the PO store (lines as one frame, the plan 
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import polars as pl
@@ -33,6 +33,7 @@ from replenishment.orders import AuditEntry, PoLine, PurchaseOrder
 __all__ = ["MARK_STATES", "Base", "ExceptionMark", "HeldOrder", "ReviewStore"]
 
 MARK_STATES = ("confirmed", "snoozed")
+MARKS_LOOKBACK_DAYS = 90
 
 
 class Base(DeclarativeBase):
@@ -232,7 +233,10 @@ class ReviewStore:
             select(ExceptionMark)
             .where(
                 or_(
-                    ExceptionMark.state == "confirmed",
+                    # An exception's day is its plan's or today: older confirmations
+                    # cannot match an exception still listed.
+                    (ExceptionMark.state == "confirmed")
+                    & (ExceptionMark.day >= today - timedelta(days=MARKS_LOOKBACK_DAYS)),
                     ExceptionMark.until >= today,
                 )
             )
