@@ -15,6 +15,7 @@ from jobs.runtime import NoSales, Runtime
 from kernel.errors import InvalidInput, NotFound, NotReady
 from kernel.files import write_csv, write_table
 from replenishment.planner import protection_spans, suggest
+from replenishment.review import held_lines
 
 __all__ = [
     "PlanSummary",
@@ -23,6 +24,7 @@ __all__ = [
     "forecast_with_champion",
     "parse_quantiles",
     "plot_po",
+    "write_demand_classes",
 ]
 
 
@@ -42,6 +44,7 @@ class PlanSummary:
     currency: str
     replaced: int
     kept_reviewed: int
+    held: int
     forecast_path: str
     csv_path: str
 
@@ -156,10 +159,12 @@ def forecast_and_plan(
     demand = lead_time_demand(forecast, _shift_spans(spans, plan_date, last))
     sug = suggest(demand, _position(rt, plan_date), rules, spans)
     report = rt.orders.replace_suggestions(plan_date, sug)
+    held = rt.review.replace_held(plan_date, held_lines(sug.evaluated, sug.held))
 
     out = s.out_dir
     forecast_path = out / f"forecast_{plan_date}.parquet"
     write_table(forecast, forecast_path)
+    write_demand_classes(history, out, plan_date)
     csv_path = out / f"po_suggestions_{plan_date}.csv"
     _write_csv(sug.lines, csv_path)
     return PlanSummary(
@@ -173,9 +178,20 @@ def forecast_and_plan(
         currency=str(sug.headers["currency"][0]) if sug.headers.height else s.currency,
         replaced=report.replaced,
         kept_reviewed=report.kept_reviewed,
+        held=held,
         forecast_path=str(forecast_path),
         csv_path=str(csv_path),
     )
+
+
+def write_demand_classes(history: pl.DataFrame, out: Path, plan_date: date) -> Path:
+    """Each series' demand class on the history the plan used (the planner's store×SKU
+    view reads it instead of reclassifying a year of sales per request)."""
+    from forecasting.demand import classify
+
+    path = out / f"classes_{plan_date}.parquet"
+    classes = classify(history).select("store_id", "sku_id", "demand_class", "adi", "cv2")
+    return write_table(classes, path)
 
 
 def _shift_spans(spans: pl.DataFrame, plan_date: date, last: date) -> pl.DataFrame:

@@ -17,6 +17,7 @@ from kernel.errors import NotReady
 from kernel.files import write_table
 from replen.settings import Settings
 from replenishment.orders import OrderStore
+from replenishment.review_store import ReviewStore
 from replenishment.rules import Rules
 from replenishment.rules_store import RulesStore
 
@@ -66,6 +67,11 @@ class Runtime:
     @cached_property
     def orders(self) -> OrderStore:
         return OrderStore(self.engine)
+
+    @cached_property
+    def review(self) -> ReviewStore:
+        """Held POs, exception marks and the worklist's reads (the PO store's engine)."""
+        return ReviewStore(self.orders.engine)
 
     @cached_property
     def registry(self):  # type: ignore[no-untyped-def]  # mlflow is imported lazily

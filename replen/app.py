@@ -1,5 +1,5 @@
-"""The Replen HTTP service: POS and inventory ingestion, the planner API, corrections,
-monitoring, Prometheus metrics; every route behind the one access policy."""
+"""The Replen HTTP service: POS and inventory ingestion, the planner API and page,
+corrections, monitoring, Prometheus metrics; every route behind the one access policy."""
 
 from __future__ import annotations
 
@@ -49,10 +49,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     runtime = Runtime(settings)
     replen.metrics.register_ledger(settings.db_url)
     access = build_access(runtime)
+    replen.metrics.register_planner(runtime)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         pusher = VelocityPusher(settings)
+        import scipy.special  # noqa: F401  (the worklist's first answer should not wait for it)
+
         app.state.pusher = pusher
         pusher.start()
         try:
@@ -68,6 +71,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "token from `POST /v1/oauth/token`; what it may do follows its roles and stores.",
         version="0.1.0",
         lifespan=lifespan,
+        docs_url=None,  # served from local files by replen.web (no CDN)
+        redoc_url=None,
     )
     app.state.runtime = runtime
     app.state.access = access
@@ -77,10 +82,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     from replen.api.corrections import router as corrections_router
     from replen.api.oauth import router as oauth_router
-    from replen.api.orders import router as orders_router
+    from replen.api.planner import router as planner_router
     from replen.api.pos import router as pos_router
+    from replen.web import router as web_router
 
-    for router in (oauth_router, pos_router, orders_router, corrections_router):
+    for router in (oauth_router, pos_router, planner_router, corrections_router, web_router):
         app.include_router(router)
 
     @app.get("/healthz", tags=["ops"], response_model=Health, dependencies=[public()])
@@ -200,16 +206,20 @@ def install_problem_handlers(app: FastAPI) -> None:
             for e in exc.errors()
         ]
         first = errors[0] if errors else {"field": "?", "message": "invalid request"}
-        return problem(
-            request,
-            {
-                "type": "/problems/invalid-input",
-                "title": "Invalid input",
-                "status": 422,
-                "detail": f"{first['field']}: {first['message']}",
-                "errors": errors,
-            },
-        )
+        # The field as the client named it (without FastAPI's body/query/path prefix).
+        loc = exc.errors()[0].get("loc", ()) if exc.errors() else ()
+        field = ".".join(str(p) for p in loc if p not in ("body", "query", "path")) or None
+        doc: dict[str, Any] = {
+            "type": "/problems/invalid-input",
+            "title": "Invalid input",
+            "status": 422,
+            "detail": f"{first['field']}: {first['message']}",
+            "rule": f"{field or 'request'}.{first.get('rule') or 'invalid'}",
+            "errors": errors,
+        }
+        if field:
+            doc["field"] = field
+        return problem(request, doc)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -21,10 +21,17 @@ def metadata() -> MetaData:
     from jobs.lock import LockRow  # noqa: F401  (registers the lock table on LedgerBase)
     from replen.auth.store import Base as AuthBase
     from replenishment.orders import Base as OrdersBase
+    from replenishment.review_store import Base as ReviewBase
     from replenishment.rules_store import _meta as rules_meta
 
     combined = MetaData()
-    for source in (OrdersBase.metadata, LedgerBase.metadata, rules_meta, AuthBase.metadata):
+    for source in (
+        OrdersBase.metadata,
+        LedgerBase.metadata,
+        rules_meta,
+        AuthBase.metadata,
+        ReviewBase.metadata,
+    ):
         for table in source.tables.values():
             table.to_metadata(combined)
     return combined

@@ -81,6 +81,43 @@ class LedgerCollector:
         yield alerts
 
 
+class ExceptionCollector:
+    """Open planner exceptions by type (confirmed and snoozed ones excluded)."""
+
+    def __init__(self, runtime: object) -> None:
+        self.runtime = runtime
+
+    def collect(self):  # type: ignore[no-untyped-def]
+        from prometheus_client.core import GaugeMetricFamily
+
+        from jobs.exceptions import exception_counts
+
+        gauge = GaugeMetricFamily(
+            "replen_planner_exceptions", "Open exceptions for planners, by type", labels=["type"]
+        )
+        try:
+            counts = exception_counts(self.runtime)  # type: ignore[arg-type]
+        except Exception:  # a scrape must not fail because the plan or the lake is missing
+            counts = {}
+        for kind, n in counts.items():
+            gauge.add_metric([kind], n)
+        yield gauge
+
+
+def register_planner(runtime: object) -> None:
+    """Expose the open exceptions of ``runtime`` (replacing an earlier registration)."""
+    from prometheus_client import REGISTRY
+
+    global _planner
+    if _planner is not None:
+        REGISTRY.unregister(_planner)  # type: ignore[arg-type]
+    _planner = ExceptionCollector(runtime)
+    REGISTRY.register(_planner)  # type: ignore[arg-type]
+
+
+_planner: ExceptionCollector | None = None
+
+
 def register_ledger(db_url: str) -> None:
     """Expose the ledger of ``db_url`` on the default registry (replacing an earlier one)."""
     from prometheus_client import REGISTRY

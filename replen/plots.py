@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import polars as pl
 
 from kernel.errors import InvalidInput
 from kernel.files import write_figure
+from replenishment.explain import explain
 
 __all__ = ["plot_po_lines"]
 
@@ -21,7 +23,7 @@ def plot_po_lines(
     days: int = 56,
 ) -> Path:
     """One panel per PO line: recent daily sales, the forecast mean and its 50–95% band,
-    with the line's explanation as the title (PNG)."""
+    with the line's explanation (every adjustment) as the title (PNG)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -48,12 +50,11 @@ def plot_po_lines(
                     alpha=0.2,
                     label="50–95%",
                 )
+        sentence = explain(r, r["quantity"], r.get("suggested_quantity"))
         ax.set_title(
-            f"{r['store_id']} / {r['sku_id']}: order {r['quantity']} = need "
-            f"{r['raw_need']:.1f} (target {r['target_level']:.1f} − position "
-            f"{r['position']:.0f}) over {r['protection_days']:.0f} days, packs of "
-            f"{r['pack_size']}",
-            fontsize=9,
+            "\n".join(textwrap.wrap(f"{r['store_id']} / {r['sku_id']}: {sentence}", 150)),
+            fontsize=8,
+            loc="left",
         )
         ax.tick_params(labelsize=7)
         ax.legend(fontsize=7, loc="upper left")

@@ -3,25 +3,39 @@ checked the same way for the planner API, the planner page and the CLI."""
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
-import polars as pl
-
 from jobs.runtime import Runtime
-from kernel.errors import NotFound
+from kernel.errors import NotFound, ReplenError
 from replen.auth.policy import Principal, authorize
 
-__all__ = ["decide", "edit", "head_of"]
+__all__ = ["bulk", "decide", "edit", "head_of", "snooze"]
 
 
 def head_of(rt: Runtime, po_id: int) -> dict[str, Any]:
     """One PO's header (store, value, status); NotFound if there is none."""
-    heads = rt.orders.purchase_orders().filter(pl.col("po_id") == po_id)
-    if heads.is_empty():
+    from sqlalchemy import select
+
+    from replenishment.orders import PurchaseOrder
+
+    po = PurchaseOrder
+    with rt.orders.engine.connect() as conn:
+        row = conn.execute(
+            select(po.id, po.store_id, po.supplier_id, po.status, po.value).where(po.id == po_id)
+        ).first()
+    if row is None:
         raise NotFound(
-            f"no purchase order with id {po_id}", hint="list them with `replen orders list`"
+            f"no purchase order with id {po_id}",
+            hint="list them with `replen orders list` or GET /v1/orders",
         )
-    return heads.row(0, named=True)
+    return {
+        "po_id": row[0],
+        "store_id": row[1],
+        "supplier_id": row[2],
+        "status": row[3],
+        "value": row[4],
+    }
 
 
 def decide(rt: Runtime, principal: Principal, po_id: int, to: str, reason: str | None) -> dict:
@@ -41,3 +55,41 @@ def edit(
     authorize(principal, "orders:edit", store=head["store_id"])
     old, new = rt.orders.edit_line(po_id, sku_id, quantity, principal.actor, reason)
     return {"po_id": po_id, "sku_id": sku_id, "from": old, "to": new}
+
+
+def snooze(
+    rt: Runtime, principal: Principal, po_id: int, until: date | None, reason: str | None
+) -> dict:
+    """Put a suggested PO aside until ``until`` (None: back now) as ``principal``."""
+    head = head_of(rt, po_id)
+    authorize(principal, "orders:edit", store=head["store_id"])
+    rt.orders.snooze(po_id, until, principal.actor, reason)
+    return {"po_id": po_id, "snoozed_until": until}
+
+
+def bulk(
+    rt: Runtime,
+    principal: Principal,
+    action: str,
+    po_ids: list[int],
+    reason: str | None = None,
+    until: date | None = None,
+) -> dict[str, Any]:
+    """Apply ``action`` (approve, reject, snooze) to each PO on its own: one refused PO
+    (wrong state, outside the scope, over the limit) does not stop the others; each
+    outcome is reported, a failure as its problem document."""
+    results: list[dict[str, Any]] = []
+    for po_id in dict.fromkeys(po_ids):  # each once, in the order given
+        try:
+            if action == "snooze":
+                snooze(rt, principal, po_id, until, reason)
+                status = "suggested"
+            else:
+                status = decide(
+                    rt, principal, po_id, "approved" if action == "approve" else "rejected", reason
+                )["to"]
+            results.append({"po_id": po_id, "ok": True, "status": status})
+        except ReplenError as exc:
+            results.append({"po_id": po_id, "ok": False, "error": exc.problem()})
+    ok = sum(r["ok"] for r in results)
+    return {"succeeded": ok, "failed": len(results) - ok, "results": results}

@@ -106,6 +106,20 @@ class Settings(BaseSettings):
         0.001, ge=0, le=1, description="Alert when rejected/received over the window exceeds it."
     )
     monitor_window_minutes: float = Field(15.0, gt=0, description="Window of the reject ratio.")
+    # Planner's worklist
+    overstock_days: float = Field(
+        60.0, gt=0, description="A line whose cover after the order exceeds this is overstock."
+    )
+    plan_change_ratio: float = Field(
+        0.5,
+        ge=0,
+        description="A quantity moving by more than this share of the previous "
+        "plan's is a large change (and by at least plan_change_min_units).",
+    )
+    plan_change_min_units: float = Field(12.0, ge=0)
+    pos_stale_hours: float = Field(
+        26.0, gt=0, description="A store whose newest POS sale is older has a stale feed."
+    )
     # Scheduler
     schedules: dict[str, str] = Field(
         default_factory=lambda: {

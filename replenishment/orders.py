@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
@@ -23,8 +22,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
 
 from kernel.errors import Conflict, InvalidInput, NotFound
+from replenishment.explain import explanation_record
 from replenishment.planner import Suggestion
-from replenishment.policy import EXPLANATION_COLUMNS
 
 __all__ = [
     "TRANSITIONS",
@@ -69,6 +68,8 @@ class PurchaseOrder(Base):
     value: Mapped[float] = mapped_column(Float)
     model_version: Mapped[str] = mapped_column(String(32))
     stale: Mapped[bool] = mapped_column(default=False)
+    # A planner may put a PO aside until a day; it stays in its status meanwhile.
+    snoozed_until: Mapped[date | None] = mapped_column(Date, nullable=True, default=None)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     lines: Mapped[list[PoLine]] = relationship(
         back_populates="po", cascade="all, delete-orphan", order_by="PoLine.sku_id"
@@ -260,6 +261,28 @@ class OrderStore:
             )
         return old, quantity
 
+    def snooze(self, po_id: int, until: date | None, actor: str, reason: str | None = None) -> None:
+        """Put a suggested PO aside until ``until`` (None wakes it now); audited."""
+        with Session(self.engine) as session, session.begin():
+            po = self._po(session, po_id)
+            if po.status != "suggested":
+                raise OrderError(f"PO {po_id} is {po.status}; only suggested POs can be snoozed")
+            before = po.snoozed_until
+            po.snoozed_until = until
+            session.add(
+                AuditEntry(
+                    po_id=po_id,
+                    at=datetime.now(UTC),
+                    actor=actor,
+                    action="snooze" if until else "wake",
+                    detail={
+                        "from": before.isoformat() if before else None,
+                        "until": until.isoformat() if until else None,
+                        "reason": reason,
+                    },
+                )
+            )
+
     def history(self, po_id: int) -> list[dict]:
         """The PO's audit trail, oldest first."""
         with Session(self.engine) as session:
@@ -416,16 +439,4 @@ _HEADER_SCHEMA = {
 
 
 def _explanation(line: dict) -> dict:
-    keep = (
-        *EXPLANATION_COLUMNS,
-        "protection_days",
-        "service_level",
-        "demand_sd",
-        "min_order_fill",
-        "budget_adjustment",
-    )
-    out = {}
-    for key in keep:
-        value = line[key]
-        out[key] = round(float(value), 6) if isinstance(value, float) else value
-    return json.loads(json.dumps(out))
+    return explanation_record(line)

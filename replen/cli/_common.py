@@ -231,14 +231,12 @@ def history_frame(rt: Any, history: Path | None, freq: str = "daily") -> Any:
 
 
 def render_explained(lines: Any) -> None:
+    """Each line's quantity in words, every adjustment included (the API's sentence)."""
+    from replenishment.explain import explain
+
     for row in lines.iter_rows(named=True):
         out.print(
             f"[bold]{row['store_id']} / {row['sku_id']}[/] ({row['supplier_id']}): "
-            f"order [bold green]{row['quantity']}[/] = forecast over "
-            f"{row['protection_days']:.1f} days {row['demand_mean']:.1f} + safety stock "
-            f"{row['safety_stock']:.1f} → target {row['target_level']:.1f} − position "
-            f"{row['position']:.0f} (on hand {row['on_hand']:.0f} + on order "
-            f"{row['on_order']:.0f}) = need {row['raw_need']:.1f}; packs of "
-            f"{row['pack_size']} → {row['after_pack']:.0f}; MOQ {row['moq_units']} → "
-            f"{row['after_moq']:.0f}"
+            + explain(row, row["quantity"], row.get("suggested_quantity")),
+            highlight=False,
         )

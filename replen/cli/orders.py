@@ -24,39 +24,84 @@ from replen.cli._common import (
 orders_app = sub_app("orders", "Suggested purchase orders in the PO store.")
 
 
+STATUSES = ("suggested", "approved", "rejected", "exported", "acknowledged")
+
+
 @orders_app.command("list")
 def orders_list(
+    status: Annotated[
+        list[str] | None,
+        typer.Option(help=f"Only this status (repeat for several): {', '.join(STATUSES)}."),
+    ] = None,
+    store: Annotated[list[str] | None, typer.Option(help="Only this store (repeatable).")] = None,
+    supplier: Annotated[
+        list[str] | None, typer.Option(help="Only this supplier (repeatable).")
+    ] = None,
     plan_date: Annotated[str | None, typer.Option("--date", help="Only this plan date.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=500, help="At most this many POs.")] = 50,
     as_json: JsonOpt = False,
 ) -> None:
-    """List suggested purchase orders."""
+    """Purchase orders, most urgent first: lines that run out before the delivery, then
+    the least days of cover, then the most value at risk."""
+    from jobs.review import QueueQuery, queue
     from jobs.runtime import Runtime
 
     with errors():
-        when = date.fromisoformat(plan_date) if plan_date else None
-        heads = Runtime(load_settings()).orders.purchase_orders(when)
+        bad = sorted(set(status or []) - set(STATUSES))
+        if bad:
+            from kernel.errors import InvalidInput
+
+            raise InvalidInput(
+                f"--status {bad[0]!r} is not one of {', '.join(STATUSES)}",
+                field="status",
+                value=bad[0],
+                rule="status.enum",
+            )
+        q = QueueQuery(
+            status=list(status or STATUSES),
+            store_id=store,
+            supplier_id=supplier,
+            plan_date=date.fromisoformat(plan_date) if plan_date else None,
+            include_snoozed=True,
+            page_size=limit,
+        )
+        page = queue(Runtime(load_settings()), q)
     if as_json:
-        print(json.dumps({"purchase_orders": heads.to_dicts()}, default=str))
+        print(json.dumps({"purchase_orders": page["items"], "total": page["total"]}, default=str))
         return
-    if heads.is_empty():
+    if not page["items"]:
         out.print("no purchase orders yet: `replen plan` suggests them")
         return
-    table = Table(title="Purchase orders (`replen orders show ID` for one)", title_justify="left")
-    for col, justify in (("id", "right"), ("plan date", "left"), ("supplier", "left")):
-        table.add_column(col, justify=justify, no_wrap=True)  # type: ignore[arg-type]
-    for col in ("store", "status", "lines", "value"):
-        table.add_column(col, justify="right" if col in ("lines", "value") else "left")
-    for r in heads.iter_rows(named=True):
+    table = Table(
+        title=f"Purchase orders ({page['total']}; `replen orders show ID` for one)",
+        title_justify="left",
+    )
+    for name, justify in (
+        ("PO", "right"),
+        ("supplier", "left"),
+        ("store", "left"),
+        ("status", "left"),
+        ("urgency", "left"),
+        ("lines", "right"),
+        ("value", "right"),
+        ("delivery", "left"),
+    ):
+        table.add_column(name, justify=justify, no_wrap=True)  # type: ignore[arg-type]
+    style = {"critical": "bold red", "watch": "yellow", "ok": "green"}
+    for po in page["items"]:
         table.add_row(
-            str(r["po_id"]),
-            str(r["plan_date"]),
-            r["supplier_id"],
-            r["store_id"],
-            r["status"] + (" (stale)" if r["stale"] else ""),
-            str(r["lines"]),
-            f"{r['value']:,.2f} {r['currency']}",
+            str(po["po_id"]),
+            po["supplier_id"],
+            po["store_id"],
+            po["status"] + (" (stale)" if po["stale"] else ""),
+            f"[{style[po['urgency']]}]{po['urgency']}[/]",
+            str(po["lines"]),
+            f"{po['value']:,.2f}",
+            f"{po['expected_delivery']:%b %d}",
         )
     out.print(table)
+    if page["total"] > len(page["items"]):
+        out.print(f"{page['total'] - len(page['items'])} more: raise --limit or filter")
 
 
 ReasonOpt = Annotated[str | None, typer.Option(help="Why (kept in the audit trail).")]
@@ -168,3 +213,38 @@ def orders_export(
         as_json,
         lambda: out.print(f"{len(ids)} POs, {lines.height} lines → {path}"),
     )
+
+
+@orders_app.command("value-added")
+def orders_value_added(as_json: JsonOpt = False) -> None:
+    """Forecast value added: planners' changes against the suggestions, scored on what sold
+    over each line's protection period (once it has passed), per planner, store and model
+    version. Positive: the changes made the forecast behind the order better."""
+    from jobs.review import value_added_report
+    from jobs.runtime import Runtime
+
+    with errors():
+        report = value_added_report(Runtime(load_settings()))
+    if as_json:
+        print(json.dumps(report, default=str))
+        return
+    out.print(
+        f"{report['changed_lines']} changed lines on approved POs, {report['scored_lines']} "
+        f"scored (periods ended by {report['as_of'] or '—'})"
+    )
+    if not report["groups"]:
+        return
+    table = Table(title="Forecast value added", title_justify="left")
+    for name in ("planner", "store", "model", "lines", "WAPE sugg.", "WAPE planner", "FVA"):
+        table.add_column(name, justify="left" if name in ("planner", "store") else "right")
+    for g in report["groups"]:
+        table.add_row(
+            g["planner"],
+            g["store_id"],
+            g["model_version"],
+            str(g["lines"]),
+            f"{g['wape_suggestion']:.1%}",
+            f"{g['wape_planner']:.1%}",
+            f"{g['value_added'] * 100:+.1f} pts",
+        )
+    out.print(table)

@@ -106,6 +106,30 @@ def test_every_po_line_reproduces_the_policy_arithmetic(in_demo) -> None:
     assert csv.height == lines.height and "safety_stock" in csv.columns
 
 
+def test_the_explanation_shown_for_every_demo_line_adds_up_to_its_quantity(in_demo) -> None:
+    """What the API (and so the page) shows for each line of the demo plan: the steps from
+    the need to the quantity, whose changes add up to it, and the sentence saying so."""
+    from fastapi.testclient import TestClient
+
+    from replen.app import create_app
+
+    rt, s = in_demo
+    client = TestClient(create_app(rt.settings))
+    queue = client.get("/v1/orders", params={"page_size": 500}).json()
+    assert queue["total"] == s["plan"]["purchase_orders"]
+    checked = 0
+    for item in queue["items"]:
+        for line in client.get(f"/v1/orders/{item['po_id']}").json()["lines"]:
+            total = sum(step["change"] for step in line["steps"])
+            assert math.isclose(total, line["quantity"], abs_tol=1e-4), line["steps"]
+            assert line["steps"][-1]["total"] == line["quantity"]
+            assert line["sentence"].startswith(f"order {line['quantity']:,} = ")
+            for step in line["steps"][1:]:
+                assert step["text"] in line["sentence"]
+            checked += 1
+    assert checked == s["plan"]["lines"]
+
+
 def test_rerun_is_idempotent(demo) -> None:
     cwd, first = demo
     proc = _replen("demo", *SIZE, "--json", cwd=cwd)

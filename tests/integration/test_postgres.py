@@ -85,3 +85,27 @@ def test_po_store_ledger_lock_and_rules_on_postgres(pg_url) -> None:
     with pytest.raises(SchedulerBusy):
         SchedulerLock(pg_url).acquire()
     lock.release()
+
+
+def test_planner_worklist_reads_and_marks_on_postgres(pg_url) -> None:
+    from jobs.review import QueueQuery, po_detail, queue
+    from jobs.runtime import Runtime
+    from replen.settings import Settings
+    from replenishment.review import held_lines
+    from tests.planner_chain import DAY, big_plan
+
+    rt = Runtime(Settings(database_url=pg_url))
+    plan = big_plan(stores=3, skus=8)
+    rt.orders.replace_suggestions(DAY, plan)
+    assert rt.review.replace_held(DAY, held_lines(plan.evaluated, plan.held)) == 0
+    page = queue(rt, QueueQuery(page_size=500))
+    assert page["total"] == plan.headers.height
+    lines = rt.review.line_frame()
+    assert lines.height == plan.lines.height and lines["demand_mean"].null_count() == 0
+    assert lines["plan_date"].unique().to_list() == [DAY]
+    detail = po_detail(rt, page["items"][0]["po_id"])
+    assert all(x["steps_total"] == x["quantity"] for x in detail["lines"])
+    rt.orders.snooze(detail["po_id"], date(2999, 1, 1), "user:ann")
+    assert queue(rt, QueueQuery(page_size=500))["total"] == plan.headers.height - 1
+    rt.review.mark("held_po", "A/S1/x", state="snoozed", actor="user:ann", day=DAY, until=DAY)
+    assert rt.review.active_marks(DAY)["state"].to_list() == ["snoozed"]

@@ -1,0 +1,138 @@
+"""Data problems that make a plan wrong or incomplete, found from plain frames (pure).
+
+- ``stale_pos_feed``: a store whose newest POS sale is older than the threshold;
+- ``missing_stock_position``: a store×SKU that sells and has a rule but no stock position
+  (it is not planned);
+- ``missing_rule``: a SKU that sells but has no item rule (no supplier: not planned);
+- ``unknown_store`` / ``unknown_sku``: POS lines for a store or SKU that the master data
+  does not know.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+import polars as pl
+
+from replenishment.review import EXCEPTION_SCHEMA
+
+__all__ = ["data_problems"]
+
+
+def data_problems(
+    *,
+    today: date,
+    freshness: pl.DataFrame,
+    sold: pl.DataFrame,
+    stock_keys: pl.DataFrame | None,
+    rule_skus: set[str] | None,
+    known_stores: set[str] | None,
+    known_skus: set[str] | None,
+    stale_after_hours: float,
+) -> pl.DataFrame:
+    """Every data problem as an exception row (see ``EXCEPTION_SCHEMA``).
+
+    ``freshness``: ``store_id, newest, lag_seconds``; ``sold``: the store×SKU pairs seen in
+    POS (``store_id, sku_id``); ``stock_keys``: store×SKU with a stock position (None: no
+    stock feed at all); ``rule_skus``: SKUs with an item rule (None: no rules loaded);
+    ``known_*``: master data (None: not loaded, nothing is called unknown).
+    """
+    parts: list[pl.DataFrame] = []
+
+    def add(frame: pl.DataFrame) -> None:
+        parts.append(frame.select([pl.col(c).cast(t) for c, t in EXCEPTION_SCHEMA.items()]))
+
+    none_s, none_i = pl.lit(None, pl.String), pl.lit(None, pl.Int64)
+    stale = freshness.filter(pl.col("lag_seconds") > stale_after_hours * 3600)
+    add(
+        stale.select(
+            pl.lit("stale_pos_feed").alias("type"),
+            pl.col("store_id").alias("subject"),
+            pl.lit(today).alias("day"),
+            pl.format(
+                "store {}: newest POS sale {} h old (threshold {} h)",
+                "store_id",
+                (pl.col("lag_seconds") / 3600).round(1),
+                pl.lit(stale_after_hours),
+            ).alias("message"),
+            none_i.alias("po_id"),
+            "store_id",
+            none_s.alias("sku_id"),
+            none_s.alias("supplier_id"),
+            (pl.col("lag_seconds") / 3600).alias("value"),
+        )
+    )
+    pairs = sold.select("store_id", "sku_id").unique()
+    if rule_skus is not None:
+        ruled = pairs.filter(pl.col("sku_id").is_in(sorted(rule_skus)))
+        missing_rule = (
+            pairs.filter(~pl.col("sku_id").is_in(sorted(rule_skus)))
+            .group_by("sku_id")
+            .agg(pl.len().alias("stores"))
+        )
+        add(
+            missing_rule.select(
+                pl.lit("missing_rule").alias("type"),
+                pl.col("sku_id").alias("subject"),
+                pl.lit(today).alias("day"),
+                pl.format(
+                    "SKU {} sells in {} store(s) but has no item rule (no supplier): not planned",
+                    "sku_id",
+                    "stores",
+                ).alias("message"),
+                none_i.alias("po_id"),
+                none_s.alias("store_id"),
+                "sku_id",
+                none_s.alias("supplier_id"),
+                pl.col("stores").cast(pl.Float64).alias("value"),
+            )
+        )
+    else:
+        ruled = pairs
+    positions = (
+        stock_keys.select("store_id", "sku_id").unique()
+        if stock_keys is not None
+        else pl.DataFrame(schema={"store_id": pl.String, "sku_id": pl.String})
+    )
+    missing_stock = ruled.join(positions, on=["store_id", "sku_id"], how="anti")
+    add(
+        missing_stock.select(
+            pl.lit("missing_stock_position").alias("type"),
+            pl.format("{}/{}", "store_id", "sku_id").alias("subject"),
+            pl.lit(today).alias("day"),
+            pl.format("{}/{} has no stock position: not planned", "store_id", "sku_id").alias(
+                "message"
+            ),
+            none_i.alias("po_id"),
+            "store_id",
+            "sku_id",
+            none_s.alias("supplier_id"),
+            pl.lit(None, pl.Float64).alias("value"),
+        )
+    )
+    for column, known, kind in (
+        ("store_id", known_stores, "unknown_store"),
+        ("sku_id", known_skus, "unknown_sku"),
+    ):
+        if known is None:
+            continue
+        unknown = pairs.filter(~pl.col(column).is_in(sorted(known))).group_by(column).len()
+        add(
+            unknown.select(
+                pl.lit(kind).alias("type"),
+                pl.col(column).alias("subject"),
+                pl.lit(today).alias("day"),
+                pl.format(
+                    f"POS sales for {column}={{}} which the master data does not know "
+                    "({} store×SKU pairs)",
+                    column,
+                    "len",
+                ).alias("message"),
+                none_i.alias("po_id"),
+                (pl.col(column) if column == "store_id" else none_s).alias("store_id"),
+                (pl.col(column) if column == "sku_id" else none_s).alias("sku_id"),
+                none_s.alias("supplier_id"),
+                pl.col("len").cast(pl.Float64).alias("value"),
+            )
+        )
+    return pl.concat(parts) if parts else pl.DataFrame(schema=EXCEPTION_SCHEMA)

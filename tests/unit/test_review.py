@@ -1,0 +1,194 @@
+"""The planner's worklist arithmetic: urgency, exceptions, held POs, data problems, FVA."""
+
+from __future__ import annotations
+
+import math
+from datetime import date, timedelta
+
+import numpy as np
+import polars as pl
+import pytest
+
+from replenishment.data_health import data_problems
+from replenishment.planner import expected_shortage
+from replenishment.review import (
+    _expected_shortage,
+    held_lines,
+    line_exceptions,
+    line_urgency,
+    po_urgency,
+    release_advice,
+    sort_by_urgency,
+)
+from replenishment.value_added import scored_changes, value_added
+
+PLAN = date(2024, 1, 1)
+
+
+def _lines(**columns: list) -> pl.DataFrame:
+    n = len(next(iter(columns.values())))
+    base = {
+        "po_id": list(range(1, n + 1)),
+        "store_id": ["S1"] * n,
+        "sku_id": [f"k{i}" for i in range(n)],
+        "supplier_id": ["A"] * n,
+        "plan_date": [PLAN] * n,
+        "expected_delivery": [PLAN + timedelta(days=7)] * n,
+        "position": [100.0] * n,
+        "demand_mean": [20.0] * n,  # 2 a day over 10 days
+        "demand_sd": [4.0] * n,
+        "protection_days": [10.0] * n,
+        "quantity": [12] * n,
+        "unit_cost": [2.0] * n,
+    }
+    base.update(columns)
+    return pl.DataFrame(base)
+
+
+def test_a_position_that_runs_out_before_the_delivery_is_critical() -> None:
+    out = line_urgency(_lines(position=[10.0, 100.0])).to_dicts()
+    short, ample = out
+    assert short["days_of_cover"] == 5.0 and short["stockout_before_delivery"]
+    assert short["stockout_date"] == PLAN + timedelta(days=5)
+    assert short["short_units"] > 3.0 and short["value_at_risk"] == round(
+        short["short_units"] * 2.0, 2
+    )
+    assert not ample["stockout_before_delivery"] and ample["stockout_date"] is None
+    assert ample["value_at_risk"] == 0.0
+
+
+def test_nothing_expected_to_sell_has_no_cover_figure_and_no_risk() -> None:
+    row = line_urgency(_lines(demand_mean=[0.0], position=[0.0])).row(0, named=True)
+    assert row["days_of_cover"] is None and not row["stockout_before_delivery"]
+    assert row["value_at_risk"] == 0.0
+
+
+@pytest.mark.parametrize("stock", [-5.0, 0.0, 3.0, 14.0, 40.0])
+def test_vectorised_shortage_matches_the_planner_formula(stock: float) -> None:
+    got = _expected_shortage(np.array([14.0]), np.array([5.0]), np.array([stock]))[0]
+    assert math.isclose(got, expected_shortage(14.0, 5.0, stock), rel_tol=1e-9, abs_tol=1e-12)
+
+
+def test_pos_sort_by_level_then_first_stockout_then_cover_then_value_at_risk() -> None:
+    lines = line_urgency(
+        _lines(
+            po_id=[1, 2, 3, 3, 4],
+            position=[100.0, 12.0, 4.0, 100.0, 25.0],
+            quantity=[0, 0, 0, 0, 0],
+        )
+    )
+    pos = sort_by_urgency(po_urgency(lines))
+    assert pos["po_id"].to_list() == [3, 2, 4, 1]
+    assert pos["urgency"].to_list() == ["critical", "critical", "watch", "ok"]
+    assert pos.filter(pl.col("po_id") == 3)["stockout_lines"].item() == 1
+
+
+def test_exceptions_for_stockout_overstock_and_a_large_change() -> None:
+    lines = line_urgency(
+        _lines(position=[10.0, 100.0, 50.0], quantity=[12, 200, 40]), overstock_days=60
+    )
+    previous = pl.DataFrame(
+        {"store_id": ["S1", "S1"], "sku_id": ["k1", "k2"], "previous_quantity": [190, 12]}
+    )
+    exc = line_exceptions(lines, previous, change_ratio=0.5, change_min_units=12)
+    got = sorted(zip(exc["type"], exc["sku_id"], strict=True))
+    # k0: runs out; k1: (100 + 200) / 2 = 150 days of cover; k2: 12 → 40 is a large change;
+    # k0 is new against the previous plan with 12 units: at the threshold, so flagged too.
+    assert got == [
+        ("large_change", "k0"),
+        ("large_change", "k2"),
+        ("overstock", "k1"),
+        ("stockout_risk", "k0"),
+    ]
+    assert exc.filter(pl.col("type") == "large_change")["value"].to_list() == [12.0, 28.0]
+
+
+def test_held_lines_keep_the_quantity_the_hold_removed_and_say_how_to_release() -> None:
+    from tests.unit.test_orders import _suggestion
+
+    s = _suggestion(min_value=80.0, action="hold")  # S1 = 71, S2 = 32: both held
+    held = held_lines(s.evaluated, s.held)
+    assert sorted(held["quantity"].to_list()) == [13, 16, 16]
+    s1 = held.filter(pl.col("store_id") == "S1")
+    po = {
+        "value": float((s1["quantity"] * s1["unit_cost"]).sum()),
+        "min_order_value": 80.0,
+        "currency": "EUR",
+        "lines": [
+            {
+                "sku_id": r["sku_id"],
+                "quantity": r["quantity"],
+                "unit_cost": r["unit_cost"],
+                "explanation": {
+                    "pack_size": r["pack_size"],
+                    "position": r["position"],
+                    "target_level": r["target_level"],
+                },
+            }
+            for r in s1.to_dicts()
+        ],
+    }
+    advice = release_advice(po)
+    assert advice["short_value"] == 9.0
+    assert advice["value_after_fill"] >= 80.0
+    assert "under the supplier minimum of 80.00 EUR" in advice["text"]
+
+
+def test_data_problems_name_the_store_the_pair_and_the_sku() -> None:
+    now_lag = pl.DataFrame(
+        {"store_id": ["S1", "S2"], "newest": [None, None], "lag_seconds": [3600.0, 3 * 86400.0]}
+    )
+    sold = pl.DataFrame({"store_id": ["S1", "S1", "S2", "S9"], "sku_id": ["a", "b", "a", "a"]})
+    stock = pl.DataFrame({"store_id": ["S1", "S2"], "sku_id": ["a", "a"]})
+    probs = data_problems(
+        today=PLAN,
+        freshness=now_lag,
+        sold=sold,
+        stock_keys=stock,
+        rule_skus={"a"},
+        known_stores={"S1", "S2"},
+        known_skus={"a"},
+        stale_after_hours=26,
+    )
+    got = sorted(zip(probs["type"], probs["subject"], strict=True))
+    assert got == [
+        ("missing_rule", "b"),
+        ("missing_stock_position", "S9/a"),
+        ("stale_pos_feed", "S2"),
+        ("unknown_sku", "b"),
+        ("unknown_store", "S9"),
+    ]
+
+
+def test_value_added_scores_the_planner_against_the_suggestion_after_the_period() -> None:
+    changes = pl.DataFrame(
+        {
+            "po_id": [1, 2, 3],
+            "plan_date": [PLAN, PLAN, PLAN + timedelta(days=20)],
+            "store_id": ["S1", "S1", "S1"],
+            "sku_id": ["a", "b", "a"],
+            "model_version": ["4", "4", "4"],
+            "planner": ["user:ann", "user:ann", "user:ann"],
+            "demand_mean": [20.0, 20.0, 20.0],
+            "protection_days": [10.0, 10.0, 10.0],
+            "suggested_quantity": [20, 20, 20],
+            "quantity": [30, 10, 25],
+        }
+    )
+    days = [PLAN + timedelta(days=i) for i in range(25)]
+    sales = pl.DataFrame(
+        {
+            "store_id": ["S1"] * 50,
+            "sku_id": ["a"] * 25 + ["b"] * 25,
+            "date": days * 2,
+            "units": [3.0] * 25 + [2.0] * 25,  # a sold 30 in 10 days, b 20
+        }
+    )
+    scored = scored_changes(changes, sales, as_of=PLAN + timedelta(days=24))
+    assert scored["po_id"].to_list() == [1, 2]  # PO 3's period has not ended
+    assert scored["sold"].to_list() == [30.0, 20.0]
+    report = value_added(scored).row(0, named=True)
+    assert report["lines"] == 2 and report["lines_improved"] == 1
+    assert report["wape_suggestion"] == round(10 / 50, 4)  # |20-30| + |20-20|
+    assert report["wape_planner"] == round(10 / 50, 4)  # |30-30| + |10-20|
+    assert report["value_added"] == 0.0
