@@ -154,6 +154,8 @@ def _band_column(forecast: pl.DataFrame) -> str | None:
 def _projection(line: dict[str, Any], forecast: pl.DataFrame) -> list[dict[str, Any]]:
     """Stock day by day from the plan date to the end of the protection period: the
     position less the mean forecast, the order arriving on its expected delivery."""
+    if line.get("protection_days") is None or line.get("position") is None:
+        return []  # a line stored without its explanation: nothing to project from
     start, delivery = line["plan_date"], line["expected_delivery"]
     horizon = max(round(line["protection_days"]), (delivery - start).days + 1)
     daily = dict(forecast.select("date", "mean").iter_rows()) if forecast.height else {}

@@ -55,7 +55,7 @@ class Step(BaseModel):
 
 
 class LineUrgency(BaseModel):
-    daily_rate: float
+    daily_rate: float | None  # None: a line stored without its explanation
     days_to_delivery: int
     days_of_cover: float | None
     stockout_date: date | None
