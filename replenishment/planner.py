@@ -139,8 +139,9 @@ def plan_rows(
     stock_cols = [c for c in ("on_hand", "on_order", "backorders") if c in stock.columns]
     policy_cols = [c for c in _POLICY_COLUMNS if c in demand.columns]
     return (
-        spans.join(
-            demand.select(
+        spans.lazy()
+        .join(
+            demand.lazy().select(
                 "store_id",
                 "sku_id",
                 "demand_mean",
@@ -153,10 +154,12 @@ def plan_rows(
             on=["store_id", "sku_id"],
         )
         .join(
-            stock.select("store_id", "sku_id", *stock_cols), on=["store_id", "sku_id"], how="left"
+            stock.lazy().select("store_id", "sku_id", *stock_cols),
+            on=["store_id", "sku_id"],
+            how="left",
         )
         .join(
-            rules.items.select(
+            rules.items.lazy().select(
                 "sku_id",
                 "unit_cost",
                 "pack_size",
@@ -167,12 +170,12 @@ def plan_rows(
             on="sku_id",
         )
         .join(
-            rules.overrides.select("store_id", "sku_id", "max_capacity", "min_presentation"),
+            rules.overrides.lazy().select("store_id", "sku_id", "max_capacity", "min_presentation"),
             on=["store_id", "sku_id"],
             how="left",
         )
         .join(
-            rules.suppliers.select(
+            rules.suppliers.lazy().select(
                 "supplier_id",
                 "currency",
                 "min_order_value",
@@ -182,6 +185,7 @@ def plan_rows(
             on="supplier_id",
         )
         .with_columns(pl.col(stock_cols).cast(pl.Float64).fill_null(0.0))
+        .collect()
     )
 
 

@@ -125,22 +125,19 @@ def replay(
         rules.items.select("sku_id", "unit_cost", "shelf_life_days"), on="sku_id", how="left"
     ).sort("_i")
     cost = item["unit_cost"].to_numpy().astype(float)
-    shelf = item["shelf_life_days"].fill_null(np.inf).to_numpy().astype(float)
-    perishable = np.flatnonzero(np.isfinite(shelf))
+    life = item["shelf_life_days"].fill_null(np.inf).to_numpy().astype(float)
     groups = keys.select("store_id", "supplier_id").unique().sort("store_id", "supplier_id")
     groups = groups.with_row_index("_g").with_columns(pl.col("_g").cast(pl.Int64))
     group_of = keys.join(groups, on=["store_id", "supplier_id"]).sort("_i")["_g"].to_numpy()
     leads = lead_time_days(groups.join(rules.suppliers, on="supplier_id"), days, seed)
-    pipeline = np.zeros((n, days + int(leads.max(initial=0)) + 1))
-    lots = np.zeros((n, days))  # column a: units received on day a and still on hand
-    lots[:, 0] = (
+    start_stock = (
         keys.join(on_hand.select(*_KEYS, "on_hand"), on=_KEYS, how="left")
         .sort("_i")["on_hand"]
         .fill_null(0.0)
         .cast(pl.Float64)
         .to_numpy()
     )
-    on_order = np.zeros(n)
+    shelf = _Shelf(start_stock, days, int(leads.max(initial=0)), life)
     tot = {k: np.zeros(n) for k in ("sold", "lost", "waste", "units_days", "stockout", "ordered")}
     tot["lines"] = np.zeros(n)
     daily: list[tuple[date, float, float, float, float, float]] = []
@@ -149,64 +146,33 @@ def replay(
     reviewed = _reviews_by_weekday(keys, rules, start, service_level)
     for t in range(days):
         day = start + timedelta(days=t)
-        arriving = pipeline[:, t]
-        lots[:, t] += arriving
-        on_order -= arriving
-        waste = np.zeros(n)
-        if perishable.size:
-            ages = t - np.arange(t + 1)  # days since each lot arrived
-            expired = ages[None, :] >= shelf[perishable, None]
-            block = lots[perishable, : t + 1]
-            waste[perishable] = (block * expired).sum(axis=1)
-            lots[perishable, : t + 1] = np.where(expired, 0.0, block)
+        shelf.receive(t)
+        waste = shelf.expire(t)
         spans = reviewed[day.weekday()].with_columns(pl.lit(day).alias("order_date"))
         if spans.height:
-            placed, on_hold = _review(
-                spans,
-                lots[:, : t + 1].sum(axis=1),
-                on_order,
-                forecast(day, spans.drop("_i")),
-                rules,
-                day,
-            )
+            demand_then = forecast(day, spans.drop("_i"))
+            placed, on_hold = _review(spans, shelf, t, demand_then, rules, day)
             if placed.height:
                 i = placed["_i"].to_numpy()
                 q = placed["quantity"].to_numpy().astype(float)
                 lead = leads[group_of[i], t]
-                pipeline[i, t + lead] += q
-                on_order[i] += q
-                now = lead == 0  # zero lead time: on the shelf before today's customers
-                lots[i[now], t] += q[now]
-                on_order[i[now]] -= q[now]
-                pipeline[i[now], t] -= q[now]
+                shelf.order(t, i, q, lead)
                 tot["ordered"][i] += q
                 tot["lines"][i] += 1
                 pos.append(_purchase_orders(placed, lead, day))
             if on_hold.height:
                 held.append(on_hold)
-        stock = lots[:, : t + 1]
-        have = stock.sum(axis=1)
         want = units[:, t]
-        sold = np.minimum(have, want)
-        # Customers take the oldest units first (FIFO), so the freshest ones stay.
-        left = np.maximum(np.cumsum(stock, axis=1) - sold[:, None], 0.0)
-        lots[:, : t + 1] = np.diff(left, axis=1, prepend=0.0)
+        sold = shelf.sell(t, want)
         lost = want - sold
-        end = have - sold
+        end = shelf.on_hand(t)
         tot["sold"] += sold
         tot["lost"] += lost
         tot["waste"] += waste
         tot["units_days"] += end
         tot["stockout"] += lost > _EPS
         daily.append(
-            (
-                day,
-                float(end @ cost),
-                float(end.sum()),
-                float(sold.sum()),
-                float(lost.sum()),
-                float(waste.sum()),
-            )
+            (day, float(end @ cost), end.sum(), sold.sum(), lost.sum(), float(waste.sum()))
         )
         if on_day:
             on_day(t)
@@ -290,8 +256,8 @@ def _reviews_by_weekday(
 
 def _review(
     spans: pl.DataFrame,
-    on_hand: np.ndarray,
-    on_order: np.ndarray,
+    shelf: _Shelf,
+    t: int,
     demand: pl.DataFrame,
     rules: Rules,
     day: date,
@@ -307,10 +273,62 @@ def _review(
         )
     i = spans["_i"].to_numpy()
     stock = spans.select(
-        *_KEYS, pl.Series("on_hand", on_hand[i]), pl.Series("on_order", on_order[i])
+        *_KEYS,
+        pl.Series("on_hand", shelf.on_hand(t)[i]),
+        pl.Series("on_order", shelf.on_order[i]),
     )
     evaluated, held = size_orders(plan_rows(demand, stock, rules, spans))
     return evaluated.filter(pl.col("quantity") > 0), held
+
+
+class _Shelf:
+    """Units on hand by the day they arrived (for FIFO and expiry) and units on order by
+    the day they land, for every series at once."""
+
+    def __init__(self, on_hand: np.ndarray, days: int, max_lead: int, life: np.ndarray) -> None:
+        n = on_hand.shape[0]
+        self.lots = np.zeros((n, days))  # column a: received on day a, still on hand
+        self.lots[:, 0] = on_hand
+        self.due = np.zeros((n, days + max_lead + 1))  # column d: lands on day d
+        self.on_order = np.zeros(n)
+        self.life = life
+        self.perishable = np.flatnonzero(np.isfinite(life))
+
+    def receive(self, t: int) -> None:
+        """Deliveries due on day ``t`` go on the shelf."""
+        self.lots[:, t] += self.due[:, t]
+        self.on_order -= self.due[:, t]
+        self.due[:, t] = 0.0
+
+    def expire(self, t: int) -> np.ndarray:
+        """Remove units at least their shelf life old on day ``t``; returns them (waste)."""
+        waste = np.zeros(self.lots.shape[0])
+        p = self.perishable
+        if p.size:
+            age = t - np.arange(t + 1)
+            old = age[None, :] >= self.life[p, None]
+            block = self.lots[p, : t + 1]
+            waste[p] = (block * old).sum(axis=1)
+            self.lots[p, : t + 1] = np.where(old, 0.0, block)
+        return waste
+
+    def order(self, t: int, i: np.ndarray, q: np.ndarray, lead: np.ndarray) -> None:
+        """Series ``i`` order ``q`` units landing ``lead`` days later (0: before today's
+        customers)."""
+        self.due[i, t + lead] += q
+        self.on_order[i] += q
+        self.receive(t)
+
+    def on_hand(self, t: int) -> np.ndarray:
+        return self.lots[:, : t + 1].sum(axis=1)
+
+    def sell(self, t: int, want: np.ndarray) -> np.ndarray:
+        """Serve ``want`` from the shelf, oldest units first (FIFO); the rest is lost."""
+        stock = self.lots[:, : t + 1]
+        sold = np.minimum(stock.sum(axis=1), want)
+        left = np.maximum(np.cumsum(stock, axis=1) - sold[:, None], 0.0)
+        self.lots[:, : t + 1] = np.diff(left, axis=1, prepend=0.0)
+        return sold
 
 
 def _purchase_orders(placed: pl.DataFrame, lead: np.ndarray, day: date) -> pl.DataFrame:
