@@ -29,8 +29,9 @@ from _common import ROOT, SHARED, emit, load_m5, need_shared, peak_rss_mb
 
 LAST_TRUSTED = date(2016, 4, 24)  # the M5 subset's later days are suspect
 SERVICE_LEVELS = (0.55, 0.65, 0.75, 0.8, 0.85, 0.9, 0.93, 0.95, 0.97, 0.98, 0.99, 0.995)
-COVERS = (0.6, 0.8, 1.0, 1.2, 1.4, 1.7, 2.0, 2.5, 3.0, 4.0)
-GAPS = (0.5, 1.0, 2.0)
+COVERS = (0.8, 1.0, 1.1, 1.2, 1.3, 1.4, 1.55, 1.7, 2.0, 2.5, 3.0, 4.0)
+GAPS = (0.25, 0.5, 1.0)
+FILL_TARGETS = (0.93, 0.95, 0.97)  # the saving at the target, and around it
 PACKS = np.array([1, 2, 3, 4, 6, 8, 10, 12, 16, 20, 24, 30, 36, 48])
 
 
@@ -141,6 +142,9 @@ def main() -> None:
     parser.add_argument(
         "--plot", type=Path, default=ROOT / "benchmarks" / "results" / "tradeoff_m5.png"
     )
+    parser.add_argument(
+        "--write-rules", type=Path, help="also write the generated rules as CSV to this folder"
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     need_shared(args.data)
@@ -167,9 +171,9 @@ def main() -> None:
     forecast_cpu = time.process_time() - cpu
     demand = replayed_demand(sales, start, args.days)
     stock, _ = initial_stock(sales, rules, start)
-    levels = args.quick and (0.8, 0.9, 0.95, 0.98) or SERVICE_LEVELS
-    covers = args.quick and (1.0, 1.5, 2.0, 3.0) or COVERS
-    gaps = args.quick and (1.0,) or GAPS
+    levels = (0.8, 0.9, 0.95, 0.98) if args.quick else SERVICE_LEVELS
+    covers = (1.0, 1.5, 2.0, 3.0) if args.quick else COVERS
+    gaps = (0.5,) if args.quick else GAPS
     runs: list[dict[str, Any]] = []
     replay_cpu: list[float] = []
 
@@ -213,35 +217,32 @@ def main() -> None:
                 )
                 run(policy, {"cover": cover, "gap": gap}, min_max(lv))
 
+    policies = ("rs", "minmax", "minmax_revised")
+    targets = sorted({*FILL_TARGETS, args.fill_target})
     best = {
-        p: at_fill_rate([r for r in runs if r["policy"] == p], args.fill_target)
-        for p in ("rs", "minmax", "minmax_revised")
+        t: {p: at_fill_rate([r for r in runs if r["policy"] == p], t) for p in policies}
+        for t in targets
     }
-    saving = {
-        p: round(1 - best["rs"]["avg_on_hand_value"] / best[p]["avg_on_hand_value"], 4)
-        if best["rs"] and best[p]
-        else None
-        for p in ("minmax", "minmax_revised")
-    }
+    saving = {t: {p: _saving(b["rs"], b[p]) for p in policies[1:]} for t, b in best.items()}
+    main_best, main_saving = best[args.fill_target], saving[args.fill_target]
     if args.plot:
         args.plot.parent.mkdir(parents=True, exist_ok=True)
         names = {"rs": "forecast (R,S)", "minmax": "min/max", "minmax_revised": "min/max 28d"}
-        plot_tradeoff(
-            {
-                names[p]: [
-                    (r["avg_on_hand_value"], r["fill_rate"]) for r in runs if r["policy"] == p
-                ]
-                for p in names
-            },
-            args.plot,
-            args.fill_target,
-        )
+        curves = {
+            names[p]: [(r["avg_on_hand_value"], r["fill_rate"]) for r in runs if r["policy"] == p]
+            for p in policies
+        }
+        plot_tradeoff(curves, args.plot, args.fill_target)
+    if args.write_rules:
+        args.write_rules.mkdir(parents=True, exist_ok=True)
+        for table in ("suppliers", "items", "overrides"):
+            getattr(rules, table).write_csv(args.write_rules / f"{table}.csv")
     if not args.json:
-        for p, b in best.items():
-            print(f"{p}: at {args.fill_target:.0%} fill: {_at(b)}")
-        print(
-            f"(R,S) saving vs static min/max {saving['minmax']}, vs revised {saving['minmax_revised']}"
-        )
+        for t in targets:
+            b = best[t]
+            print(f"at {t:.0%} fill: " + "; ".join(f"{p} {_at(b[p])}" for p in policies))
+            print(f"  (R,S) holds less: {saving[t]}")
+    value = lambda b: b and round(b["avg_on_hand_value"], 1)  # noqa: E731
     emit(
         {
             "benchmark": "simulate_m5",
@@ -250,12 +251,14 @@ def main() -> None:
             "start": str(start),
             "end": str(LAST_TRUSTED),
             "fill_target": args.fill_target,
-            "rs_stock_value": best["rs"] and round(best["rs"]["avg_on_hand_value"], 1),
-            "minmax_stock_value": best["minmax"] and round(best["minmax"]["avg_on_hand_value"], 1),
-            "minmax_revised_stock_value": best["minmax_revised"]
-            and round(best["minmax_revised"]["avg_on_hand_value"], 1),
-            "saving_vs_minmax": saving["minmax"],
-            "saving_vs_minmax_revised": saving["minmax_revised"],
+            "rs_stock_value": value(main_best["rs"]),
+            "minmax_stock_value": value(main_best["minmax"]),
+            "minmax_revised_stock_value": value(main_best["minmax_revised"]),
+            "saving_vs_minmax": main_saving["minmax"],
+            "saving_vs_minmax_revised": main_saving["minmax_revised"],
+            "saving_by_fill": {str(t): v for t, v in saving.items()},
+            "rs_max_fill": max(r["fill_rate"] for r in runs if r["policy"] == "rs"),
+            "minmax_max_fill": max(r["fill_rate"] for r in runs if r["policy"] == "minmax"),
             "replays": len(runs),
             "replay_cpu_seconds_median": round(float(np.median(replay_cpu)), 2),
             "forecast_cpu_seconds": round(forecast_cpu, 1),
@@ -267,14 +270,17 @@ def main() -> None:
     )
 
 
+def _saving(rs: dict[str, Any] | None, other: dict[str, Any] | None) -> float | None:
+    if not rs or not other:
+        return None
+    return round(1 - rs["avg_on_hand_value"] / other["avg_on_hand_value"], 4)
+
+
 _SHOWN = ("fill_rate", "avg_on_hand_value", "orders", "held", "stockout_days", "waste_units")
 
 
 def _row(r: dict[str, Any]) -> str:
-    setting = (
-        f"SL {r['service_level']}" if r["policy"] == "rs" else f"cover {r['cover']} gap {r['gap']}"
-    )
-    return f"{r['policy']:<16}{setting:<18}" + "".join(
+    return f"{r['policy']:<16}{_setting(r):<18}" + "".join(
         f"{r[k]:>12.4f}" if k == "fill_rate" else f"{r[k]:>12,.0f}" for k in _SHOWN
     )
 
@@ -282,8 +288,14 @@ def _row(r: dict[str, Any]) -> str:
 def _at(b: dict[str, Any] | None) -> str:
     if not b:
         return "not reached"
-    lo, hi = b["interpolated_between"]
-    return f"stock {b['avg_on_hand_value']:,.0f} (between {_row(lo).split()[1:4]} and {_row(hi).split()[1:4]})"
+    lo, hi = (_setting(p) for p in b["interpolated_between"])
+    return f"{b['avg_on_hand_value']:,.0f} ({lo} … {hi})"
+
+
+def _setting(r: dict[str, Any]) -> str:
+    if r["policy"] == "rs":
+        return f"SL {r['service_level']}"
+    return f"cover {r['cover']} gap {r['gap']}"
 
 
 if __name__ == "__main__":

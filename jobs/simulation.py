@@ -209,6 +209,11 @@ def what_if(
     stock, source = initial_stock(history, rules, start)
     runs = []
     for name, rule_set in zip(("current", "candidate"), rule_sets, strict=False):
+
+        def on_day(t: int, what: str = f"replaying {name} rules") -> None:
+            if on_progress:
+                on_progress(what, t + 1, days)
+
         runs.append(
             replay(
                 demand,
@@ -219,9 +224,7 @@ def what_if(
                 on_hand=stock,
                 service_level=service_level,
                 seed=seed,
-                on_day=(lambda t, n=name: on_progress(f"replaying {n} rules", t + 1, days))
-                if on_progress
-                else None,
+                on_day=on_day,
             )
         )
     return WhatIf(

@@ -129,7 +129,7 @@ def replay(
     groups = keys.select("store_id", "supplier_id").unique().sort("store_id", "supplier_id")
     groups = groups.with_row_index("_g").with_columns(pl.col("_g").cast(pl.Int64))
     group_of = keys.join(groups, on=["store_id", "supplier_id"]).sort("_i")["_g"].to_numpy()
-    leads = lead_time_days(groups.join(rules.suppliers, on="supplier_id"), days, seed)
+    leads = lead_time_days(groups.join(rules.suppliers, on="supplier_id").sort("_g"), days, seed)
     start_stock = (
         keys.join(on_hand.select(*_KEYS, "on_hand"), on=_KEYS, how="left")
         .sort("_i")["on_hand"]

@@ -55,29 +55,37 @@ def at_fill_rate(points: list[dict[str, Any]], target: float) -> dict[str, Any] 
     """The least ``avg_on_hand_value`` reaching fill rate ``target`` among policy settings.
 
     ``points``: one dict per setting with ``fill_rate`` and ``avg_on_hand_value`` (other
-    keys are carried). Keeps the efficient frontier (no other setting serves at least as
-    well for less stock) and interpolates linearly between its two points around
-    ``target``; None if no setting reaches it. The result has ``interpolated_between``.
+    keys are carried). Interpolates linearly on the upper concave hull of fill rate against
+    stock — the most favourable reading of a grid of settings, given to every policy
+    alike — between its two points around ``target``. None if no setting reaches it; the
+    result names the two settings in ``interpolated_between``.
     """
-    frontier: list[dict[str, Any]] = []
+    hull: list[dict[str, Any]] = []
     for p in sorted(points, key=lambda p: (p["avg_on_hand_value"], -p["fill_rate"])):
-        if not frontier or p["fill_rate"] > frontier[-1]["fill_rate"]:
-            frontier.append(p)
-    above = [p for p in frontier if p["fill_rate"] >= target]
+        if hull and p["fill_rate"] <= hull[-1]["fill_rate"]:
+            continue  # dominated: another setting serves at least as well for less
+        while len(hull) >= 2 and _below_chord(hull[-2], hull[-1], p):
+            hull.pop()
+        hull.append(p)
+    above = [p for p in hull if p["fill_rate"] >= target]
     if not above:
         return None
     hi = above[0]
-    below = [p for p in frontier if p["fill_rate"] < target]
+    below = [p for p in hull if p["fill_rate"] < target]
     if not below:
         return {**hi, "interpolated_between": [hi, hi]}
     lo = below[-1]
     w = (target - lo["fill_rate"]) / (hi["fill_rate"] - lo["fill_rate"])
     value = lo["avg_on_hand_value"] + w * (hi["avg_on_hand_value"] - lo["avg_on_hand_value"])
-    return {
-        "fill_rate": target,
-        "avg_on_hand_value": value,
-        "interpolated_between": [lo, hi],
-    }
+    return {"fill_rate": target, "avg_on_hand_value": value, "interpolated_between": [lo, hi]}
+
+
+def _below_chord(a: dict[str, Any], b: dict[str, Any], c: dict[str, Any]) -> bool:
+    """Whether ``b`` lies on or under the straight line from ``a`` to ``c``."""
+    ax, ay = a["avg_on_hand_value"], a["fill_rate"]
+    bx, by = b["avg_on_hand_value"], b["fill_rate"]
+    cx, cy = c["avg_on_hand_value"], c["fill_rate"]
+    return (bx - ax) * (cy - ay) - (by - ay) * (cx - ax) >= 0
 
 
 def plot_tradeoff(

@@ -443,8 +443,7 @@ def _render_what_if(data: dict[str, Any]) -> None:
 
     runs = [name for name in ("current", "candidate") if name in data]
     table = Table(
-        title=f"What-if {data['start']} … {data['end']} ({data['days']} days, "
-        f"{data['series']} series): {' vs '.join(runs)} rules",
+        title=f"What-if {data['start']} … {data['end']}, {data['series']} series",
         title_justify="left",
         box=box.SIMPLE_HEAD,
         pad_edge=False,
@@ -476,7 +475,6 @@ def _render_what_if(data: dict[str, Any]) -> None:
                 f"{row['orders']:,}",
                 f"{row['units_ordered']:,.0f}",
                 f"{row['stockout_days']:,}",
-                end_section=i == len(runs) - 1,
             )
     out.print(table)
     notes = []

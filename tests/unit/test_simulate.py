@@ -249,3 +249,43 @@ def test_bad_input_names_the_field() -> None:
     with pytest.raises(InvalidInput, match="nothing to replay"):
         _run(_rules(skus=("other",)), _demand(1.0, days=7))
     assert np.isfinite(_run(_rules(), _demand(1.0, days=7)).totals()["fill_rate"])
+
+
+def test_each_po_gets_the_lead_time_of_its_own_supplier() -> None:
+    rules = Rules.from_frames(
+        pl.DataFrame(
+            {
+                "supplier_id": ["A", "B", "C"],
+                "lead_time_mean": [1.0, 5.0, 3.0],
+                "order_days": ["Mon", "Mon", "Mon"],
+            }
+        ),
+        pl.DataFrame(
+            {"sku_id": ["x", "y", "z"], "supplier_id": ["A", "B", "C"], "unit_cost": [1.0] * 3}
+        ),
+    )
+    demand = pl.concat(
+        [_demand(2.0, days=14, skus=("x", "y", "z")).with_columns(store_id=pl.lit(s)) for s in "PQ"]
+    )
+    pos = _run(rules, demand).purchase_orders
+    lead = pos.select(
+        "supplier_id", (pl.col("delivery_date") - pl.col("order_date")).dt.total_days()
+    )
+    assert dict(lead.unique().iter_rows()) == {"A": 1, "B": 5, "C": 3}
+    assert pos.height == 2 * 2 * 3  # two Mondays × two stores × three suppliers
+
+
+def test_a_po_over_the_supplier_budget_is_cut_to_it() -> None:
+    rules = Rules.from_frames(
+        pl.DataFrame(
+            {
+                "supplier_id": ["A"],
+                "lead_time_mean": [2.0],
+                "order_days": ["Mon"],
+                "max_order_value": [20.0],
+            }
+        ),
+        pl.DataFrame({"sku_id": ["x", "y"], "supplier_id": ["A", "A"], "unit_cost": [2.0, 2.0]}),
+    )
+    run = _run(rules, _demand(2.0, days=14, skus=("x", "y")))  # wants 2 × 18 units = 72
+    assert run.purchase_orders["value"].to_list() == [20.0, 20.0]

@@ -31,6 +31,13 @@ def test_a_dominated_setting_is_never_on_the_frontier() -> None:
     assert at["avg_on_hand_value"] == pytest.approx(160.0)
 
 
+def test_a_setting_under_the_chord_of_two_others_is_skipped_as_a_mix_of_them_does_better() -> None:
+    points = [_point(0.90, 100.0), _point(0.91, 150.0, "weak"), _point(0.98, 200.0)]
+    at = at_fill_rate(points, 0.95)
+    assert at is not None and at["avg_on_hand_value"] == pytest.approx(162.5)
+    assert all(p["name"] != "weak" for p in at["interpolated_between"])
+
+
 def test_an_unreached_fill_rate_gives_none_and_the_cheapest_reaching_one_wins() -> None:
     assert at_fill_rate([_point(0.90, 100.0)], 0.95) is None
     at = at_fill_rate([_point(0.97, 300.0), _point(0.96, 200.0)], 0.95)
