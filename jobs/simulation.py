@@ -80,6 +80,37 @@ class Forecaster:
         if on_progress:
             on_progress("forecasts ready", total, total)
 
+    def frame(self) -> pl.DataFrame:
+        """Every forecast of the replay with ``as_of``, the day it was made: keep it to
+        replay other rules later without forecasting again (:meth:`from_frame`)."""
+        if len(self._forecasts) < len(self.refreshes):
+            self.prepare()
+        return pl.concat(
+            [f.with_columns(pl.lit(d).alias("as_of")) for d, f in sorted(self._forecasts.items())]
+        )
+
+    @classmethod
+    def from_frame(
+        cls, frame: pl.DataFrame, history: pl.DataFrame, start: date, days: int, every: int = 7
+    ) -> Forecaster:
+        """A forecaster over forecasts kept by :meth:`frame` (same start, days, cadence)."""
+        made = {
+            d: part.drop("as_of")
+            for (d,), part in frame.partition_by("as_of", as_dict=True).items()
+        }
+        self = cls(history, start, days, horizon=0, every=every)
+        missing = [d for d in self.refreshes if d not in made]
+        if missing:
+            raise InvalidInput(
+                f"the kept forecasts lack the ones made on {missing[:3]}",
+                field="forecasts",
+                rule=f"one forecast every {every} days from {start}",
+                hint="replay the same period and cadence, or forecast again",
+            )
+        self._forecasts = {d: made[d] for d in self.refreshes}
+        self.champions = pl.DataFrame()
+        return self
+
     def __call__(self, day: date, spans: pl.DataFrame) -> pl.DataFrame:
         refresh = self.refreshes[
             min((day - self.start).days // self.every, len(self.refreshes) - 1)
@@ -130,6 +161,7 @@ class WhatIf:
     current: Replay
     candidate: Replay | None
     seconds: float
+    forecaster: Forecaster
 
     def to_dict(self) -> dict[str, Any]:
         runs = {"current": self.current, "candidate": self.candidate}
@@ -178,13 +210,16 @@ def what_if(
     forecast_every: int = 7,
     backtest_horizon: int = 28,
     freq: str = "daily",
+    forecaster: Forecaster | None = None,
     on_progress: Progress | None = None,
 ) -> WhatIf:
     """Replay the last ``days`` days of ``history`` up to ``end`` (default: its last day)
     under ``rules`` and, if given, ``candidate``.
 
     ``history``: daily sales ``store_id, sku_id, date, units`` (optional ``stockout``,
-    ``on_hand``). ``freq``: only ``daily`` — the replay walks days.
+    ``on_hand``). ``freq``: only ``daily`` — the replay walks days. ``forecaster``: one
+    from an earlier call on the same history and period (the forecasts do not depend on
+    the rules), so that trying more candidate rules costs only their replays.
     """
     if freq != "daily":
         raise InvalidInput(
@@ -196,15 +231,26 @@ def what_if(
     started = time.perf_counter()
     history, start = _period(history, days, end)
     rule_sets = [rules] if candidate is None else [rules, candidate]
-    forecaster = Forecaster(
-        history,
-        start,
-        days,
-        horizon=max(_longest_protection(r) for r in rule_sets),
-        every=forecast_every,
-        backtest_horizon=backtest_horizon,
-    )
-    forecaster.prepare(on_progress)
+    if forecaster is None:
+        forecaster = Forecaster(
+            history,
+            start,
+            days,
+            horizon=max(_longest_protection(r) for r in rule_sets),
+            every=forecast_every,
+            backtest_horizon=backtest_horizon,
+        )
+        forecaster.prepare(on_progress)
+    elif (
+        forecaster.start != start
+        or forecaster.refreshes
+        != Forecaster(history, start, days, horizon=0, every=forecaster.every).refreshes
+    ):
+        raise InvalidInput(
+            f"the forecaster was made for a replay from {forecaster.start}, not {start}",
+            field="forecaster",
+            rule="same history and period",
+        )
     demand = replayed_demand(history, start, days)
     stock, source = initial_stock(history, rules, start)
     runs = []
@@ -234,6 +280,7 @@ def what_if(
         current=runs[0],
         candidate=runs[1] if len(runs) > 1 else None,
         seconds=time.perf_counter() - started,
+        forecaster=forecaster,
     )
 
 

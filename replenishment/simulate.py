@@ -141,7 +141,7 @@ def replay(
     tot = {k: np.zeros(n) for k in ("sold", "lost", "waste", "units_days", "stockout", "ordered")}
     tot["lines"] = np.zeros(n)
     daily: list[tuple[date, float, float, float, float, float]] = []
-    pos: list[pl.DataFrame] = []
+    lines: list[tuple[np.ndarray, ...]] = []  # (series, day, units, lead time) per order day
     held: list[pl.DataFrame] = []
     reviewed = _reviews_by_weekday(keys, rules, start, service_level)
     for t in range(days):
@@ -159,7 +159,7 @@ def replay(
                 shelf.order(t, i, q, lead)
                 tot["ordered"][i] += q
                 tot["lines"][i] += 1
-                pos.append(_purchase_orders(placed, lead, day))
+                lines.append((i, np.full(i.size, t), q, lead))
             if on_hold.height:
                 held.append(on_hold)
         want = units[:, t]
@@ -195,7 +195,7 @@ def replay(
         start=start,
         days=days,
         series=series,
-        purchase_orders=pl.concat(pos) if pos else _empty_pos(),
+        purchase_orders=_purchase_orders(keys, cost, lines, start),
         held=pl.concat(held) if held else _empty_held(),
         daily=pl.DataFrame(
             daily,
@@ -331,21 +331,31 @@ class _Shelf:
         return sold
 
 
-def _purchase_orders(placed: pl.DataFrame, lead: np.ndarray, day: date) -> pl.DataFrame:
-    """One row per PO placed on ``day`` (its lines share the drawn lead time)."""
+def _purchase_orders(
+    keys: pl.DataFrame, cost: np.ndarray, lines: list[tuple[np.ndarray, ...]], start: date
+) -> pl.DataFrame:
+    """One row per PO placed: supplier × store × order day (its lines share the lead time)."""
+    if not lines:
+        return _empty_pos()
+    i, t, q, lead = (np.concatenate(parts) for parts in zip(*lines, strict=True))
+    placed = pl.DataFrame(
+        {"_i": i, "_t": t, "units": q, "value": q * cost[i], "lead_time_days": lead}
+    ).join(keys.select("_i", "store_id", "supplier_id"), on="_i")
     return (
-        placed.with_columns(pl.Series("lead_time_days", lead))
-        .group_by("supplier_id", "store_id")
+        placed.group_by("supplier_id", "store_id", "_t")
         .agg(
             pl.col("lead_time_days").first(),
             pl.len().alias("lines"),
-            pl.col("quantity").sum().cast(pl.Float64).alias("units"),
-            pl.col("value").sum().cast(pl.Float64),
+            pl.col("units").sum(),
+            pl.col("value").sum(),
         )
         .with_columns(
-            pl.lit(day).alias("order_date"),
-            (pl.lit(day) + pl.duration(days=pl.col("lead_time_days"))).alias("delivery_date"),
+            (pl.lit(start) + pl.duration(days=pl.col("_t"))).alias("order_date"),
+            (pl.lit(start) + pl.duration(days=pl.col("_t") + pl.col("lead_time_days"))).alias(
+                "delivery_date"
+            ),
         )
+        .sort("_t", "supplier_id", "store_id")
         .select(_empty_pos().columns)
     )
 

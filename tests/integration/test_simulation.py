@@ -12,7 +12,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from jobs.simulation import what_if
+from jobs.simulation import Forecaster, what_if
 from replenishment.rules import Rules
 
 pytestmark = pytest.mark.slow
@@ -43,6 +43,11 @@ def test_current_and_candidate_rules_replay_the_same_demand_and_forecasts(daily,
     suppliers = data["current"]["suppliers"]
     assert sum(s["orders"] for s in suppliers) == data["current"]["total"]["orders"]
     assert set(data["change"]) >= {"fill_rate", "avg_on_hand_value", "orders"}
+
+    # Forecasts do not depend on the rules: kept, they replay other rules without forecasting.
+    kept = Forecaster.from_frame(report.forecaster.frame(), daily, report.start, 56)
+    again = what_if(daily, _rules(chain), days=56, forecaster=kept)
+    assert again.current.totals() == cur and again.candidate is None
 
 
 def _replen(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:

@@ -242,7 +242,7 @@ def test_series_without_rules_are_listed_not_replayed() -> None:
 
 
 def test_bad_input_names_the_field() -> None:
-    with pytest.raises(InvalidInput, match="units=-1.0"):
+    with pytest.raises(InvalidInput, match=r"units=-1\.0"):
         _run(_rules(), _demand([1.0, -1.0]))
     with pytest.raises(InvalidInput, match="demand_quantile"):
         _run(_rules(), _demand(1.0, days=7), forecast=lambda d, s: s.select("store_id", "sku_id"))
