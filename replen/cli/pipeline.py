@@ -373,14 +373,14 @@ def simulate(
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """What-if on your own history: replay it through the planner, current vs candidate rules.
+    """What-if on your own history: replay it, current vs candidate rules.
 
-    Replays the last --days days as if Replen had planned them: champions trained on the
-    history before, forecasts from the sales known each day, orders only on each
-    supplier's order days with every rule (packs, MOQ, capacity, shelf life, supplier
-    minimum, budget), lead times drawn with their spread, lost sales, expired units as
-    waste. Prints per supplier and overall: fill rate, average stock value, POs, units
-    ordered and stockout days.
+    Replays the last --days days as if Replen had planned them: champions
+    trained on the history before, forecasts from the sales known each day,
+    orders only on each supplier's order days with every rule (packs, MOQ,
+    capacity, shelf life, supplier minimum, budget), lead times drawn with
+    their spread, lost sales, expired units as waste. Prints per supplier and
+    overall: fill rate, average stock value, POs, units ordered, stockout days.
     """
     quiet_libraries()
     from jobs.runtime import MasterDataMissing, Runtime

@@ -289,3 +289,40 @@ def test_a_po_over_the_supplier_budget_is_cut_to_it() -> None:
     )
     run = _run(rules, _demand(2.0, days=14, skus=("x", "y")))  # wants 2 × 18 units = 72
     assert run.purchase_orders["value"].to_list() == [20.0, 20.0]
+
+
+def test_the_same_seed_draws_the_same_lead_times_for_the_same_supplier_and_store() -> None:
+    suppliers = pl.DataFrame(
+        {
+            "supplier_id": [f"V{k}" for k in range(6)],
+            "lead_time_mean": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0],
+            "lead_time_std": [1.0] * 6,
+            "order_days": ["Mon,Thu"] * 6,
+        }
+    )
+    skus = tuple(f"s{k}" for k in range(6))
+    items = pl.DataFrame(
+        {"sku_id": skus, "supplier_id": suppliers["supplier_id"], "unit_cost": [1.0] * 6}
+    )
+    demand = pl.concat(
+        [_demand(2.0, days=28, skus=skus).with_columns(store_id=pl.lit(s)) for s in "PQR"]
+    )
+    rules = Rules.from_frames(suppliers, items)
+    first, second = _run(rules, demand, seed=4), _run(rules, demand, seed=4)
+    assert first.purchase_orders.equals(second.purchase_orders)
+    # Changing one supplier's lead time leaves the other suppliers' deliveries as they were.
+    slower = Rules.from_frames(
+        suppliers.with_columns(
+            pl.when(pl.col("supplier_id") == "V0")
+            .then(9.0)
+            .otherwise(pl.col("lead_time_mean"))
+            .alias("lead_time_mean")
+        ),
+        items,
+    )
+    others = pl.col("supplier_id") != "V0"
+    assert (
+        _run(slower, demand, seed=4)
+        .purchase_orders.filter(others)
+        .equals(first.purchase_orders.filter(others))
+    )
