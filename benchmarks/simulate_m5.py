@@ -41,8 +41,10 @@ def generate_rules(history: pl.DataFrame, start: date, seed: int = 11) -> Any:
 
     rng = np.random.default_rng(seed)
     past = history.filter(pl.col("date").is_between(start - timedelta(days=90), start, "left"))
-    per_series = past.group_by("store_id", "sku_id").agg(
-        (pl.col("units").sum() / 90).alias("rate"), pl.col("price").drop_nulls().median()
+    per_series = (
+        past.group_by("store_id", "sku_id")
+        .agg((pl.col("units").sum() / 90).alias("rate"), pl.col("price").drop_nulls().median())
+        .sort("store_id", "sku_id")  # group_by order varies: sort before sampling
     )
     per_item = (
         per_series.group_by("sku_id")
@@ -91,8 +93,10 @@ def generate_rules(history: pl.DataFrame, start: date, seed: int = 11) -> Any:
         pl.Series("moq_units", moq.astype(np.int64)),
         pl.Series("shelf_life_days", np.where(is_fresh, life, np.nan)).fill_nan(None),
     )
-    capped = per_series.join(items.select("sku_id", "pack_size"), on="sku_id").sample(
-        fraction=0.3, seed=seed
+    capped = (
+        per_series.join(items.select("sku_id", "pack_size"), on="sku_id")
+        .sort("store_id", "sku_id")
+        .sample(fraction=0.3, seed=seed)
     )
     overrides = capped.select(
         "store_id",

@@ -185,6 +185,7 @@ def plan_rows(
             on="supplier_id",
         )
         .with_columns(pl.col(stock_cols).cast(pl.Float64).fill_null(0.0))
+        .sort("supplier_id", "store_id", "sku_id")  # joins do not keep order; ties need one
         .collect()
     )
 
@@ -216,7 +217,7 @@ def _supplier_minimum(evaluated: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFra
     flagged = evaluated.with_columns(value.alias("_po_value"))
     short = (pl.col("_po_value") > 0) & (pl.col("_po_value") < pl.col("min_order_value"))
     held = flagged.filter(short & (pl.col("min_order_action") == "hold") & (pl.col("quantity") > 0))
-    held_summary = held.group_by(keys).agg(
+    held_summary = held.group_by(keys, maintain_order=True).agg(
         pl.col("_po_value").first().alias("value"),
         pl.col("min_order_value").first(),
         pl.len().alias("lines"),
@@ -243,7 +244,7 @@ def _fill(out: pl.DataFrame, to_fill: pl.DataFrame, keys: list[str]) -> pl.DataF
     relative to its target) until the PO reaches the supplier minimum."""
     extra: dict[tuple[str, str, str], int] = {}
     for _, po in to_fill.group_by(keys):
-        rows = po.to_dicts()
+        rows = po.sort("sku_id").to_dicts()
         total = sum(r["quantity"] * r["unit_cost"] for r in rows)
         minimum = rows[0]["min_order_value"]
         added = {r["sku_id"]: 0 for r in rows}
@@ -309,7 +310,7 @@ def _budget(evaluated: pl.DataFrame) -> pl.DataFrame:
         return evaluated
     cuts: list[dict[str, object]] = []
     for _, po in over.group_by(keys):
-        cuts += _allocate(po.to_dicts(), float(po["max_order_value"][0]))
+        cuts += _allocate(po.sort("sku_id").to_dicts(), float(po["max_order_value"][0]))
     cut = pl.DataFrame(
         cuts,
         schema={
