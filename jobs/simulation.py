@@ -108,6 +108,10 @@ class Forecaster:
                 hint="replay the same period and cadence, or forecast again",
             )
         self._forecasts = {d: made[d] for d in self.refreshes}
+        self.horizon = min(
+            f.select((pl.col("date").max() - pl.lit(d)).dt.total_days() + 1).item()
+            for d, f in self._forecasts.items()
+        )
         self.champions = pl.DataFrame()
         return self
 
@@ -231,12 +235,13 @@ def what_if(
     started = time.perf_counter()
     history, start = _period(history, days, end)
     rule_sets = [rules] if candidate is None else [rules, candidate]
+    longest = max(_longest_protection(r) for r in rule_sets)
     if forecaster is None:
         forecaster = Forecaster(
             history,
             start,
             days,
-            horizon=max(_longest_protection(r) for r in rule_sets),
+            horizon=longest,
             every=forecast_every,
             backtest_horizon=backtest_horizon,
         )
@@ -250,6 +255,14 @@ def what_if(
             f"the forecaster was made for a replay from {forecaster.start}, not {start}",
             field="forecaster",
             rule="same history and period",
+        )
+    elif forecaster.horizon - forecaster.every < longest:
+        raise InvalidInput(
+            f"the kept forecasts look {forecaster.horizon} days ahead; these rules protect "
+            f"up to {longest} days (lead time + review period) past each order day",
+            field="forecaster",
+            rule="forecasts must cover the longest protection period",
+            hint="forecast again for these rules",
         )
     demand = replayed_demand(history, start, days)
     stock, source = initial_stock(history, rules, start)

@@ -13,6 +13,7 @@ import polars as pl
 import pytest
 
 from jobs.simulation import Forecaster, what_if
+from kernel.errors import InvalidInput
 from replenishment.rules import Rules
 
 pytestmark = pytest.mark.slow
@@ -48,6 +49,11 @@ def test_current_and_candidate_rules_replay_the_same_demand_and_forecasts(daily,
     kept = Forecaster.from_frame(report.forecaster.frame(), daily, report.start, 56)
     again = what_if(daily, _rules(chain), days=56, forecaster=kept)
     assert again.current.totals() == cur and again.candidate is None
+    slow = Rules.from_frames(
+        chain.suppliers.drop("name").with_columns(pl.col("lead_time_mean") + 60), chain.items
+    )
+    with pytest.raises(InvalidInput, match="forecasts look"):
+        what_if(daily, _rules(chain), slow, days=56, forecaster=kept)
 
 
 def _replen(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
