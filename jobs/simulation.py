@@ -1,265 +1,427 @@
-"""Policy simulation on a real history: forecast-driven (R, S) against static min/max.
+"""What-if on the retailer's own history: replay current and candidate rules through the
+shipped planner, with forecasts made as the daily plan would have made them (no peeking).
 
-Trains the champions on the history before the simulated period, then, on every review
-period, forecasts from the sales known then (models refitted, no peeking) and orders up to
-the demand quantile over lead time + review period. The static min/max policy is set once
-from the history before the period, the way reordering rules are set in an ERP. Each policy
-is run over a grid of settings (service levels; cover multipliers) to draw its
-service/inventory curve, and compared at the same fill rate. Every duration is in periods of
-the history's frequency (days, weeks or months).
+Champions are trained on the history before the replayed period; every ``forecast_every``
+days they forecast again from the sales known that day (cheap models refit in
+milliseconds), and each order day takes the demand over every reviewed line's protection
+period from the latest of those forecasts (:func:`forecasting.quantiles.lead_time_demand`,
+the daily plan's own code). Forecasts do not depend on the rules, so the current and the
+candidate rules replay the same forecasts, the same demand and the same lead-time draws.
 """
 
 from __future__ import annotations
 
-import itertools
+import math
+import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import date
+from dataclasses import dataclass
+from datetime import date, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import polars as pl
 
 from features.sales import last_date
-from forecasting.candidates import freq_of
+from forecasting.candidates import candidates_for, freq_of
+from forecasting.history import split_uid, to_training_frame
 from forecasting.predict import forecast
-from forecasting.quantiles import gamma_quantile, lead_time_demand
+from forecasting.quantiles import lead_time_demand
 from forecasting.train import train
-from jobs.runtime import MasterDataMissing, Runtime
 from kernel.errors import InvalidInput
-from replenishment.simulate import min_max_rule, order_up_to_rule, plot_tradeoff, simulate
+from replenishment.rules import Rules
+from replenishment.simulate import Replay, replay
 
-__all__ = ["SimulationReport", "run_simulation", "simulate_history"]
+if TYPE_CHECKING:
+    from jobs.runtime import Runtime
 
-SERVICE_LEVELS = (0.6, 0.7, 0.8, 0.85, 0.9, 0.93, 0.95, 0.97, 0.98, 0.99, 0.995)
-COVER_FACTORS = (0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0)
+__all__ = [
+    "Forecaster",
+    "WhatIf",
+    "check_freq",
+    "initial_stock",
+    "replay_rules",
+    "replayed_demand",
+    "what_if",
+]
+
+Progress = Callable[[str, int, int], None]  # (what, done, total)
 
 
-@dataclass
-class SimulationReport:
-    periods: int
-    freq: str
-    series: int
-    fill_target: float
-    runs: list[dict[str, Any]] = field(default_factory=list)
-    at_target: dict[str, dict[str, float] | None] = field(default_factory=dict)
-    inventory_saving: float | None = None  # 1 - (R,S) inventory / min-max inventory
-    plot: str | None = None
+class Forecaster:
+    """Demand over protection periods as the daily plan would have forecast it each day.
+
+    Trains champions on ``history`` before ``start`` and forecasts again every ``every``
+    days from the sales known that day; ``horizon`` must cover the longest protection
+    period. Callable as a :data:`replenishment.simulate.DemandFn`.
+    """
+
+    def __init__(
+        self,
+        history: pl.DataFrame,
+        start: date,
+        days: int,
+        *,
+        horizon: int,
+        every: int = 7,
+        backtest_horizon: int = 28,
+    ) -> None:
+        if every < 1:
+            raise InvalidInput(
+                f"forecast_every={every} must be >= 1 day", field="forecast_every", value=every
+            )
+        self.history = history
+        self.start = start
+        self.every = every
+        self.horizon = horizon + every
+        self.backtest_horizon = backtest_horizon
+        self.refreshes = [start + timedelta(days=k) for k in range(0, days, every)]
+        self._forecasts: dict[date, pl.DataFrame] = {}
+        self.champions: pl.DataFrame | None = None
+
+    def prepare(self, on_progress: Progress | None = None) -> None:
+        """Train, then make every forecast of the replay (reported as steps)."""
+        total = len(self.refreshes) + 1
+        if on_progress:
+            on_progress("training champions on the history before the replay", 0, total)
+        before = self.history.filter(pl.col("date") < self.start)
+        self.champions = train(before, horizon=self.backtest_horizon, n_windows=3).champions
+        for k, day in enumerate(self.refreshes):
+            if on_progress:
+                on_progress(f"forecasting as of {day}", k + 1, total)
+            self._forecast(day)
+        if on_progress:
+            on_progress("forecasts ready", total, total)
+
+    def frame(self) -> pl.DataFrame:
+        """Every forecast of the replay with ``as_of``, the day it was made: keep it to
+        replay other rules later without forecasting again (:meth:`from_frame`)."""
+        if len(self._forecasts) < len(self.refreshes):
+            self.prepare()
+        return pl.concat(
+            [f.with_columns(pl.lit(d).alias("as_of")) for d, f in sorted(self._forecasts.items())]
+        )
+
+    @classmethod
+    def from_frame(
+        cls, frame: pl.DataFrame, history: pl.DataFrame, start: date, days: int, every: int = 7
+    ) -> Forecaster:
+        """A forecaster over forecasts kept by :meth:`frame` (same start, days, cadence)."""
+        made = {
+            d: part.drop("as_of")
+            for (d,), part in frame.partition_by("as_of", as_dict=True).items()
+        }
+        self = cls(history, start, days, horizon=0, every=every)
+        missing = [d for d in self.refreshes if d not in made]
+        if missing:
+            raise InvalidInput(
+                f"the kept forecasts lack the ones made on {missing[:3]}",
+                field="forecasts",
+                rule=f"one forecast every {every} days from {start}",
+                hint="replay the same period and cadence, or forecast again",
+            )
+        self._forecasts = {d: made[d] for d in self.refreshes}
+        self.horizon = min(
+            f.select((pl.col("date").max() - pl.lit(d)).dt.total_days() + 1).item()
+            for d, f in self._forecasts.items()
+        )
+        self.champions = pl.DataFrame()
+        return self
+
+    def __call__(self, day: date, spans: pl.DataFrame) -> pl.DataFrame:
+        refresh = self.refreshes[
+            min((day - self.start).days // self.every, len(self.refreshes) - 1)
+        ]
+        ahead = self._forecast(refresh).filter(pl.col("date") >= day)
+        return lead_time_demand(ahead, spans)
+
+    def _forecast(self, day: date) -> pl.DataFrame:
+        if day not in self._forecasts:
+            if self.champions is None:
+                self.prepare()
+            assert self.champions is not None
+            known = self.history.filter(pl.col("date") < day)
+            self._forecasts[day] = forecast(
+                known,
+                _revive(self.champions, known, day),
+                horizon=self.horizon,
+                quantiles=[0.5],
+                model_version="simulation",
+            )
+        return self._forecasts[day]
+
+
+def _revive(champions: pl.DataFrame, known: pl.DataFrame, day: date) -> pl.DataFrame:
+    """Champions without the series that were inactive at training but sold since: the
+    forecaster then gives them their demand class's first model, as the next weekly
+    retrain would (champions are trained once, so they would forecast zero for ever)."""
+    window = freq_of("daily").inactive
+    asleep = champions.filter(pl.col("model").is_in(list(candidates_for("inactive"))))
+    if asleep.is_empty():
+        return champions
+    woke = (
+        known.filter((pl.col("date") >= day - timedelta(days=window)) & (pl.col("units") > 0))
+        .select("store_id", "sku_id")
+        .unique()
+        .join(asleep.select("store_id", "sku_id"), on=["store_id", "sku_id"])
+    )
+    return champions.join(woke, on=["store_id", "sku_id"], how="anti")
+
+
+@dataclass(frozen=True)
+class WhatIf:
+    """The replay of the current rules and, if given, of the candidate rules."""
+
+    start: date
+    days: int
+    initial_stock: str
+    current: Replay
+    candidate: Replay | None
+    seconds: float
+    forecaster: Forecaster
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "periods": self.periods,
-            "freq": self.freq,
-            "series": self.series,
-            "fill_target": self.fill_target,
-            "at_target": self.at_target,
-            "inventory_saving": self.inventory_saving,
-            "plot": self.plot,
-            "runs": self.runs,
+        runs = {"current": self.current, "candidate": self.candidate}
+        out: dict[str, Any] = {
+            "start": str(self.start),
+            "end": str(self.start + timedelta(days=self.days - 1)),
+            "days": self.days,
+            "series": self.current.series.height,
+            "unplanned_series": self.current.unplanned.height,
+            "initial_stock": self.initial_stock,
+            "seconds": round(self.seconds, 2),
         }
-
-
-def simulate_history(
-    rt: Runtime,
-    history: pl.DataFrame,
-    *,
-    freq: str = "daily",
-    lead_time: int | None = None,
-    need_rules: bool = False,
-    **options: Any,
-) -> SimulationReport:
-    """Simulate ``history`` with each series' lead time, unit cost and pack size from the
-    loaded rules (lead times converted to periods of ``freq``, rounded up). Series the rules
-    do not cover, or all when none are loaded, get ``lead_time`` periods (default: 3 days'
-    worth), cost 1 and packs of 1. ``need_rules``: refuse to run without rules."""
-    f = freq_of(freq)
-    keys = history.select("store_id", "sku_id").unique().sort("store_id", "sku_id")
-    default = lead_time if lead_time is not None else int(np.ceil(3 / f.days))
-    try:
-        rules = rt.rules()
-    except MasterDataMissing:
-        if need_rules and lead_time is None:
-            raise
-        rules = None
-    cost = pack = None
-    lead: Any = default
-    if rules is not None:
-        per = (
-            keys.join(rules.items, on="sku_id", how="left")
-            .join(rules.suppliers, on="supplier_id", how="left")
-            .sort("store_id", "sku_id")
-        )
-        if lead_time is None:
-            days = per["lead_time_mean"].to_numpy().astype(float)
-            lead = np.where(np.isnan(days), default, np.ceil(days / f.days)).astype(int)
-        cost = per["unit_cost"].fill_null(1.0).to_numpy()
-        pack = per["pack_size"].fill_null(1).to_numpy()
-    return run_simulation(
-        history, freq=freq, lead_time=lead, unit_cost=cost, pack_size=pack, **options
-    )
-
-
-def run_simulation(
-    history: pl.DataFrame,
-    *,
-    periods: int = 182,
-    freq: str = "daily",
-    lead_time: np.ndarray | int = 3,
-    review_period: int = 7,
-    unit_cost: np.ndarray | None = None,
-    pack_size: np.ndarray | None = None,
-    fill_target: float = 0.95,
-    service_levels: tuple[float, ...] = SERVICE_LEVELS,
-    cover_factors: tuple[float, ...] = COVER_FACTORS,
-    plot: Path | None = None,
-    backtest_horizon: int | None = None,
-    on_step: Callable[[str], None] | None = None,
-) -> SimulationReport:
-    """Simulate the last ``periods`` of ``history`` (store_id, sku_id, date, units; one row
-    per period of ``freq``). Lead time and review period are in periods too."""
-    f = freq_of(freq)
-    days = periods
-    end = last_date(history)
-    start = _shift(end, -(periods - 1), f.alias)
-    keys = history.select("store_id", "sku_id").unique().sort("store_id", "sku_id")
-    n = keys.height
-    matrix = _matrix(history, keys, start, end, f.alias)
-    before = history.filter(pl.col("date") < start)
-    if before.is_empty():
-        raise InvalidInput(
-            f"history must start before the simulated {days} periods ({start})",
-            field="periods",
-            value=days,
-            rule="days.within_history",
-            hint="simulate fewer --periods, or give a longer --history",
-        )
-    lead = np.broadcast_to(np.asarray(lead_time, dtype=np.int64), (n,)).copy()
-    protection = lead + review_period
-
-    if on_step:
-        on_step("training champions on the history before the simulated period")
-    horizon = backtest_horizon or f.backtest
-    champions = train(before, horizon=horizon, n_windows=3, freq=freq).champions
-    review_days = list(range(0, days, review_period))
-    means: dict[int, np.ndarray] = {}
-    sds: dict[int, np.ndarray] = {}
-    spans = keys.with_columns(
-        pl.Series("protection_days", protection.astype(float)),
-        pl.lit(0.0).alias("lead_time_std"),
-        pl.lit(0.5).alias("service_level"),
-    )
-    for i, t in enumerate(review_days):
-        if on_step:
-            on_step(f"forecast for review {i + 1}/{len(review_days)}")
-        known = history.filter(pl.col("date") < _shift(start, t, f.alias))
-        fc = forecast(
-            known,
-            champions,
-            horizon=int(protection.max()),
-            quantiles=[0.5],
-            model_version="simulation",
-            freq=freq,
-        )
-        ltd = keys.join(lead_time_demand(fc, spans), on=["store_id", "sku_id"], how="left")
-        means[t] = ltd["demand_mean"].fill_null(0.0).to_numpy()
-        sds[t] = ltd["demand_sd"].fill_null(0.0).to_numpy()
-
-    # Static min/max from the last ~90 days before the period (what a planner would set).
-    lookback = int(np.ceil(90 / f.days))
-    recent = _matrix(
-        history, keys, _shift(start, -lookback, f.alias), _shift(start, -1, f.alias), f.alias
-    )
-    daily = recent.mean(axis=1)  # mean units per period
-    initial = np.ceil(daily * protection)
-    report = SimulationReport(periods=days, freq=freq, series=n, fill_target=fill_target)
-    curves: dict[str, list[tuple[float, float]]] = {"forecast (R,S)": [], "static min/max": []}
-
-    def run(policy: str, setting: float, rule: Any) -> None:
-        res = simulate(
-            matrix,
-            lead_time=lead,
-            review_period=review_period,
-            rule=rule,
-            initial_on_hand=initial,
-            unit_cost=unit_cost,
-            pack_size=pack_size,
-        )
-        row = {"policy": policy, "setting": setting, **res.to_dict()}
-        report.runs.append(row)
-        curves["forecast (R,S)" if policy == "rs" else "static min/max"].append(
-            (res.avg_on_hand_value, res.fill_rate)
-        )
-
-    for level in service_levels:
-        if on_step:
-            on_step(f"simulating (R,S) at service level {level}")
-
-        def target(t: int, level: float = level) -> np.ndarray:
-            last_review = t - t % review_period
-            return gamma_quantile(means[last_review], sds[last_review], level)
-
-        run("rs", level, order_up_to_rule(target))
-    for factor in cover_factors:
-        minimum = daily * lead * factor
-        run("minmax", factor, min_max_rule(minimum, minimum + daily * review_period))
-
-    for policy in ("rs", "minmax"):
-        report.at_target[policy] = _at_fill(
-            [r for r in report.runs if r["policy"] == policy], fill_target
-        )
-    rs, mm = report.at_target["rs"], report.at_target["minmax"]
-    if rs and mm and mm["avg_on_hand_value"] > 0:
-        report.inventory_saving = round(1 - rs["avg_on_hand_value"] / mm["avg_on_hand_value"], 4)
-    if plot is not None:
-        plot.parent.mkdir(parents=True, exist_ok=True)
-        plot_tradeoff(curves, plot, fill_target)
-        report.plot = str(plot)
-    return report
-
-
-def _shift(day: date, periods: int, interval: str) -> date:
-    """``day`` moved by ``periods`` (negative: back) of ``interval`` (``1d``, ``1w``, ``1mo``)."""
-    unit = interval[1:]
-    moved = pl.select(pl.lit(day).dt.offset_by(f"{periods}{unit}")).item()
-    assert isinstance(moved, date)
-    return moved
-
-
-def _matrix(
-    history: pl.DataFrame, keys: pl.DataFrame, start: Any, end: Any, interval: str = "1d"
-) -> np.ndarray:
-    """Units as series × periods, zero-filled, series in ``keys`` order."""
-    dates = pl.date_range(start, end, interval=interval, eager=True).alias("date")
-    grid = keys.join(dates.to_frame(), how="cross")
-    full = grid.join(
-        history.select("store_id", "sku_id", "date", "units"),
-        on=["store_id", "sku_id", "date"],
-        how="left",
-    ).with_columns(pl.col("units").fill_null(0.0))
-    return (
-        full.sort("store_id", "sku_id", "date")["units"]
-        .to_numpy()
-        .reshape(keys.height, dates.len())
-    )
-
-
-def _at_fill(runs: list[dict[str, Any]], target: float) -> dict[str, float] | None:
-    """The cheapest setting reaching ``target``, interpolated between grid points."""
-    pts = sorted(runs, key=lambda r: r["avg_on_hand_value"])
-    for lo, hi in itertools.pairwise(pts):
-        if lo["fill_rate"] < target <= hi["fill_rate"]:
-            w = (target - lo["fill_rate"]) / (hi["fill_rate"] - lo["fill_rate"])
-            return {
-                "setting": lo["setting"] + w * (hi["setting"] - lo["setting"]),
-                "fill_rate": target,
-                "avg_on_hand_value": lo["avg_on_hand_value"]
-                + w * (hi["avg_on_hand_value"] - lo["avg_on_hand_value"]),
-                "avg_on_hand_units": lo["avg_on_hand_units"]
-                + w * (hi["avg_on_hand_units"] - lo["avg_on_hand_units"]),
+        for name, run in runs.items():
+            if run is None:
+                continue
+            summary = _rounded(run.summary())
+            out[name] = {
+                "total": summary[-1],
+                "suppliers": summary[:-1],
             }
-    reached = [r for r in pts if r["fill_rate"] >= target]
-    if reached:
-        r = reached[0]
-        return {k: r[k] for k in ("setting", "fill_rate", "avg_on_hand_value", "avg_on_hand_units")}
-    return None
+        if self.candidate is not None:
+            out["change"] = change(self.current.totals(), self.candidate.totals())
+        return out
+
+
+def change(current: dict[str, Any], candidate: dict[str, Any]) -> dict[str, float | None]:
+    """Candidate against current: differences of rates, relative change of the rest."""
+    out: dict[str, float | None] = {
+        "fill_rate": round(candidate["fill_rate"] - current["fill_rate"], 5)
+    }
+    for key in ("avg_on_hand_value", "orders", "units_ordered", "stockout_days", "lost"):
+        base = current[key]
+        out[key] = round(candidate[key] / base - 1, 4) if base else None
+    return out
+
+
+def what_if(
+    history: pl.DataFrame,
+    rules: Rules,
+    candidate: Rules | None = None,
+    *,
+    days: int = 182,
+    end: date | None = None,
+    service_level: float = 0.95,
+    seed: int = 0,
+    forecast_every: int = 7,
+    backtest_horizon: int = 28,
+    freq: str = "daily",
+    forecaster: Forecaster | None = None,
+    on_progress: Progress | None = None,
+) -> WhatIf:
+    """Replay the last ``days`` days of ``history`` up to ``end`` (default: its last day)
+    under ``rules`` and, if given, ``candidate``.
+
+    ``history``: daily sales ``store_id, sku_id, date, units`` (optional ``stockout``,
+    ``on_hand``). ``freq``: only ``daily`` — the replay walks days. ``forecaster``: one
+    from an earlier call on the same history and period (the forecasts do not depend on
+    the rules), so that trying more candidate rules costs only their replays.
+    """
+    check_freq(freq)
+    started = time.perf_counter()
+    history, start = _period(history, days, end)
+    rule_sets = [rules] if candidate is None else [rules, candidate]
+    longest = max(_longest_protection(r) for r in rule_sets)
+    if forecaster is None:
+        forecaster = Forecaster(
+            history,
+            start,
+            days,
+            horizon=longest,
+            every=forecast_every,
+            backtest_horizon=backtest_horizon,
+        )
+        forecaster.prepare(on_progress)
+    elif (
+        forecaster.start != start
+        or forecaster.refreshes
+        != Forecaster(history, start, days, horizon=0, every=forecaster.every).refreshes
+    ):
+        raise InvalidInput(
+            f"the forecaster was made for a replay from {forecaster.start}, not {start}",
+            field="forecaster",
+            rule="same history and period",
+        )
+    elif forecaster.horizon - forecaster.every < longest:
+        raise InvalidInput(
+            f"the kept forecasts look {forecaster.horizon} days ahead; these rules protect "
+            f"up to {longest} days (lead time + review period) past each order day",
+            field="forecaster",
+            rule="forecasts must cover the longest protection period",
+            hint="forecast again for these rules",
+        )
+    demand = replayed_demand(history, start, days)
+    stock, source = initial_stock(history, rules, start)
+    runs = []
+    for name, rule_set in zip(("current", "candidate"), rule_sets, strict=False):
+
+        def on_day(t: int, what: str = f"replaying {name} rules") -> None:
+            if on_progress:
+                on_progress(what, t + 1, days)
+
+        runs.append(
+            replay(
+                demand,
+                rule_set,
+                forecaster,
+                start=start,
+                days=days,
+                on_hand=stock,
+                service_level=service_level,
+                seed=seed,
+                on_day=on_day,
+            )
+        )
+    return WhatIf(
+        start=start,
+        days=days,
+        initial_stock=source,
+        current=runs[0],
+        candidate=runs[1] if len(runs) > 1 else None,
+        seconds=time.perf_counter() - started,
+        forecaster=forecaster,
+    )
+
+
+def check_freq(freq: str) -> None:
+    """The what-if walks days (order days, lead times, shelf lives are in days): any other
+    frequency of history is refused, naming the field and the rule."""
+    freq_of(freq)  # an unknown frequency: its own error, listing the known ones
+    if freq != "daily":
+        raise InvalidInput(
+            f"freq={freq!r}: the what-if replays day by day (order days, lead times and "
+            "shelf lives are in days), so it needs daily history",
+            field="freq",
+            value=freq,
+            rule="freq.daily",
+            hint="give daily sales (--freq daily); weekly and monthly histories train and "
+            "forecast (`replen train --freq weekly`) but are not replayed",
+        )
+
+
+def replay_rules(
+    rt: Runtime, files: list[Path] | None, candidate_files: list[Path] | None = None
+) -> tuple[Rules, Rules | None]:
+    """The current rules (``files``, else the rules loaded into the database) and the
+    candidate rules (``candidate_files``, or None)."""
+    from jobs.runtime import MasterDataMissing
+    from replenishment.rules import load_rules
+
+    current = load_rules(files) if files else rt.rules_store.load()
+    if current is None:
+        raise MasterDataMissing(
+            "no rules to replay",
+            hint="pass the current rules with --rules FILE (repeatable) or load them "
+            "with `replen rules load FILE`",
+        )
+    return current, load_rules(candidate_files) if candidate_files else None
+
+
+def replayed_demand(history: pl.DataFrame, start: date, days: int) -> pl.DataFrame:
+    """What customers asked for each day of the replay: sales, except on days flagged as
+    stockouts, where sales under-count demand and the series' recent level stands in (as
+    the forecaster treats them)."""
+    end = start + timedelta(days=days - 1)
+    frame = split_uid(to_training_frame(history)).rename({"ds": "date", "y": "units"})
+    sold = history.select("store_id", "sku_id", "date", pl.col("units").alias("_sold"))
+    return (
+        frame.filter(pl.col("date").is_between(start, end))
+        .join(sold, on=["store_id", "sku_id", "date"], how="left")
+        .select(
+            "store_id",
+            "sku_id",
+            "date",
+            pl.max_horizontal("units", pl.col("_sold").fill_null(0.0)).alias("units"),
+        )
+    )
+
+
+def initial_stock(history: pl.DataFrame, rules: Rules, start: date) -> tuple[pl.DataFrame, str]:
+    """Stock on hand when the replay starts, and where it came from: the history's
+    ``on_hand`` on the day before (``"history"``) when it has one for every series, else
+    the average daily sales of the 28 days before × each line's lead time + review period
+    under ``rules`` (``"estimated"``)."""
+    keys = history.select("store_id", "sku_id").unique()
+    if "on_hand" in history.columns:
+        eve = history.filter(pl.col("date") == start - timedelta(days=1)).select(
+            "store_id", "sku_id", pl.col("on_hand").cast(pl.Float64)
+        )
+        known = keys.join(eve.drop_nulls("on_hand"), on=["store_id", "sku_id"], how="left")
+        if known["on_hand"].null_count() == 0:
+            return known.with_columns(pl.col("on_hand").clip(lower_bound=0.0)), "history"
+    recent = history.filter(pl.col("date").is_between(start - timedelta(days=28), start, "left"))
+    rate = recent.group_by("store_id", "sku_id").agg((pl.col("units").sum() / 28).alias("_rate"))
+    cover = rules.items.join(rules.suppliers, on="supplier_id").select(
+        "sku_id", (pl.col("lead_time_mean") + pl.col("review_period_days")).alias("_days")
+    )
+    return (
+        keys.join(rate, on=["store_id", "sku_id"], how="left")
+        .join(cover, on="sku_id", how="left")
+        .select(
+            "store_id",
+            "sku_id",
+            (pl.col("_rate").fill_null(0.0) * pl.col("_days").fill_null(0.0))
+            .ceil()
+            .alias("on_hand"),
+        )
+    ), "estimated"
+
+
+def _period(history: pl.DataFrame, days: int, end: date | None) -> tuple[pl.DataFrame, date]:
+    missing = [c for c in ("store_id", "sku_id", "date", "units") if c not in history.columns]
+    if missing:
+        raise InvalidInput(
+            f"history lacks column(s) {missing}; has {history.columns}",
+            field="history",
+            rule="needs store_id, sku_id, date, units",
+        )
+    if history.is_empty():
+        raise InvalidInput("history is empty: nothing to replay", field="history")
+    end = end or last_date(history)
+    history = history.filter(pl.col("date") <= end)
+    start = end - timedelta(days=days - 1)
+    first = history["date"].min()
+    if not isinstance(first, date) or (start - first).days < 56:
+        raise InvalidInput(
+            f"--days {days} leaves {(start - first).days if isinstance(first, date) else 0} "
+            f"days of history before the replay starts on {start}; the forecaster needs at "
+            "least 56 to train on",
+            field="days",
+            value=days,
+            rule="history before the replay >= 56 days",
+            hint="replay fewer days or give a longer history",
+        )
+    return history, start
+
+
+def _longest_protection(rules: Rules) -> int:
+    spans = rules.suppliers.select(
+        (pl.col("lead_time_mean") + pl.col("review_period_days")).max()
+    ).item()
+    return math.ceil(float(spans or 1.0)) + 1
+
+
+def _rounded(summary: pl.DataFrame) -> list[dict[str, Any]]:
+    return summary.with_columns(
+        pl.col("fill_rate").round(5), pl.col(pl.Float64).exclude("fill_rate").round(2)
+    ).to_dicts()

@@ -10,7 +10,16 @@ import polars as pl
 from replenishment.policy import EXPLANATION_COLUMNS, order_quantities
 from replenishment.rules import Rules, next_order_date
 
-__all__ = ["Suggestion", "expected_shortage", "protection_spans", "suggest"]
+__all__ = [
+    "Suggestion",
+    "expected_shortage",
+    "plan_rows",
+    "protection_spans",
+    "size_orders",
+    "suggest",
+]
+
+_POLICY_COLUMNS = ("policy", "reorder_point", "order_quantity")
 
 
 @dataclass(frozen=True)
@@ -79,61 +88,7 @@ def suggest(
     A PO under its supplier's ``min_order_value`` is filled up (``fill``: whole packs to the
     lines with the least cover first) or held (``hold``), as the supplier rule says.
     """
-    stock_cols = [c for c in ("on_hand", "on_order", "backorders") if c in stock.columns]
-    rows = (
-        spans.join(
-            demand.select(
-                "store_id",
-                "sku_id",
-                "demand_mean",
-                "demand_quantile",
-                "demand_sd",
-                "daily_mean",
-                "model_version",
-            ),
-            on=["store_id", "sku_id"],
-        )
-        .join(
-            stock.select("store_id", "sku_id", *stock_cols), on=["store_id", "sku_id"], how="left"
-        )
-        .join(
-            rules.items.select(
-                "sku_id",
-                "unit_cost",
-                "pack_size",
-                "moq_units",
-                "shelf_life_days",
-                "round_up_fraction",
-            ),
-            on="sku_id",
-        )
-        .join(
-            rules.overrides.select("store_id", "sku_id", "max_capacity", "min_presentation"),
-            on=["store_id", "sku_id"],
-            how="left",
-        )
-        .join(
-            rules.suppliers.select(
-                "supplier_id",
-                "currency",
-                "min_order_value",
-                "min_order_action",
-                "max_order_value",
-            ),
-            on="supplier_id",
-        )
-        .with_columns(pl.col(stock_cols).cast(pl.Float64).fill_null(0.0))
-    )
-    evaluated = order_quantities(rows).with_columns(
-        (
-            pl.col("order_date") + pl.duration(days=pl.col("lead_time_mean").ceil().cast(pl.Int64))
-        ).alias("expected_delivery"),
-        pl.lit(0).alias("min_order_fill"),
-        pl.lit(0).alias("budget_adjustment"),
-    )
-    evaluated, held = _supplier_minimum(evaluated)
-    evaluated = _budget(evaluated)
-    evaluated = evaluated.with_columns((pl.col("quantity") * pl.col("unit_cost")).alias("value"))
+    evaluated, held = size_orders(plan_rows(demand, stock, rules, spans))
     lines = (
         evaluated.filter(pl.col("quantity") > 0)
         .select(
@@ -171,6 +126,90 @@ def suggest(
     return Suggestion(headers=headers, lines=lines, evaluated=evaluated, held=held)
 
 
+def plan_rows(
+    demand: pl.DataFrame, stock: pl.DataFrame, rules: Rules, spans: pl.DataFrame
+) -> pl.DataFrame:
+    """One row per store×SKU of ``spans`` with demand, stock position and every rule that
+    sizes its order (the input of :func:`size_orders`).
+
+    Columns of ``spans`` are kept (a caller may carry its own keys through). ``demand`` may
+    also carry ``policy``, ``reorder_point`` and ``order_quantity`` (see
+    :func:`~replenishment.policy.order_quantities`); without them the policy is (R, S).
+    """
+    stock_cols = [c for c in ("on_hand", "on_order", "backorders") if c in stock.columns]
+    policy_cols = [c for c in _POLICY_COLUMNS if c in demand.columns]
+    return (
+        spans.lazy()
+        .join(
+            demand.lazy().select(
+                "store_id",
+                "sku_id",
+                "demand_mean",
+                "demand_quantile",
+                "demand_sd",
+                "daily_mean",
+                "model_version",
+                *policy_cols,
+            ),
+            on=["store_id", "sku_id"],
+        )
+        .join(
+            stock.lazy().select("store_id", "sku_id", *stock_cols),
+            on=["store_id", "sku_id"],
+            how="left",
+        )
+        .join(
+            rules.items.lazy().select(
+                "sku_id",
+                "unit_cost",
+                "pack_size",
+                "moq_units",
+                "shelf_life_days",
+                "round_up_fraction",
+            ),
+            on="sku_id",
+        )
+        .join(
+            rules.overrides.lazy().select("store_id", "sku_id", "max_capacity", "min_presentation"),
+            on=["store_id", "sku_id"],
+            how="left",
+        )
+        .join(
+            rules.suppliers.lazy().select(
+                "supplier_id",
+                "currency",
+                "min_order_value",
+                "min_order_action",
+                "max_order_value",
+            ),
+            on="supplier_id",
+        )
+        .with_columns(pl.col(stock_cols).cast(pl.Float64).fill_null(0.0))
+        .sort("supplier_id", "store_id", "sku_id")  # joins do not keep order; ties need one
+        .collect()
+    )
+
+
+def size_orders(rows: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Order quantities of :func:`plan_rows` rows under the policy, each supplier's minimum
+    order value per PO (supplier × store × order date) and its budget.
+
+    Returns every row with its explanation, ``expected_delivery``, ``min_order_fill``,
+    ``budget_adjustment`` and ``value``, and the POs held under their supplier's minimum.
+    """
+    evaluated = order_quantities(rows).with_columns(
+        (
+            pl.col("order_date") + pl.duration(days=pl.col("lead_time_mean").ceil().cast(pl.Int64))
+        ).alias("expected_delivery"),
+        pl.lit(0).alias("min_order_fill"),
+        pl.lit(0).alias("budget_adjustment"),
+    )
+    evaluated, held = _supplier_minimum(evaluated)
+    evaluated = _budget(evaluated)
+    evaluated = evaluated.with_columns((pl.col("quantity") * pl.col("unit_cost")).alias("value"))
+    return evaluated, held
+
+
 def _supplier_minimum(evaluated: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Apply each supplier's minimum order value per PO: fill up, or hold the PO back."""
     keys = ["supplier_id", "store_id", "order_date"]
@@ -178,7 +217,7 @@ def _supplier_minimum(evaluated: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFra
     flagged = evaluated.with_columns(value.alias("_po_value"))
     short = (pl.col("_po_value") > 0) & (pl.col("_po_value") < pl.col("min_order_value"))
     held = flagged.filter(short & (pl.col("min_order_action") == "hold") & (pl.col("quantity") > 0))
-    held_summary = held.group_by(keys).agg(
+    held_summary = held.group_by(keys, maintain_order=True).agg(
         pl.col("_po_value").first().alias("value"),
         pl.col("min_order_value").first(),
         pl.len().alias("lines"),
@@ -205,7 +244,7 @@ def _fill(out: pl.DataFrame, to_fill: pl.DataFrame, keys: list[str]) -> pl.DataF
     relative to its target) until the PO reaches the supplier minimum."""
     extra: dict[tuple[str, str, str], int] = {}
     for _, po in to_fill.group_by(keys):
-        rows = po.to_dicts()
+        rows = po.sort("sku_id").to_dicts()
         total = sum(r["quantity"] * r["unit_cost"] for r in rows)
         minimum = rows[0]["min_order_value"]
         added = {r["sku_id"]: 0 for r in rows}
@@ -271,7 +310,7 @@ def _budget(evaluated: pl.DataFrame) -> pl.DataFrame:
         return evaluated
     cuts: list[dict[str, object]] = []
     for _, po in over.group_by(keys):
-        cuts += _allocate(po.to_dicts(), float(po["max_order_value"][0]))
+        cuts += _allocate(po.sort("sku_id").to_dicts(), float(po["max_order_value"][0]))
     cut = pl.DataFrame(
         cuts,
         schema={

@@ -17,7 +17,6 @@ from replen.cli._common import (
     HistoryOpt,
     JsonOpt,
     app,
-    cell,
     console,
     emit,
     history_frame,
@@ -316,96 +315,164 @@ def plan(
     emit(summary.to_dict(), as_json, lambda: out.print(kv_table("Plan", summary.to_dict())))
 
 
+RulesOpt = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--rules",
+        help="Rules files or folders (YAML; suppliers.csv, items.csv, overrides.csv) to "
+        "replay as the current rules; repeat for several. Default: the loaded rules.",
+    ),
+]
+CandidateOpt = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--candidate-rules",
+        help="Rules files or folders to compare with the current rules; repeat for several.",
+    ),
+]
+
+
 @app.command()
 def simulate(
     history: HistoryOpt = None,
+    rules: RulesOpt = None,
+    candidate_rules: CandidateOpt = None,
     periods: Annotated[
         int,
         typer.Option(
             "--periods",
             "--days",
-            min=14,
+            min=7,
             help="Periods (of --freq) at the end of history to replay.",
         ),
     ] = 182,
-    lead_time: Annotated[
-        int | None,
-        typer.Option(
-            help="Lead time in periods of --freq (default: each supplier's, from the rules, "
-            "else 3 days' worth)."
-        ),
+    service_level: Annotated[
+        float, typer.Option(min=0.5, max=0.999, help="For lines without an override.")
+    ] = 0.95,
+    seed: Annotated[int, typer.Option(help="Seed of the lead-time draws.")] = 0,
+    forecast_every: Annotated[
+        int, typer.Option(min=1, help="Days between forecasts during the replay.")
+    ] = 7,
+    plot: Annotated[
+        Path | None, typer.Option(help="PNG: stock value and lost sales day by day.")
     ] = None,
-    review: Annotated[int, typer.Option(min=1, help="Review period in periods of --freq.")] = 7,
-    fill_target: Annotated[float, typer.Option(help="Fill rate to compare policies at.")] = 0.95,
-    plot: Annotated[Path, typer.Option(help="Trade-off curve PNG.")] = Path(
-        "simulation_tradeoff.png"
-    ),
     freq: FreqOpt = "daily",
     as_json: JsonOpt = False,
 ) -> None:
-    """Replay history period by period: forecast-driven (R,S) vs static min/max.
+    """What-if on your own history: replay it, current vs candidate rules.
 
-    Sweeps the service level of (R,S) and the cover of min/max, reports fill rate, cycle
-    service level, average inventory, stockout periods and orders for each, the inventory
-    each needs at --fill-target, and draws the service/inventory trade-off (PNG).
+    Replays the last --periods days as if Replen had planned them: champions
+    trained on the history before, forecasts from the sales known each day,
+    orders only on each supplier's order days with every rule (packs, MOQ,
+    capacity, shelf life, supplier minimum, budget), lead times drawn with
+    their spread, lost sales, expired units as waste. Prints per supplier and
+    overall: fill rate, average stock value, POs, units ordered, stockout days.
     """
     quiet_libraries()
     from jobs.runtime import Runtime
-    from jobs.simulation import simulate_history
+    from jobs.simulation import check_freq, replay_rules, what_if
 
+    check_freq(freq)  # before reading anything: the replay walks days
     rt = Runtime(load_settings())
+    current, candidate = replay_rules(rt, rules, candidate_rules)
     frame = history_frame(rt, history, freq)
-    with console.status("simulating") as status:
-        report = simulate_history(
-            rt,
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=as_json,
+        disable=as_json,
+    ) as progress:
+        tasks: dict[str, Any] = {}
+
+        def on_progress(what: str, done: int, total: int) -> None:
+            key = what if what.startswith("replaying") else "forecasts"
+            if key not in tasks:
+                tasks[key] = progress.add_task(what, total=total)
+            progress.update(tasks[key], completed=done, description=what)
+
+        report = what_if(
             frame,
+            current,
+            candidate,
+            days=periods,
             freq=freq,
-            lead_time=lead_time,
-            need_rules=history is None,
-            periods=periods,
-            review_period=review,
-            fill_target=fill_target,
-            plot=plot,
-            on_step=lambda m: status.update(m),
+            service_level=service_level,
+            seed=seed,
+            forecast_every=forecast_every,
+            on_progress=on_progress,
         )
-    data = report.to_dict()
-    if as_json:
-        print(json.dumps(data, default=float))
-        return
-    unit = {"weekly": "weeks", "monthly": "months"}.get(freq, "days")
+    if plot is not None:
+        from replenishment.tradeoff import plot_replays
+
+        runs = {"current": report.current}
+        if report.candidate is not None:
+            runs["candidate"] = report.candidate
+        plot_replays(runs, plot)
+    data = report.to_dict() | {"plot": str(plot) if plot else None}
+    emit(data, as_json, lambda: _render_what_if(data))
+
+
+def _render_what_if(data: dict[str, Any]) -> None:
+    from rich import box
+
+    runs = [name for name in ("current", "candidate") if name in data]
     table = Table(
-        title=f"Simulation of the last {periods} {unit}, {report.series} series",
+        title=f"What-if {data['start']} … {data['end']}, {data['series']} series",
         title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
     )
-    for col in (
-        "policy",
-        "setting",
-        "fill rate",
-        "cycle SL",
-        "avg on hand (value)",
-        f"stockout {unit}",
-        "orders",
-    ):
-        table.add_column(col, justify="left" if col == "policy" else "right")
-    for r in report.runs:
-        table.add_row(
-            r["policy"],
-            f"{r['setting']:g}",
-            f"{r['fill_rate']:.3f}",
-            f"{r['cycle_service_level']:.3f}",
-            f"{r['avg_on_hand_value']:,.1f}",
-            cell(r["stockout_days"]),
-            cell(r["orders"]),
-        )
-    out.print(table)
-    for policy, at in report.at_target.items():
-        if at:
-            out.print(
-                f"{policy}: {fill_target:.0%} fill needs {at['avg_on_hand_value']:,.1f} "
-                f"on hand (setting {at['setting']:.3f})"
+    table.add_column("supplier")
+    table.add_column("rules")
+    for col in ("fill", "stock value", "POs", "units", "stockout d"):
+        table.add_column(col, justify="right")
+    suppliers = [s["supplier_id"] for s in data["current"]["suppliers"]]
+    if "candidate" in data:
+        suppliers += [
+            s["supplier_id"]
+            for s in data["candidate"]["suppliers"]
+            if s["supplier_id"] not in suppliers
+        ]
+    for supplier in [*sorted(suppliers), "all"]:
+        for i, name in enumerate(runs):
+            rows = [data[name]["total"], *data[name]["suppliers"]]
+            row = next((r for r in rows if r["supplier_id"] == supplier), None)
+            label = ("[bold]all[/]" if supplier == "all" else supplier) if i == 0 else ""
+            if row is None:
+                table.add_row(label, name, *["–"] * 5)
+                continue
+            table.add_row(
+                label,
+                name,
+                f"{row['fill_rate']:.3f}",
+                f"{row['avg_on_hand_value']:,.0f}",
+                f"{row['orders']:,}",
+                f"{row['units_ordered']:,.0f}",
+                f"{row['stockout_days']:,}",
             )
-    if report.inventory_saving is not None:
+    out.print(table)
+    notes = []
+    if data["unplanned_series"]:
+        notes.append(f"{data['unplanned_series']} series without rules were not replayed")
+    notes.append(f"initial stock {data['initial_stock']}")
+    held = {n: data[n]["total"]["held"] for n in runs}
+    waste = {n: data[n]["total"]["waste_units"] for n in runs}
+    notes.append(
+        "POs held under supplier minimum " + ", ".join(f"{n} {v}" for n, v in held.items())
+    )
+    notes.append("units wasted " + ", ".join(f"{n} {v:,.0f}" for n, v in waste.items()))
+    out.print("; ".join(notes))
+    if "change" in data:
+        c = data["change"]
+        pct = lambda v: "n/a" if v is None else f"{v:+.1%}"  # noqa: E731
         out.print(
-            f"[bold]forecast (R,S) holds {report.inventory_saving:.1%} less inventory "
-            f"than min/max at the same fill rate[/]; curve: {report.plot}"
+            f"[bold]candidate vs current[/]: fill {c['fill_rate'] * 100:+.2f} pts, stock value "
+            f"{pct(c['avg_on_hand_value'])}, POs {pct(c['orders'])}, units "
+            f"{pct(c['units_ordered'])}, stockout days {pct(c['stockout_days'])}"
         )
+    if data.get("plot"):
+        out.print(f"plot: {data['plot']}")

@@ -1,50 +1,98 @@
-"""Policy simulation end to end on a synthetic chain (forecasting + simulator)."""
+"""The what-if end to end: forecasting + the shipped planner on a synthetic chain, and the
+`replen simulate` command on files a retailer would have."""
 
-from datetime import timedelta
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
 
 import polars as pl
 import pytest
 
-from jobs.simulation import run_simulation
+from jobs.simulation import Forecaster, what_if
+from kernel.errors import InvalidInput
+from replenishment.rules import Rules
 
 pytestmark = pytest.mark.slow
 
 
-def test_forecast_policy_is_compared_with_min_max_at_the_same_fill(chain, tmp_path) -> None:
-    history = chain.demand.select(
-        "store_id", "sku_id", "date", chain.demand["demand"].cast(float).alias("units")
-    )
-    report = run_simulation(
-        history,
-        periods=56,
-        lead_time=2,
-        review_period=7,
-        plot=tmp_path / "curve.png",
+def _rules(chain, pack_factor: int = 1) -> Rules:
+    items = chain.items.with_columns(pl.col("pack_size") * pack_factor)
+    return Rules.from_frames(chain.suppliers.drop("name"), items)
+
+
+def test_current_and_candidate_rules_replay_the_same_demand_and_forecasts(daily, chain) -> None:
+    events: list[tuple[str, int, int]] = []
+    report = what_if(
+        daily,
+        _rules(chain),
+        _rules(chain, pack_factor=4),
+        days=56,
         backtest_horizon=7,
+        on_progress=lambda *e: events.append(e),
     )
-    assert report.series == 16 and (tmp_path / "curve.png").stat().st_size > 1000
-    rs = [r for r in report.runs if r["policy"] == "rs"]
-    fills = [r["fill_rate"] for r in sorted(rs, key=lambda r: r["setting"])]
-    assert fills == sorted(fills), "a higher service level must not serve worse"
-    assert all(0 <= r["fill_rate"] <= 1 and r["orders"] > 0 for r in report.runs)
-    assert set(report.at_target) == {"rs", "minmax"}
+    assert report.candidate is not None
+    cur, cand = report.current.totals(), report.candidate.totals()
+    assert cur["demand"] == cand["demand"] > 0 and report.current.series.height == 16
+    assert cand["avg_on_hand_value"] > cur["avg_on_hand_value"]  # bigger packs, more stock
+    assert 0 < cur["fill_rate"] <= 1 and cur["orders"] > 0
+    assert ("replaying candidate rules", 56, 56) in events and events[0][1] == 0
+    data = json.loads(json.dumps(report.to_dict()))
+    suppliers = data["current"]["suppliers"]
+    assert sum(s["orders"] for s in suppliers) == data["current"]["total"]["orders"]
+    assert set(data["change"]) >= {"fill_rate", "avg_on_hand_value", "orders"}
+
+    # Forecasts do not depend on the rules: kept, they replay other rules without forecasting.
+    kept = Forecaster.from_frame(report.forecaster.frame(), daily, report.start, 56)
+    again = what_if(daily, _rules(chain), days=56, forecaster=kept)
+    assert again.current.totals() == cur and again.candidate is None
+    slow = Rules.from_frames(
+        chain.suppliers.drop("name").with_columns(pl.col("lead_time_mean") + 60), chain.items
+    )
+    with pytest.raises(InvalidInput, match="forecasts look"):
+        what_if(daily, _rules(chain), slow, days=56, forecaster=kept)
 
 
-def test_a_weekly_history_is_simulated_in_weeks(chain, tmp_path) -> None:
-    from jobs.simulation import _matrix
+def _replen(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    exe = shutil.which("replen")
+    assert exe, "the `replen` console script is not installed"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("REPLEN_", "MLFLOW_"))}
+    env["REPLEN_DATA_DIR"] = str(cwd / "data")
+    return subprocess.run(
+        [exe, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600, check=False
+    )
 
-    daily = chain.demand.select(
-        "store_id", "sku_id", "date", chain.demand["demand"].cast(float).alias("units")
+
+def test_simulate_command_on_a_retailers_files(tmp_path, daily, chain) -> None:
+    daily.select("store_id", "sku_id", "date", "units").write_csv(tmp_path / "sales.csv")
+    for name, factor in (("rules", 1), ("candidate", 4)):
+        (tmp_path / name).mkdir()
+        rules = _rules(chain, factor)
+        rules.suppliers.write_csv(tmp_path / name / "suppliers.csv")
+        rules.items.write_csv(tmp_path / name / "items.csv")
+
+    no_rules = _replen("simulate", "--history", "sales.csv", cwd=tmp_path)
+    assert no_rules.returncode == 5 and "--rules FILE" in " ".join(no_rules.stderr.split())
+
+    shutil.copytree(tmp_path / "rules", tmp_path / "bad")
+    (tmp_path / "bad" / "items.csv").write_text(
+        "sku_id,supplier_id,unit_cost,pack_size\nA,SUP01,1,0\n"
     )
-    weekly = (
-        daily.sort("date")
-        .group_by_dynamic("date", every="1w", group_by=["store_id", "sku_id"])
-        .agg(pl.col("units").sum())
-    )
-    report = run_simulation(weekly, periods=14, freq="weekly", lead_time=1, review_period=1)
-    assert (report.periods, report.freq, report.series) == (14, "weekly", 16)
-    assert all(r["orders"] > 0 and 0 < r["fill_rate"] <= 1 for r in report.runs)
-    end = weekly["date"].max()
-    keys = weekly.select("store_id", "sku_id").unique().sort("store_id", "sku_id")
-    grid = _matrix(weekly, keys, end - timedelta(weeks=13), end, "1w")
-    assert grid.shape == (16, 14) and grid.sum() > 0  # weeks, not days
+    bad = _replen(
+        "simulate", "--history", "sales.csv", "--rules", "rules",
+        "--candidate-rules", "bad", cwd=tmp_path,
+    )  # fmt: skip
+    assert bad.returncode == 2 and "bad/items.csv:2: pack_size" in "".join(bad.stderr.split("\n"))
+
+    proc = _replen(
+        "simulate", "--history", "sales.csv", "--rules", "rules", "--candidate-rules",
+        "candidate", "--days", "56", "--json", "--plot", "whatif.png", cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert data["days"] == 56 and data["series"] == 16
+    assert data["candidate"]["total"]["avg_on_hand_value"] > 0
+    assert (tmp_path / "whatif.png").stat().st_size > 1000
