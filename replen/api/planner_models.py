@@ -10,7 +10,9 @@ from pydantic import BaseModel, Field
 Reason = Field(None, max_length=500, description="Why (kept in the audit trail).")
 
 
-class QueueItem(BaseModel):
+class PoHead(BaseModel):
+    """The header fields of a purchase order, in the queue and in its detail."""
+
     po_id: int
     plan_date: date
     supplier_id: str
@@ -23,6 +25,9 @@ class QueueItem(BaseModel):
     currency: str
     value: float
     model_version: str
+
+
+class QueueItem(PoHead):
     lines: int
     units: int
     edited_lines: int
@@ -89,19 +94,7 @@ class AuditRecord(BaseModel):
     detail: dict[str, Any]
 
 
-class OrderDetail(BaseModel):
-    po_id: int
-    plan_date: date
-    supplier_id: str
-    store_id: str
-    order_date: date
-    expected_delivery: date
-    status: str
-    stale: bool
-    snoozed_until: date | None
-    currency: str
-    value: float
-    model_version: str
+class OrderDetail(PoHead):
     previous_plan_date: date | None
     urgency: str
     value_at_risk: float
