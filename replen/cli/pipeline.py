@@ -343,7 +343,7 @@ def simulate(
             "--periods",
             "--days",
             min=7,
-            help="Periods (of --freq) at the end of history to replay.",
+            help="Periods of --freq (days: the replay walks days) at the end of history to replay.",
         ),
     ] = 182,
     service_level: Annotated[
