@@ -20,7 +20,7 @@ from jobs.review import worklist
 from jobs.runtime import MasterDataMissing, Runtime
 from kernel.errors import InvalidInput, NotFound
 from replenishment.data_health import data_problems
-from replenishment.review import EXCEPTION_SCHEMA, EXCEPTION_TYPES, plan_exceptions
+from replenishment.worklist import EXCEPTION_SCHEMA, EXCEPTION_TYPES, plan_exceptions
 
 __all__ = ["data_health", "exception_counts", "exceptions", "mark_exception", "parse_key"]
 

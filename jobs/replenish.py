@@ -15,7 +15,7 @@ from jobs.runtime import NoSales, Runtime
 from kernel.errors import InvalidInput, NotFound, NotReady
 from kernel.files import write_csv, write_table
 from replenishment.planner import protection_spans, suggest
-from replenishment.review import held_lines
+from replenishment.worklist import held_lines
 
 __all__ = [
     "PlanSummary",

@@ -1,7 +1,7 @@
 """The planner's worklist, wired: POs by urgency with filters, PO detail, the store×SKU view.
 
 Reads the PO store, the lake and the forecast files of a :class:`Runtime`; the arithmetic
-is in ``replenishment/review.py`` and ``replenishment/explain.py``. Store scopes are
+is in ``replenishment/worklist.py`` and ``replenishment/explain.py``. Store scopes are
 applied here: ``stores`` None means every store.
 """
 
@@ -17,7 +17,7 @@ import polars as pl
 from jobs.runtime import MasterDataMissing, Runtime
 from kernel.errors import Forbidden, InvalidInput, NotFound
 from replenishment.explain import explain, explanation_steps, steps_total
-from replenishment.review import (
+from replenishment.worklist import (
     EXCEPTION_TYPES,
     URGENCY_LEVELS,
     line_exceptions,

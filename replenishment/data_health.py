@@ -14,7 +14,7 @@ from datetime import date
 
 import polars as pl
 
-from replenishment.review import EXCEPTION_SCHEMA
+from replenishment.worklist import EXCEPTION_SCHEMA
 
 __all__ = ["data_problems"]
 

@@ -91,7 +91,7 @@ def test_planner_worklist_reads_and_marks_on_postgres(pg_url) -> None:
     from jobs.review import QueueQuery, po_detail, queue
     from jobs.runtime import Runtime
     from replen.settings import Settings
-    from replenishment.review import held_lines
+    from replenishment.worklist import held_lines
     from tests.planner_chain import DAY, big_plan
 
     rt = Runtime(Settings(database_url=pg_url))

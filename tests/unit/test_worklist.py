@@ -11,7 +11,7 @@ import pytest
 
 from replenishment.data_health import data_problems
 from replenishment.planner import expected_shortage
-from replenishment.review import (
+from replenishment.worklist import (
     _expected_shortage,
     held_lines,
     line_exceptions,
