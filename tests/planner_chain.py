@@ -22,8 +22,8 @@ from jobs.runtime import Runtime
 from replen.settings import Settings
 from replen.synthetic import generate
 from replenishment.planner import Suggestion, protection_spans, suggest
-from replenishment.worklist import held_lines
 from replenishment.rules import Rules
+from replenishment.worklist import held_lines
 
 DAY = date(2024, 1, 1)
 

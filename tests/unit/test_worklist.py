@@ -11,6 +11,7 @@ import pytest
 
 from replenishment.data_health import data_problems
 from replenishment.planner import expected_shortage
+from replenishment.value_added import scored_changes, value_added
 from replenishment.worklist import (
     _expected_shortage,
     held_lines,
@@ -20,7 +21,6 @@ from replenishment.worklist import (
     release_advice,
     sort_by_urgency,
 )
-from replenishment.value_added import scored_changes, value_added
 
 PLAN = date(2024, 1, 1)
 
