@@ -29,6 +29,11 @@ ARGUMENTS = {
     "orders edit": ["1", "SKU00001", "5", "--reason", "promo"],
     "jobs run": ["monitor"],
     "jobs history": [],
+    # Access: the first identity of an empty database is an admin made without signing in;
+    # signing in as nobody, or a correction without a sign-in, is one line saying why.
+    "users create": ["ana", "--role", "admin", "--generate"],
+    "login": ["--username", "ana", "--password-stdin"],
+    "corrections void": ["--batch", "B1", "--reason", "mistaken upload"],
 }
 
 
