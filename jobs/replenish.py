@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
@@ -13,7 +14,9 @@ from features.sales import last_date
 from forecasting.quantiles import lead_time_demand
 from jobs.runtime import Runtime
 from kernel.errors import NotReady
-from replenishment.planner import protection_spans, suggest
+from replenishment.planner import Suggestion, protection_spans, suggest
+from replenishment.position import own_on_order, stock_position, triage
+from replenishment.rules import Rules
 
 __all__ = ["PlanSummary", "forecast_and_plan", "forecast_with_champion"]
 
@@ -27,6 +30,7 @@ class PlanSummary:
     plan_date: str
     model_version: str
     series: int
+    planned: int
     purchase_orders: int
     lines: int
     units: int
@@ -34,8 +38,12 @@ class PlanSummary:
     currency: str
     replaced: int
     kept_reviewed: int
+    superseded: int
+    unplanned: int
+    unplanned_by_reason: dict[str, int]
     forecast_path: str
     csv_path: str
+    unplanned_items: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -73,33 +81,53 @@ def forecast_with_champion(
 def forecast_and_plan(
     rt: Runtime, plan_date: date | None = None, history: pl.DataFrame | None = None
 ) -> PlanSummary:
-    """Make (or remake) the suggestions of ``plan_date`` (default: the day after history)."""
+    """Make (or remake) the suggestions of ``plan_date`` (default: the day after history).
+
+    Only store×SKUs with an item rule, a stock position as of the plan date and sales
+    history are sized; the others are stored as unplanned with their reason. Open
+    suggestions of earlier plan dates are superseded by this plan."""
     s = rt.settings
     history = history if history is not None else rt.history()
     if history.is_empty():
-        raise ValueError("no sales history: ingest POS data first (`replen ingest pos FILE`)")
+        raise NotReady(
+            "no sales history to plan from", hint="ingest POS data first (`replen ingest pos FILE`)"
+        )
     last = last_date(history)
     plan_date = plan_date or (last + timedelta(days=1))
     rules = rt.rules()
-    keys = history.select("store_id", "sku_id").unique()
-    spans = protection_spans(keys, rules, plan_date, s.service_level)
-    longest = spans.select(pl.col("protection_days").max().fill_null(1.0)).item()
-    need = math.ceil(float(longest)) + (plan_date - last).days
-    horizon = max(s.forecast_horizon_days, need)
-    forecast = forecast_with_champion(rt, history, horizon)
-    demand = lead_time_demand(forecast, _shift_spans(spans, plan_date, last))
-    sug = suggest(demand, _position(rt, plan_date), rules, spans)
-    report = rt.orders.replace_suggestions(plan_date, sug)
+    positions = rt.positions.latest(plan_date)
+    history_keys = history.select("store_id", "sku_id").unique()
+    keys = pl.concat([history_keys, positions.select("store_id", "sku_id")]).unique()
+    plannable, unplanned = triage(keys, rules, positions, history_keys)
+    on = ["store_id", "sku_id"]
+    forecast: pl.DataFrame | None = None
+    if plannable.is_empty():
+        sug = _nothing(rules)
+    else:
+        planned_history = history.join(plannable, on=on, how="semi")
+        spans = protection_spans(plannable, rules, plan_date, s.service_level)
+        longest = spans.select(pl.col("protection_days").max().fill_null(1.0)).item()
+        need = math.ceil(float(longest)) + (plan_date - last).days
+        horizon = max(s.forecast_horizon_days, need)
+        forecast = forecast_with_champion(rt, planned_history, horizon)
+        demand = lead_time_demand(forecast, _shift_spans(spans, plan_date, last))
+        planned_positions = positions.join(plannable, on=on, how="semi")
+        own_lines, receipts = rt.orders.own_orders(known_before=positions["as_of"].min())
+        own = own_on_order(own_lines, receipts, planned_positions)
+        sug = suggest(demand, stock_position(planned_positions, own), rules, spans)
+    report = rt.orders.replace_suggestions(plan_date, sug, unplanned=unplanned)
 
     out = s.out_dir
     forecast_path = out / f"forecast_{plan_date}.parquet"
-    forecast.write_parquet(forecast_path)
+    if forecast is not None:
+        forecast.write_parquet(forecast_path)
     csv_path = out / f"po_suggestions_{plan_date}.csv"
     _write_csv(sug.lines, csv_path)
     return PlanSummary(
         plan_date=str(plan_date),
-        model_version=str(forecast["model_version"][0]),
+        model_version=str(forecast["model_version"][0]) if forecast is not None else "",
         series=keys.height,
+        planned=plannable.height,
         purchase_orders=report.created,
         lines=sug.lines.height,
         units=int(sug.lines["quantity"].sum()),
@@ -107,9 +135,35 @@ def forecast_and_plan(
         currency=str(sug.headers["currency"][0]) if sug.headers.height else s.currency,
         replaced=report.replaced,
         kept_reviewed=report.kept_reviewed,
+        superseded=report.superseded,
+        unplanned=unplanned.height,
+        unplanned_by_reason=dict(unplanned.group_by("reason").len().sort("reason").iter_rows()),
         forecast_path=str(forecast_path),
         csv_path=str(csv_path),
+        unplanned_items=unplanned.select("store_id", "sku_id", "reason").to_dicts(),
     )
+
+
+def _nothing(rules: Rules) -> Suggestion:
+    """An empty plan (nothing could be sized), with the columns a stored plan needs."""
+    headers = pl.DataFrame(
+        schema={
+            "supplier_id": pl.String,
+            "store_id": pl.String,
+            "order_date": pl.Date,
+            "expected_delivery": pl.Date,
+            "lines": pl.UInt32,
+            "units": pl.Int64,
+            "value": pl.Float64,
+            "currency": pl.String,
+            "model_version": pl.String,
+        }
+    )
+    lines = headers.drop("lines", "units").with_columns(
+        pl.lit(None, dtype=pl.String).alias("sku_id"),
+        pl.lit(None, dtype=pl.Int64).alias("quantity"),
+    )
+    return Suggestion(headers=headers, lines=lines, evaluated=lines, held=headers)
 
 
 def _shift_spans(spans: pl.DataFrame, plan_date: date, last: date) -> pl.DataFrame:
@@ -121,15 +175,3 @@ def _shift_spans(spans: pl.DataFrame, plan_date: date, last: date) -> pl.DataFra
 def _write_csv(lines: pl.DataFrame, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     lines.with_columns(pl.col(pl.Float64).round(3)).write_csv(path)
-
-
-def _position(rt: Runtime, plan_date: date) -> pl.DataFrame:
-    """Stock position: on hand and on order from the stock feed, plus POs approved here but
-    not yet sent to the ERP."""
-    stock = rt.stock()
-    approved = rt.orders.open_on_order(plan_date)
-    return (
-        stock.join(approved, on=["store_id", "sku_id"], how="left")
-        .with_columns((pl.col("on_order") + pl.col("po_on_order").fill_null(0.0)).alias("on_order"))
-        .drop("po_on_order")
-    )

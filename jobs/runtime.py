@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from functools import cached_property
-from pathlib import Path
 
 import polars as pl
 
@@ -14,6 +13,7 @@ from features.store import FeatureStoreClient
 from kernel.errors import NotReady
 from replen.settings import Settings
 from replenishment.orders import OrderStore
+from replenishment.positions import PositionStore
 from replenishment.rules import Rules
 from replenishment.rules_store import RulesStore
 
@@ -33,7 +33,7 @@ def ensure_schema(url: str) -> str:
 
 
 class MasterDataMissing(NotReady):
-    """Suppliers, items or stock positions have not been loaded yet."""
+    """Replenishment rules (suppliers and items) have not been loaded yet."""
 
 
 class Runtime:
@@ -87,25 +87,6 @@ class Runtime:
         """Daily sales of every store×SKU, from the lake (the truth)."""
         return daily_sales(self.lake.scan_events(), self.lake.scan_inventory())
 
-    def master_path(self, name: str) -> Path:
-        return self.settings.master_dir / f"{name}.parquet"
-
-    def save_master(self, **frames: pl.DataFrame) -> None:
-        for name, frame in frames.items():
-            path = self.master_path(name)
-            tmp = path.with_suffix(".tmp")
-            frame.write_parquet(tmp)
-            tmp.replace(path)
-
-    def load_master(self, name: str) -> pl.DataFrame:
-        path = self.master_path(name)
-        if not path.exists():
-            raise MasterDataMissing(
-                f"no {name} master data at {path}; run `replen demo` or load your own with "
-                f"`replen generate --out DIR` as a template"
-            )
-        return pl.read_parquet(path)
-
     @cached_property
     def rules_store(self) -> RulesStore:
         self.schema  # noqa: B018  (migrate before use)
@@ -121,5 +102,8 @@ class Runtime:
             )
         return rules
 
-    def stock(self) -> pl.DataFrame:
-        return self.load_master("stock")
+    @cached_property
+    def positions(self) -> PositionStore:
+        """Stock positions, item and store names, rejected feed rows."""
+        self.schema  # noqa: B018  (migrate before use)
+        return PositionStore(self.settings.db_url)

@@ -17,7 +17,7 @@ def metadata() -> MetaData:
     """Every table Replen owns, from the stages that own them."""
     from jobs.ledger import Base as LedgerBase
     from jobs.lock import LockRow  # noqa: F401  (registers the lock table on LedgerBase)
-    from replenishment.orders import Base as OrdersBase
+    from replenishment.models import Base as OrdersBase
     from replenishment.rules_store import _meta as rules_meta
 
     combined = MetaData()

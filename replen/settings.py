@@ -115,10 +115,6 @@ class Settings(BaseSettings):
         return self.data_dir / "feast"
 
     @property
-    def master_dir(self) -> Path:
-        return self.data_dir / "master"
-
-    @property
     def out_dir(self) -> Path:
         return self.data_dir / "out"
 
@@ -142,7 +138,7 @@ class Settings(BaseSettings):
         return (self.mlflow_dir / "artifacts").resolve()
 
     def ensure_dirs(self) -> None:
-        for path in (self.data_dir, self.lake_dir, self.feast_dir, self.master_dir, self.out_dir):
+        for path in (self.data_dir, self.lake_dir, self.feast_dir, self.out_dir):
             path.mkdir(parents=True, exist_ok=True)
         self.mlflow_dir.mkdir(parents=True, exist_ok=True)
 

@@ -37,6 +37,7 @@ _suppliers = Table(
     Column("min_order_action", String(8), nullable=False),
     Column("max_order_value", Float),
     Column("currency", String(3), nullable=False),
+    Column("name", String(256)),
 )
 _items = Table(
     "rules_items",
