@@ -12,6 +12,7 @@ from features.sales import daily_sales
 from features.store import FeatureStoreClient
 from kernel.errors import NotReady
 from replen.settings import Settings
+from replenishment.erp.outbox import Outbox
 from replenishment.orders import OrderStore
 from replenishment.positions import PositionStore
 from replenishment.rules import Rules
@@ -101,6 +102,12 @@ class Runtime:
                 "`replen rules load rules.yaml` (see `replen rules --help`)"
             )
         return rules
+
+    @cached_property
+    def outbox(self) -> Outbox:
+        """Deliveries of approved PO versions to the ERP."""
+        self.schema  # noqa: B018  (migrate before use)
+        return Outbox(self.settings.db_url)
 
     @cached_property
     def positions(self) -> PositionStore:

@@ -318,14 +318,14 @@ class OrderStore:
         return old, quantity
 
     @staticmethod
-    def _cas(session: Session, po_id: int, status: str, revision: int, **values: object) -> None:
-        """Update the PO only if it is still in ``status`` at ``revision``."""
+    def _cas(session: Session, po_id: int, was: str, at_revision: int, **values: object) -> None:
+        """Update the PO only if it is still ``was`` at ``at_revision``."""
         done = session.execute(
             update(PurchaseOrder)
             .where(
                 PurchaseOrder.id == po_id,
-                PurchaseOrder.status == status,
-                PurchaseOrder.revision == revision,
+                PurchaseOrder.status == was,
+                PurchaseOrder.revision == at_revision,
             )
             .values(**values)
             .execution_options(synchronize_session=False)

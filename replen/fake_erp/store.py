@@ -1,0 +1,392 @@
+"""The fake ERP's books (SQLite): purchase orders received by webhook or Odoo JSON-RPC,
+vendors and products, stock, and a log of requests with the fault each one got."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import threading
+import time
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+__all__ = ["ErpBooks", "OdooFault"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS webhook_keys(
+  key TEXT PRIMARY KEY, body_sha TEXT, status INTEGER, response TEXT);
+CREATE TABLE IF NOT EXISTS orders(
+  id INTEGER PRIMARY KEY, name TEXT, protocol TEXT, origin TEXT, po_id INTEGER,
+  revision INTEGER, partner_id INTEGER, supplier_id TEXT, store_id TEXT, state TEXT,
+  date_order TEXT, date_planned TEXT, created_at REAL, versions INTEGER DEFAULT 1);
+CREATE INDEX IF NOT EXISTS orders_origin ON orders(origin);
+CREATE TABLE IF NOT EXISTS order_lines(
+  id INTEGER PRIMARY KEY, order_id INTEGER, product_id INTEGER, sku_id TEXT,
+  product_qty REAL, price_unit REAL, date_planned TEXT, name TEXT, qty_received REAL DEFAULT 0);
+CREATE INDEX IF NOT EXISTS order_lines_order ON order_lines(order_id);
+CREATE TABLE IF NOT EXISTS partners(id INTEGER PRIMARY KEY, ref TEXT UNIQUE, name TEXT);
+CREATE TABLE IF NOT EXISTS products(id INTEGER PRIMARY KEY, default_code TEXT UNIQUE, name TEXT);
+CREATE TABLE IF NOT EXISTS stock(
+  store_id TEXT, sku_id TEXT, on_hand REAL, PRIMARY KEY(store_id, sku_id));
+CREATE TABLE IF NOT EXISTS requests(
+  id INTEGER PRIMARY KEY, at REAL, path TEXT, key TEXT, fault TEXT, status INTEGER);
+"""
+
+
+class OdooFault(Exception):  # noqa: N818  (named as Odoo names its exceptions)
+    """An error the fake Odoo reports in a JSON-RPC error object."""
+
+    def __init__(self, name: str, message: str) -> None:
+        super().__init__(message)
+        self.name = name
+        self.message = message
+
+
+class ErpBooks:
+    """Everything the fake ERP stores; one lock serialises writers (like one database)."""
+
+    def __init__(self, path: Path) -> None:
+        self.db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        self.db.row_factory = sqlite3.Row
+        self.lock = threading.Lock()
+        with self.lock:
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.executescript(_SCHEMA)
+
+    def _tx(self) -> Any:
+        class _Tx:
+            def __enter__(inner) -> sqlite3.Connection:  # noqa: N805
+                self.lock.acquire()
+                self.db.execute("BEGIN IMMEDIATE")
+                return self.db
+
+            def __exit__(inner, exc_type: Any, *_: Any) -> None:  # noqa: N805
+                try:
+                    self.db.execute("ROLLBACK" if exc_type else "COMMIT")
+                finally:
+                    self.lock.release()
+
+        return _Tx()
+
+    def log(self, path: str, key: str | None, fault: str, status: int) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO requests(at, path, key, fault, status) VALUES (?,?,?,?,?)",
+                (time.time(), path, key, fault, status),
+            )
+
+    # Webhook -------------------------------------------------------------------------------
+    def webhook_order(self, key: str, body: bytes, payload: dict[str, Any]) -> tuple[int, dict]:
+        """Apply one webhook delivery: a known key replays its first answer (another body
+        under it is a 409); a new key creates the order, or updates it for a higher revision.
+        A new key for a version already applied creates another order, as a naive ERP
+        would: that is how a client that re-sends without its key is caught."""
+        sha = hashlib.sha256(body).hexdigest()
+        with self._tx() as db:
+            seen = db.execute("SELECT * FROM webhook_keys WHERE key=?", (key,)).fetchone()
+            if seen is not None:
+                if seen["body_sha"] != sha:
+                    return 409, {"error": f"Idempotency-Key {key} was used for another body"}
+                return 200, {**json.loads(seen["response"]), "status": "replayed"}
+            order = db.execute(
+                "SELECT * FROM orders WHERE protocol='webhook' AND po_id=? ORDER BY id DESC",
+                (payload["po_id"],),
+            ).fetchone()
+            if order is not None and payload["revision"] > order["revision"]:
+                db.execute("DELETE FROM order_lines WHERE order_id=?", (order["id"],))
+                db.execute(
+                    "UPDATE orders SET revision=?, versions=versions+1, date_planned=? WHERE id=?",
+                    (payload["revision"], payload["expected_delivery"], order["id"]),
+                )
+                order_id, name, status = order["id"], order["name"], "updated"
+            else:
+                order_id = self._new_order(
+                    db,
+                    "webhook",
+                    payload["origin"],
+                    payload["po_id"],
+                    payload["revision"],
+                    None,
+                    payload["supplier"]["supplier_id"],
+                    payload["store"]["store_id"],
+                    payload["order_date"],
+                    payload["expected_delivery"],
+                )
+                name, status = f"FE-{order_id:06d}", "created"
+            for x in payload["lines"]:
+                db.execute(
+                    "INSERT INTO order_lines(order_id, sku_id, product_qty, price_unit, "
+                    "date_planned, name) VALUES (?,?,?,?,?,?)",
+                    (order_id, x["sku_id"], x["quantity"], x["unit_price"],
+                     payload["expected_delivery"], x["name"]),
+                )
+            answer = {"erp_po_number": name, "status": status}
+            db.execute(
+                "INSERT INTO webhook_keys(key, body_sha, status, response) VALUES (?,?,?,?)",
+                (key, sha, 201, json.dumps(answer)),
+            )
+            return 201, answer
+
+    @staticmethod
+    def _new_order(db: sqlite3.Connection, protocol: str, origin: str | None, po_id: int | None,
+                   revision: int | None, partner_id: int | None, supplier_id: str | None,
+                   store_id: str | None, date_order: str, date_planned: str) -> int:
+        cur = db.execute(
+            "INSERT INTO orders(protocol, origin, po_id, revision, partner_id, supplier_id, "
+            "store_id, state, date_order, date_planned, created_at) VALUES "
+            "(?,?,?,?,?,?,?,'draft',?,?,?)",
+            (protocol, origin, po_id, revision, partner_id, supplier_id, store_id, date_order,
+             date_planned, time.time()),
+        )
+        order_id = int(cur.lastrowid or 0)
+        name = f"FE-{order_id:06d}" if protocol == "webhook" else f"P{order_id:05d}"
+        db.execute("UPDATE orders SET name=? WHERE id=?", (name, order_id))
+        return order_id
+
+    # Odoo ----------------------------------------------------------------------------------
+    def odoo(self, model: str, method: str, args: list[Any], kwargs: dict[str, Any]) -> Any:
+        """The subset of Odoo's ORM methods the Replen adapter calls."""
+        handler = getattr(self, f"_odoo_{model.replace('.', '_')}", None)
+        if handler is None:
+            raise OdooFault("builtins.KeyError", repr(model))
+        with self._tx() as db:
+            return handler(db, method, args, kwargs)
+
+    def _odoo_res_partner(self, db: sqlite3.Connection, method: str, args: list, kw: dict) -> Any:
+        rows = self._search(db, "partners", {"ref": "ref", "id": "id"}, args[0] if args else [])
+        if method == "search":
+            return [r["id"] for r in rows][: kw.get("limit") or None]
+        if method == "search_read":
+            return [{"id": r["id"], "ref": r["ref"], "name": r["name"]} for r in rows]
+        raise OdooFault("odoo.exceptions.UserError", f"res.partner.{method} is not available")
+
+    def _odoo_product_product(self, db: sqlite3.Connection, method: str, args: list,
+                              kw: dict) -> Any:
+        rows = self._search(db, "products", {"default_code": "default_code", "id": "id"},
+                            args[0] if args else [])
+        if method == "search":
+            return [r["id"] for r in rows]
+        if method == "search_read":
+            return [{"id": r["id"], "default_code": r["default_code"], "name": r["name"]}
+                    for r in rows]
+        raise OdooFault("odoo.exceptions.UserError", f"product.product.{method} is not available")
+
+    def _odoo_purchase_order(self, db: sqlite3.Connection, method: str, args: list,
+                             kw: dict) -> Any:
+        fields = {"origin": "origin", "id": "id", "name": "name", "state": "state"}
+        if method in ("search", "search_read"):
+            rows = self._search(db, "orders", fields, args[0] if args else [],
+                                extra="protocol='odoo'")
+            rows = rows[: kw.get("limit") or None]
+            if method == "search":
+                return [r["id"] for r in rows]
+            return [self._po_record(db, r, kw.get("fields")) for r in rows]
+        if method == "read":
+            ids = [int(i) for i in args[0]]
+            rows = [db.execute("SELECT * FROM orders WHERE id=?", (i,)).fetchone() for i in ids]
+            if any(r is None for r in rows):
+                raise OdooFault("odoo.exceptions.MissingError", f"records {ids} do not exist")
+            return [self._po_record(db, r, kw.get("fields") or (args[1] if len(args) > 1 else None))
+                    for r in rows]
+        if method == "create":
+            values = args[0][0] if isinstance(args[0], list) else args[0]
+            partner = db.execute("SELECT * FROM partners WHERE id=?",
+                                 (values.get("partner_id"),)).fetchone()
+            if partner is None:
+                raise OdooFault("odoo.exceptions.ValidationError", "partner_id is required")
+            origin = values.get("origin")
+            po_id = int(origin.split("-")[-1]) if origin and origin.startswith("REPLEN-") else None
+            order_id = self._new_order(db, "odoo", origin, po_id, None, partner["id"],
+                                       partner["ref"], None, values.get("date_order", ""),
+                                       values.get("date_planned", ""))
+            self._order_lines(db, order_id, values.get("order_line", []))
+            return [order_id] if isinstance(args[0], list) else order_id
+        if method == "write":
+            ids, values = [int(i) for i in args[0]], args[1]
+            for order_id in ids:
+                row = db.execute("SELECT state FROM orders WHERE id=?", (order_id,)).fetchone()
+                if row is None:
+                    raise OdooFault("odoo.exceptions.MissingError", f"record {order_id} is gone")
+                if row["state"] not in ("draft", "sent"):
+                    raise OdooFault("odoo.exceptions.UserError", "a confirmed order is locked")
+                self._order_lines(db, order_id, values.get("order_line", []))
+                db.execute("UPDATE orders SET versions=versions+1 WHERE id=?", (order_id,))
+            return True
+        raise OdooFault("odoo.exceptions.UserError", f"purchase.order.{method} is not available")
+
+    def _odoo_purchase_order_line(self, db: sqlite3.Connection, method: str, args: list,
+                                  kw: dict) -> Any:
+        if method != "search_read":
+            raise OdooFault("odoo.exceptions.UserError", f"purchase.order.line.{method}")
+        rows = self._search(db, "order_lines", {"order_id": "order_id", "id": "id"},
+                            args[0] if args else [])
+        out = []
+        for r in rows:
+            product = db.execute("SELECT * FROM products WHERE id=?", (r["product_id"],)).fetchone()
+            out.append(
+                {
+                    "id": r["id"],
+                    "product_id": [r["product_id"], product["name"] if product else ""],
+                    "product_qty": r["product_qty"],
+                    "price_unit": r["price_unit"],
+                    "qty_received": r["qty_received"],
+                }
+            )
+        return out
+
+    @staticmethod
+    def _order_lines(db: sqlite3.Connection, order_id: int, commands: list) -> None:
+        """Odoo x2many commands: [0, 0, values] adds a line, [5, 0, 0] removes them all."""
+        for command in commands:
+            code = command[0]
+            if code == 5:
+                db.execute("DELETE FROM order_lines WHERE order_id=?", (order_id,))
+            elif code == 0:
+                v = command[2]
+                product = db.execute("SELECT * FROM products WHERE id=?",
+                                     (v.get("product_id"),)).fetchone()
+                if product is None:
+                    raise OdooFault("odoo.exceptions.ValidationError", "product_id is required")
+                db.execute(
+                    "INSERT INTO order_lines(order_id, product_id, sku_id, product_qty, "
+                    "price_unit, date_planned, name) VALUES (?,?,?,?,?,?,?)",
+                    (order_id, product["id"], product["default_code"], v.get("product_qty", 0),
+                     v.get("price_unit", 0), v.get("date_planned"), v.get("name")),
+                )
+            else:
+                raise OdooFault("odoo.exceptions.UserError", f"command {code} is not supported")
+
+    def _po_record(self, db: sqlite3.Connection, row: sqlite3.Row, fields: list | None) -> dict:
+        lines = [r["id"] for r in db.execute("SELECT id FROM order_lines WHERE order_id=?",
+                                              (row["id"],))]
+        record = {
+            "id": row["id"], "name": row["name"], "origin": row["origin"], "state": row["state"],
+            "partner_id": [row["partner_id"], row["supplier_id"]], "date_order": row["date_order"],
+            "date_planned": row["date_planned"], "order_line": lines,
+        }
+        return {k: v for k, v in record.items() if not fields or k in fields or k == "id"}
+
+    @staticmethod
+    def _search(db: sqlite3.Connection, table: str, columns: dict[str, str], domain: list,
+                extra: str | None = None) -> list[sqlite3.Row]:
+        """A domain of ``[field, '=' | 'in' | '!=', value]`` terms, all of which must hold."""
+        where, params = ([extra] if extra else []), []
+        for term in domain:
+            if not isinstance(term, list | tuple) or len(term) != 3:
+                raise OdooFault("builtins.ValueError", f"unsupported domain term {term!r}")
+            name, op, value = term
+            if name not in columns:
+                raise OdooFault("builtins.ValueError", f"Invalid field {name!r} in domain")
+            if op == "=":
+                where.append(f"{columns[name]} = ?")
+                params.append(value)
+            elif op == "!=":
+                where.append(f"{columns[name]} != ?")
+                params.append(value)
+            elif op == "in":
+                values = list(value) or [None]
+                where.append(f"{columns[name]} IN ({','.join('?' * len(values))})")
+                params += values
+            else:
+                raise OdooFault("builtins.ValueError", f"operator {op!r} is not supported")
+        sql = f"SELECT * FROM {table}" + (f" WHERE {' AND '.join(where)}" if where else "")
+        return db.execute(sql + " ORDER BY id", params).fetchall()
+
+    # Admin (what the test or the demo does in the ERP) -------------------------------------
+    def seed(self, data: dict[str, Any]) -> dict[str, int]:
+        with self._tx() as db:
+            for p in data.get("partners", []):
+                db.execute("INSERT OR IGNORE INTO partners(ref, name) VALUES (?,?)",
+                           (p["ref"], p.get("name") or p["ref"]))
+            for p in data.get("products", []):
+                db.execute("INSERT OR IGNORE INTO products(default_code, name) VALUES (?,?)",
+                           (p["default_code"], p.get("name") or p["default_code"]))
+            for s in data.get("stock", []):
+                db.execute("INSERT OR REPLACE INTO stock(store_id, sku_id, on_hand) VALUES (?,?,?)",
+                           (s["store_id"], s["sku_id"], float(s["on_hand"])))
+        return {k: len(data.get(k, [])) for k in ("partners", "products", "stock")}
+
+    def orders(self) -> list[dict[str, Any]]:
+        with self.lock:
+            out = []
+            for o in self.db.execute("SELECT * FROM orders ORDER BY id").fetchall():
+                lines = self.db.execute(
+                    "SELECT sku_id, product_qty, price_unit, qty_received FROM order_lines "
+                    "WHERE order_id=? ORDER BY sku_id", (o["id"],)).fetchall()
+                out.append({**dict(o), "lines": [dict(x) for x in lines]})
+            return out
+
+    def requests(self) -> list[dict[str, Any]]:
+        with self.lock:
+            return [dict(r) for r in self.db.execute("SELECT * FROM requests ORDER BY id")]
+
+    def confirm(self) -> list[dict[str, Any]]:
+        """The supplier confirms every draft order as ordered: acknowledgement rows in
+        Replen's contract (po_id, erp_po_number, sku_id, confirmed_quantity, …)."""
+        now = datetime.now(UTC).isoformat()
+        acks = []
+        with self._tx() as db:
+            drafts = db.execute(
+                "SELECT * FROM orders WHERE state='draft' AND po_id IS NOT NULL"
+            ).fetchall()
+            for o in drafts:
+                db.execute("UPDATE orders SET state='purchase' WHERE id=?", (o["id"],))
+                lines = db.execute("SELECT * FROM order_lines WHERE order_id=?", (o["id"],))
+                for x in lines.fetchall():
+                    acks.append({
+                        "po_id": o["po_id"], "erp_po_number": o["name"], "sku_id": x["sku_id"],
+                        "confirmed_quantity": x["product_qty"],
+                        "confirmed_delivery": str(o["date_planned"])[:10], "acknowledged_at": now,
+                    })
+        return acks
+
+    def receive(self, delays: list[int], seed: int = 0) -> list[dict[str, Any]]:
+        """Goods arrive for every confirmed order: at its planned date plus one of
+        ``delays`` days (picked per order, seeded); stock grows; receipt rows returned."""
+        import random
+
+        rng = random.Random(seed)
+        receipts = []
+        with self._tx() as db:
+            for o in db.execute("SELECT * FROM orders WHERE state='purchase'").fetchall():
+                planned = date.fromisoformat(str(o["date_planned"])[:10])
+                when = datetime.combine(planned + timedelta(days=rng.choice(delays or [0])),
+                                        datetime.min.time(), UTC) + timedelta(hours=10)
+                lines = db.execute("SELECT * FROM order_lines WHERE order_id=?", (o["id"],))
+                for x in lines.fetchall():
+                    qty = x["product_qty"] - x["qty_received"]
+                    if qty <= 0:
+                        continue
+                    db.execute("UPDATE order_lines SET qty_received=product_qty WHERE id=?",
+                               (x["id"],))
+                    db.execute(
+                        "INSERT INTO stock(store_id, sku_id, on_hand) VALUES (?,?,?) ON CONFLICT"
+                        "(store_id, sku_id) DO UPDATE SET on_hand = on_hand + excluded.on_hand",
+                        (o["store_id"], x["sku_id"], qty))
+                    receipts.append({
+                        "receipt_id": f"GR-{o['id']:06d}", "po_id": o["po_id"],
+                        "store_id": o["store_id"], "sku_id": x["sku_id"], "quantity": qty,
+                        "received_at": when.isoformat(),
+                    })
+                db.execute("UPDATE orders SET state='done' WHERE id=?", (o["id"],))
+        return receipts
+
+    def stock(self, as_of: str) -> list[dict[str, Any]]:
+        """Stock positions as the ERP exports them: on hand, and open orders on order."""
+        with self.lock:
+            open_qty: dict[tuple[str, str], float] = {}
+            for r in self.db.execute(
+                "SELECT o.store_id, l.sku_id, SUM(l.product_qty - l.qty_received) AS q FROM "
+                "orders o JOIN order_lines l ON l.order_id=o.id WHERE o.state IN "
+                "('draft','purchase') AND o.store_id IS NOT NULL GROUP BY o.store_id, l.sku_id"
+            ):
+                open_qty[(r["store_id"], r["sku_id"])] = float(r["q"])
+            rows = [dict(r) for r in self.db.execute("SELECT * FROM stock ORDER BY 1, 2")]
+        return [
+            {**r, "as_of": as_of, "on_order": open_qty.get((r["store_id"], r["sku_id"]), 0.0),
+             "in_transit": 0.0, "backorders": 0.0}
+            for r in rows
+        ]
