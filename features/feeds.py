@@ -265,7 +265,8 @@ def _typed(
             if col.default is not None:
                 out = out.with_columns(pl.col(name).fill_null(float(col.default)))  # type: ignore[arg-type]
         elif col.kind == "timestamp":
-            aware, naive = parse_timestamps(out[raw_name], name)
+            typed = isinstance(frame.schema[name], pl.Datetime)  # Parquet keeps the zone
+            aware, naive = parse_timestamps(out[name] if typed else out[raw_name], name)
             out = out.with_columns(aware, naive.alias(f"_naive_{name}"))
             checks.append(
                 (

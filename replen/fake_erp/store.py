@@ -305,7 +305,7 @@ class ErpBooks:
                 db.execute("INSERT OR IGNORE INTO products(default_code, name) VALUES (?,?)",
                            (p["default_code"], p.get("name") or p["default_code"]))
             for s in data.get("stock", []):
-                db.execute("INSERT OR REPLACE INTO stock(store_id, sku_id, on_hand) VALUES (?,?,?)",
+                db.execute("INSERT OR IGNORE INTO stock(store_id, sku_id, on_hand) VALUES (?,?,?)",
                            (s["store_id"], s["sku_id"], float(s["on_hand"])))
         return {k: len(data.get(k, [])) for k in ("partners", "products", "stock")}
 
@@ -355,6 +355,7 @@ class ErpBooks:
                 planned = date.fromisoformat(str(o["date_planned"])[:10])
                 when = datetime.combine(planned + timedelta(days=rng.choice(delays or [0])),
                                         datetime.min.time(), UTC) + timedelta(hours=10)
+                when = min(when, datetime.now(UTC) - timedelta(seconds=1))  # not in the future
                 lines = db.execute("SELECT * FROM order_lines WHERE order_id=?", (o["id"],))
                 for x in lines.fetchall():
                     qty = x["product_qty"] - x["qty_received"]

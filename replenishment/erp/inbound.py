@@ -234,9 +234,9 @@ def apply_acks(engine: Any, rows: pl.DataFrame, actor: str = "erp") -> InboundRe
 
 
 def lead_times(engine: Any) -> pl.DataFrame:
-    """Measured supplier lead times: per PO with receipts, days from ordering (the order
-    date, or when the ERP got the PO if later) to the first receipt; per supplier the
-    count, mean, standard deviation and the share received by the expected delivery."""
+    """Measured supplier lead times: per PO with receipts, days from its order date to its
+    first receipt (the span the planner models as order date + lead time); per supplier
+    the count, mean, standard deviation and the share received by the expected delivery."""
     stmt = (
         select(
             PurchaseOrder.id,
@@ -266,10 +266,7 @@ def lead_times(engine: Any) -> pl.DataFrame:
         per_po.group_by("po_id", "supplier_id", "order_date", "erp_known_at", "expected_delivery")
         .agg(pl.col("received_at").min().dt.date().alias("received_on"))
         .with_columns(
-            pl.max_horizontal("order_date", pl.col("erp_known_at").dt.date()).alias("ordered_on")
-        )
-        .with_columns(
-            (pl.col("received_on") - pl.col("ordered_on")).dt.total_days().cast(pl.Float64)
+            (pl.col("received_on") - pl.col("order_date")).dt.total_days().cast(pl.Float64)
             .alias("lead_days"),
             (pl.col("received_on") <= pl.col("expected_delivery")).alias("on_time"),
         )
