@@ -207,7 +207,9 @@ def validate_feed(
         [_rejects(frame, bad, spec), _rejects(frame, conflicts, spec)],
         how="vertical_relaxed",
     ).sort("line")
-    by_rule = dict(rejected.group_by("rule").len().sort("rule").iter_rows()) if rejected.height else {}
+    by_rule = (
+        dict(rejected.group_by("rule").len().sort("rule").iter_rows()) if rejected.height else {}
+    )
     return FeedResult(
         accepted=good,
         rejected=rejected,
@@ -285,7 +287,9 @@ def _typed(
                 )
             )
         elif col.kind == "date":
-            out = out.with_columns(pl.col(raw_name).str.to_date("%Y-%m-%d", strict=False).alias(name))
+            out = out.with_columns(
+                pl.col(raw_name).str.to_date("%Y-%m-%d", strict=False).alias(name)
+            )
             checks.append(
                 (name, "date", ~missing & pl.col(name).is_null(), f"{name} must be YYYY-MM-DD")
             )
@@ -347,8 +351,9 @@ def _split_repeats(good: pl.DataFrame, spec: FeedSpec) -> tuple[pl.DataFrame, in
         "_payload",
         pl.lit("key.conflict").alias("_rule"),
         pl.lit(key[0]).alias("_field"),
-        pl.format("{} repeats line {} with other values", pl.lit(", ".join(key)), "_line_first")
-        .alias("_msg"),
+        pl.format(
+            "{} repeats line {} with other values", pl.lit(", ".join(key)), "_line_first"
+        ).alias("_msg"),
     )
     return first, duplicates, conflicts
 
@@ -386,7 +391,9 @@ def _rejects(frame: pl.DataFrame, bad: pl.DataFrame, spec: FeedSpec) -> pl.DataF
     return pl.DataFrame(rows, schema=REJECT_COLUMNS)
 
 
-def reject_rows(accepted: pl.DataFrame, rows: list[tuple[int, str, str, str]], spec: FeedSpec) -> pl.DataFrame:
+def reject_rows(
+    accepted: pl.DataFrame, rows: list[tuple[int, str, str, str]], spec: FeedSpec
+) -> pl.DataFrame:
     """Reject rows of ``accepted`` found bad later (against stored state): ``(line, field,
     rule, message)`` each, in the quarantine's shape."""
     by_line = {r["_line"]: r for r in accepted.to_dicts()}

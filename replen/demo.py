@@ -190,7 +190,9 @@ def _erp_loop(
             as_of = min(last + timedelta(hours=1), datetime.now(UTC) - timedelta(seconds=1))
             state["as_of"] = as_of.isoformat()
         positions = _feed(
-            rt, "stock", fake.stock(state.get("as_of", "")) if "as_of" in state else [],
+            rt,
+            "stock",
+            fake.stock(state.get("as_of", "")) if "as_of" in state else [],
             "fake ERP stock positions",
         )
     next_date = (

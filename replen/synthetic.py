@@ -51,9 +51,9 @@ class SyntheticRetail:
         paths["rules"] = rules
         # What a retailer's systems export: stock positions, item and store names.
         stock = directory / "stock_positions.csv"
-        self.stock.with_columns(
-            pl.col("as_of").dt.strftime("%Y-%m-%dT%H:%M:%S%:z")
-        ).write_csv(stock)
+        self.stock.with_columns(pl.col("as_of").dt.strftime("%Y-%m-%dT%H:%M:%S%:z")).write_csv(
+            stock
+        )
         paths["stock_positions"] = stock
         for name, frame in (("item_master", self.item_master()), ("stores", self.store_master())):
             path = directory / f"{name}.csv"

@@ -59,9 +59,7 @@ class PurchaseOrder(Base):
     # When the ERP held this PO (it committed it, or acknowledged it): from then on the
     # ERP's stock position counts it, so the plan must stop adding it itself.
     erp_known_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    acknowledged_at: Mapped[datetime | None] = mapped_column(
-        DateTime(timezone=True), nullable=True
-    )
+    acknowledged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     lines: Mapped[list[PoLine]] = relationship(
         back_populates="po", cascade="all, delete-orphan", order_by="PoLine.sku_id"
     )

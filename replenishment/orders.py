@@ -126,7 +126,9 @@ class OrderStore:
                 session.execute(delete(Unplanned).where(Unplanned.plan_date == plan_date))
                 rows = unplanned.select("store_id", "sku_id", "reason", "detail").to_dicts()
                 if rows:
-                    session.execute(insert(Unplanned), [{**r, "plan_date": plan_date} for r in rows])
+                    session.execute(
+                        insert(Unplanned), [{**r, "plan_date": plan_date} for r in rows]
+                    )
                 n_unplanned = len(rows)
             session.add(
                 AuditEntry(
@@ -239,6 +241,38 @@ class OrderStore:
                 )
             )
         return before
+
+    def approve_many(self, po_ids: list[int], actor: str) -> tuple[list[int], dict[int, str]]:
+        """Approve many suggested POs in one transaction (each by compare-and-set, each with
+        its delivery record); returns (approved ids, {id: why not} for the others)."""
+        approved: list[int] = []
+        refused: dict[int, str] = {}
+        now = now_utc()
+        with write_session(self.engine) as session:
+            for po_id in po_ids:
+                done = session.execute(
+                    update(PurchaseOrder)
+                    .where(PurchaseOrder.id == po_id, PurchaseOrder.status == "suggested")
+                    .values(status="approved")
+                    .returning(PurchaseOrder.revision)
+                    .execution_options(synchronize_session=False)
+                ).first()
+                if done is None:
+                    current = session.get(PurchaseOrder, po_id)
+                    refused[po_id] = f"is {current.status}" if current else "does not exist"
+                    continue
+                self._queue_delivery(session, po_id, int(done[0]), now)
+                session.add(
+                    AuditEntry(
+                        po_id=po_id,
+                        at=now,
+                        actor=actor,
+                        action="approved",
+                        detail={"from": "suggested", "to": "approved", "reason": None},
+                    )
+                )
+                approved.append(po_id)
+        return approved, refused
 
     def edit_line(
         self, po_id: int, sku_id: str, quantity: int, actor: str, reason: str
@@ -410,8 +444,9 @@ class OrderStore:
             receipts: list[tuple] = []
             for start in range(0, len(ids), 500):
                 receipts += session.execute(
-                    select(Receipt.po_id, Receipt.sku_id, Receipt.quantity, Receipt.received_at)
-                    .where(Receipt.po_id.in_(ids[start : start + 500]))
+                    select(
+                        Receipt.po_id, Receipt.sku_id, Receipt.quantity, Receipt.received_at
+                    ).where(Receipt.po_id.in_(ids[start : start + 500]))
                 ).all()
         lines = pl.DataFrame(
             [
@@ -535,12 +570,17 @@ class OrderStore:
         """Store×SKUs a plan did not size, with the reason (newest plan date if None)."""
         with read_session(self.engine) as session:
             if plan_date is None:
-                plan_date = session.scalar(select(Unplanned.plan_date).order_by(
-                    Unplanned.plan_date.desc()
-                ).limit(1))
+                plan_date = session.scalar(
+                    select(Unplanned.plan_date).order_by(Unplanned.plan_date.desc()).limit(1)
+                )
             rows = session.execute(
-                select(Unplanned.plan_date, Unplanned.store_id, Unplanned.sku_id, Unplanned.reason,
-                       Unplanned.detail)
+                select(
+                    Unplanned.plan_date,
+                    Unplanned.store_id,
+                    Unplanned.sku_id,
+                    Unplanned.reason,
+                    Unplanned.detail,
+                )
                 .where(Unplanned.plan_date == plan_date)
                 .order_by(Unplanned.reason, Unplanned.store_id, Unplanned.sku_id)
             ).all()

@@ -83,8 +83,12 @@ def triage(
     needs an item rule, a stock position and sales history (for a forecast); the first
     missing one is its reason. Nothing is ever sized as if its stock were zero."""
     on = ["store_id", "sku_id"]
-    mark = lambda frame, cols, flag: frame.select(cols).unique().with_columns(  # noqa: E731
-        pl.lit(True).alias(flag)
+    mark = lambda frame, cols, flag: (
+        frame.select(cols)
+        .unique()
+        .with_columns(  # noqa: E731
+            pl.lit(True).alias(flag)
+        )
     )
     flagged = (
         keys.select(on)

@@ -102,7 +102,12 @@ class PositionStore:
         return report
 
     def save_master(
-        self, kind: str, frame: pl.DataFrame, rejected: pl.DataFrame, report: LoadReport, source: str
+        self,
+        kind: str,
+        frame: pl.DataFrame,
+        rejected: pl.DataFrame,
+        report: LoadReport,
+        source: str,
     ) -> LoadReport:
         """Upsert item or store master rows (the newest load wins per id)."""
         model, key, cols = _MASTER[kind]
@@ -198,7 +203,11 @@ class PositionStore:
             return 0
         latest = pl.DataFrame(
             [(s, k, utc(a)) for s, k, a in newest],
-            schema={"store_id": pl.String, "sku_id": pl.String, "_newest": pl.Datetime("us", "UTC")},
+            schema={
+                "store_id": pl.String,
+                "sku_id": pl.String,
+                "_newest": pl.Datetime("us", "UTC"),
+            },
             orient="row",
         )
         return (
@@ -229,7 +238,15 @@ class PositionStore:
         )
         with read_session(self.engine) as session:
             rows = [
-                (p.store_id, p.sku_id, utc(p.as_of), p.on_hand, p.on_order, p.in_transit, p.backorders)
+                (
+                    p.store_id,
+                    p.sku_id,
+                    utc(p.as_of),
+                    p.on_hand,
+                    p.on_order,
+                    p.in_transit,
+                    p.backorders,
+                )
                 for p in session.scalars(stmt)
             ]
         return pl.DataFrame(
@@ -250,9 +267,9 @@ class PositionStore:
             rows = [
                 tuple(getattr(o, c) for c in (key, *cols)) for o in session.scalars(select(model))
             ]
-        return pl.DataFrame(
-            rows, schema={c: pl.String for c in (key, *cols)}, orient="row"
-        ).sort(key)
+        return pl.DataFrame(rows, schema={c: pl.String for c in (key, *cols)}, orient="row").sort(
+            key
+        )
 
     def rejects(self, feed: str | None = None) -> pl.DataFrame:
         stmt = select(FeedReject).order_by(FeedReject.id)
@@ -269,4 +286,3 @@ class PositionStore:
             "at": pl.Datetime("us", "UTC"),
         }
         return pl.DataFrame(rows, schema=schema)
-

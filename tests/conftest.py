@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import polars as pl
@@ -43,3 +44,20 @@ def shared_data() -> Path:
     if not SHARED_DATA.exists():
         pytest.skip(f"real data not found at {SHARED_DATA} (../shared/data is absent)")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def _migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from replen.db import upgrade
+
+    path = tmp_path_factory.mktemp("db") / "template.db"
+    upgrade(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture()
+def db_url(tmp_path: Path, _migrated_template: Path) -> str:
+    """A SQLite database at the newest migration (a copy of one migrated once)."""
+    target = tmp_path / "replen.db"
+    shutil.copy(_migrated_template, target)
+    return f"sqlite:///{target}"

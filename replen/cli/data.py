@@ -243,9 +243,7 @@ def features_show(
 @quarantine_app.command("list")
 def quarantine_list(
     rule: Annotated[str | None, typer.Option(help="Only this rule, e.g. quantity.bound.")] = None,
-    feed: Annotated[
-        str, typer.Option(help="pos, stock, items, stores, receipts or acks.")
-    ] = "pos",
+    feed: Annotated[str, typer.Option(help="pos, stock, items, stores, receipts or acks.")] = "pos",
     limit: Annotated[int, typer.Option(min=1, help="Lines to show.")] = 20,
     as_json: JsonOpt = False,
 ) -> None:

@@ -72,8 +72,7 @@ def erp_deliver(
                 report = deliver_once(
                     rt,
                     on_batch=lambda r: status.update(
-                        f"delivering: {r.delivered} delivered, {r.retried} to retry, "
-                        f"{r.dead} dead"
+                        f"delivering: {r.delivered} delivered, {r.retried} to retry, {r.dead} dead"
                     ),
                 )
         counts = rt.outbox.counts()

@@ -183,4 +183,3 @@ def orders_unplanned(
         table.add_row(r["store_id"], r["sku_id"], r["reason"], r["detail"])
     if rows.height:
         out.print(table)
-

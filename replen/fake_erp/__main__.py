@@ -26,9 +26,7 @@ def main(argv: list[str] | None = None) -> int:
 
     args.db.parent.mkdir(parents=True, exist_ok=True)
     odoo = (args.odoo_db, args.odoo_user, args.odoo_key) if args.odoo_key else None
-    server = FakeErpServer(
-        (args.host, args.port), ErpBooks(args.db), secret=args.secret, odoo=odoo
-    )
+    server = FakeErpServer((args.host, args.port), ErpBooks(args.db), secret=args.secret, odoo=odoo)
     port = server.server_address[1]
     stop = threading.Event()
 

@@ -42,13 +42,26 @@ class FakeErp:
         self.folder.mkdir(parents=True, exist_ok=True)
         port_file = self.folder / "port"
         port_file.unlink(missing_ok=True)
-        cmd = [sys.executable, "-m", "replen.fake_erp", "--db", str(self.folder / "erp.db"),
-               "--port-file", str(port_file)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "replen.fake_erp",
+            "--db",
+            str(self.folder / "erp.db"),
+            "--port-file",
+            str(port_file),
+        ]
         if self.secret:
             cmd += ["--secret", self.secret]
         if self.odoo:
-            cmd += ["--odoo-db", self.odoo[0], "--odoo-user", self.odoo[1],
-                    "--odoo-key", self.odoo[2]]
+            cmd += [
+                "--odoo-db",
+                self.odoo[0],
+                "--odoo-user",
+                self.odoo[1],
+                "--odoo-key",
+                self.odoo[2],
+            ]
         log = open(self.folder / "fake_erp.log", "ab")  # noqa: SIM115  (owned by the child)
         self.process = subprocess.Popen(
             cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True

@@ -190,8 +190,9 @@ class _Handler(BaseHTTPRequestHandler):
         elif path == "/_admin/confirm":
             self._answer(200, {"acks": books.confirm()})
         elif path == "/_admin/receive":
-            self._answer(200, {"receipts": books.receive(data.get("delays", [0]),
-                                                         data.get("seed", 0))})
+            self._answer(
+                200, {"receipts": books.receive(data.get("delays", [0]), data.get("seed", 0))}
+            )
         else:
             self._answer(404, {"error": f"no route {path}"})
 
@@ -216,8 +217,11 @@ class _Handler(BaseHTTPRequestHandler):
             self._after("none", key, 400, {"error": "body is not JSON"})
             return
         problems = validate_payload(payload)
-        refused = [x["sku_id"] for x in payload.get("lines", []) if x.get("sku_id") in
-                   set(self.server.faults.reject_skus)]
+        refused = [
+            x["sku_id"]
+            for x in payload.get("lines", [])
+            if x.get("sku_id") in set(self.server.faults.reject_skus)
+        ]
         if problems or refused:
             detail = problems or [f"unknown article(s) {refused}"]
             self._after("none", key, 422, {"error": "invalid purchase order", "detail": detail})
@@ -248,8 +252,13 @@ class _Handler(BaseHTTPRequestHandler):
                 "error": {
                     "code": 200,
                     "message": "Odoo Server Error",
-                    "data": {"name": exc.name, "debug": "", "message": exc.message,
-                             "arguments": [exc.message], "context": {}},
+                    "data": {
+                        "name": exc.name,
+                        "debug": "",
+                        "message": exc.message,
+                        "arguments": [exc.message],
+                        "context": {},
+                    },
                 },
             }
         self._after(fault, tag, 200, answer)

@@ -120,8 +120,14 @@ class ErpBooks:
                 db.execute(
                     "INSERT INTO order_lines(order_id, sku_id, product_qty, price_unit, "
                     "date_planned, name) VALUES (?,?,?,?,?,?)",
-                    (order_id, x["sku_id"], x["quantity"], x["unit_price"],
-                     payload["expected_delivery"], x["name"]),
+                    (
+                        order_id,
+                        x["sku_id"],
+                        x["quantity"],
+                        x["unit_price"],
+                        payload["expected_delivery"],
+                        x["name"],
+                    ),
                 )
             answer = {"erp_po_number": name, "status": status}
             db.execute(
@@ -131,15 +137,34 @@ class ErpBooks:
             return 201, answer
 
     @staticmethod
-    def _new_order(db: sqlite3.Connection, protocol: str, origin: str | None, po_id: int | None,
-                   revision: int | None, partner_id: int | None, supplier_id: str | None,
-                   store_id: str | None, date_order: str, date_planned: str) -> int:
+    def _new_order(
+        db: sqlite3.Connection,
+        protocol: str,
+        origin: str | None,
+        po_id: int | None,
+        revision: int | None,
+        partner_id: int | None,
+        supplier_id: str | None,
+        store_id: str | None,
+        date_order: str,
+        date_planned: str,
+    ) -> int:
         cur = db.execute(
             "INSERT INTO orders(protocol, origin, po_id, revision, partner_id, supplier_id, "
             "store_id, state, date_order, date_planned, created_at) VALUES "
             "(?,?,?,?,?,?,?,'draft',?,?,?)",
-            (protocol, origin, po_id, revision, partner_id, supplier_id, store_id, date_order,
-             date_planned, time.time()),
+            (
+                protocol,
+                origin,
+                po_id,
+                revision,
+                partner_id,
+                supplier_id,
+                store_id,
+                date_order,
+                date_planned,
+                time.time(),
+            ),
         )
         order_id = int(cur.lastrowid or 0)
         name = f"FE-{order_id:06d}" if protocol == "webhook" else f"P{order_id:05d}"
@@ -163,23 +188,28 @@ class ErpBooks:
             return [{"id": r["id"], "ref": r["ref"], "name": r["name"]} for r in rows]
         raise OdooFault("odoo.exceptions.UserError", f"res.partner.{method} is not available")
 
-    def _odoo_product_product(self, db: sqlite3.Connection, method: str, args: list,
-                              kw: dict) -> Any:
-        rows = self._search(db, "products", {"default_code": "default_code", "id": "id"},
-                            args[0] if args else [])
+    def _odoo_product_product(
+        self, db: sqlite3.Connection, method: str, args: list, kw: dict
+    ) -> Any:
+        rows = self._search(
+            db, "products", {"default_code": "default_code", "id": "id"}, args[0] if args else []
+        )
         if method == "search":
             return [r["id"] for r in rows]
         if method == "search_read":
-            return [{"id": r["id"], "default_code": r["default_code"], "name": r["name"]}
-                    for r in rows]
+            return [
+                {"id": r["id"], "default_code": r["default_code"], "name": r["name"]} for r in rows
+            ]
         raise OdooFault("odoo.exceptions.UserError", f"product.product.{method} is not available")
 
-    def _odoo_purchase_order(self, db: sqlite3.Connection, method: str, args: list,
-                             kw: dict) -> Any:
+    def _odoo_purchase_order(
+        self, db: sqlite3.Connection, method: str, args: list, kw: dict
+    ) -> Any:
         fields = {"origin": "origin", "id": "id", "name": "name", "state": "state"}
         if method in ("search", "search_read"):
-            rows = self._search(db, "orders", fields, args[0] if args else [],
-                                extra="protocol='odoo'")
+            rows = self._search(
+                db, "orders", fields, args[0] if args else [], extra="protocol='odoo'"
+            )
             rows = rows[: kw.get("limit") or None]
             if method == "search":
                 return [r["id"] for r in rows]
@@ -189,19 +219,31 @@ class ErpBooks:
             rows = [db.execute("SELECT * FROM orders WHERE id=?", (i,)).fetchone() for i in ids]
             if any(r is None for r in rows):
                 raise OdooFault("odoo.exceptions.MissingError", f"records {ids} do not exist")
-            return [self._po_record(db, r, kw.get("fields") or (args[1] if len(args) > 1 else None))
-                    for r in rows]
+            return [
+                self._po_record(db, r, kw.get("fields") or (args[1] if len(args) > 1 else None))
+                for r in rows
+            ]
         if method == "create":
             values = args[0][0] if isinstance(args[0], list) else args[0]
-            partner = db.execute("SELECT * FROM partners WHERE id=?",
-                                 (values.get("partner_id"),)).fetchone()
+            partner = db.execute(
+                "SELECT * FROM partners WHERE id=?", (values.get("partner_id"),)
+            ).fetchone()
             if partner is None:
                 raise OdooFault("odoo.exceptions.ValidationError", "partner_id is required")
             origin = values.get("origin")
             po_id = int(origin.split("-")[-1]) if origin and origin.startswith("REPLEN-") else None
-            order_id = self._new_order(db, "odoo", origin, po_id, None, partner["id"],
-                                       partner["ref"], None, values.get("date_order", ""),
-                                       values.get("date_planned", ""))
+            order_id = self._new_order(
+                db,
+                "odoo",
+                origin,
+                po_id,
+                None,
+                partner["id"],
+                partner["ref"],
+                None,
+                values.get("date_order", ""),
+                values.get("date_planned", ""),
+            )
             self._order_lines(db, order_id, values.get("order_line", []))
             return [order_id] if isinstance(args[0], list) else order_id
         if method == "write":
@@ -217,12 +259,14 @@ class ErpBooks:
             return True
         raise OdooFault("odoo.exceptions.UserError", f"purchase.order.{method} is not available")
 
-    def _odoo_purchase_order_line(self, db: sqlite3.Connection, method: str, args: list,
-                                  kw: dict) -> Any:
+    def _odoo_purchase_order_line(
+        self, db: sqlite3.Connection, method: str, args: list, kw: dict
+    ) -> Any:
         if method != "search_read":
             raise OdooFault("odoo.exceptions.UserError", f"purchase.order.line.{method}")
-        rows = self._search(db, "order_lines", {"order_id": "order_id", "id": "id"},
-                            args[0] if args else [])
+        rows = self._search(
+            db, "order_lines", {"order_id": "order_id", "id": "id"}, args[0] if args else []
+        )
         out = []
         for r in rows:
             product = db.execute("SELECT * FROM products WHERE id=?", (r["product_id"],)).fetchone()
@@ -246,32 +290,51 @@ class ErpBooks:
                 db.execute("DELETE FROM order_lines WHERE order_id=?", (order_id,))
             elif code == 0:
                 v = command[2]
-                product = db.execute("SELECT * FROM products WHERE id=?",
-                                     (v.get("product_id"),)).fetchone()
+                product = db.execute(
+                    "SELECT * FROM products WHERE id=?", (v.get("product_id"),)
+                ).fetchone()
                 if product is None:
                     raise OdooFault("odoo.exceptions.ValidationError", "product_id is required")
                 db.execute(
                     "INSERT INTO order_lines(order_id, product_id, sku_id, product_qty, "
                     "price_unit, date_planned, name) VALUES (?,?,?,?,?,?,?)",
-                    (order_id, product["id"], product["default_code"], v.get("product_qty", 0),
-                     v.get("price_unit", 0), v.get("date_planned"), v.get("name")),
+                    (
+                        order_id,
+                        product["id"],
+                        product["default_code"],
+                        v.get("product_qty", 0),
+                        v.get("price_unit", 0),
+                        v.get("date_planned"),
+                        v.get("name"),
+                    ),
                 )
             else:
                 raise OdooFault("odoo.exceptions.UserError", f"command {code} is not supported")
 
     def _po_record(self, db: sqlite3.Connection, row: sqlite3.Row, fields: list | None) -> dict:
-        lines = [r["id"] for r in db.execute("SELECT id FROM order_lines WHERE order_id=?",
-                                              (row["id"],))]
+        lines = [
+            r["id"] for r in db.execute("SELECT id FROM order_lines WHERE order_id=?", (row["id"],))
+        ]
         record = {
-            "id": row["id"], "name": row["name"], "origin": row["origin"], "state": row["state"],
-            "partner_id": [row["partner_id"], row["supplier_id"]], "date_order": row["date_order"],
-            "date_planned": row["date_planned"], "order_line": lines,
+            "id": row["id"],
+            "name": row["name"],
+            "origin": row["origin"],
+            "state": row["state"],
+            "partner_id": [row["partner_id"], row["supplier_id"]],
+            "date_order": row["date_order"],
+            "date_planned": row["date_planned"],
+            "order_line": lines,
         }
         return {k: v for k, v in record.items() if not fields or k in fields or k == "id"}
 
     @staticmethod
-    def _search(db: sqlite3.Connection, table: str, columns: dict[str, str], domain: list,
-                extra: str | None = None) -> list[sqlite3.Row]:
+    def _search(
+        db: sqlite3.Connection,
+        table: str,
+        columns: dict[str, str],
+        domain: list,
+        extra: str | None = None,
+    ) -> list[sqlite3.Row]:
         """A domain of ``[field, '=' | 'in' | '!=', value]`` terms, all of which must hold."""
         where, params = ([extra] if extra else []), []
         for term in domain:
@@ -299,14 +362,20 @@ class ErpBooks:
     def seed(self, data: dict[str, Any]) -> dict[str, int]:
         with self._tx() as db:
             for p in data.get("partners", []):
-                db.execute("INSERT OR IGNORE INTO partners(ref, name) VALUES (?,?)",
-                           (p["ref"], p.get("name") or p["ref"]))
+                db.execute(
+                    "INSERT OR IGNORE INTO partners(ref, name) VALUES (?,?)",
+                    (p["ref"], p.get("name") or p["ref"]),
+                )
             for p in data.get("products", []):
-                db.execute("INSERT OR IGNORE INTO products(default_code, name) VALUES (?,?)",
-                           (p["default_code"], p.get("name") or p["default_code"]))
+                db.execute(
+                    "INSERT OR IGNORE INTO products(default_code, name) VALUES (?,?)",
+                    (p["default_code"], p.get("name") or p["default_code"]),
+                )
             for s in data.get("stock", []):
-                db.execute("INSERT OR IGNORE INTO stock(store_id, sku_id, on_hand) VALUES (?,?,?)",
-                           (s["store_id"], s["sku_id"], float(s["on_hand"])))
+                db.execute(
+                    "INSERT OR IGNORE INTO stock(store_id, sku_id, on_hand) VALUES (?,?,?)",
+                    (s["store_id"], s["sku_id"], float(s["on_hand"])),
+                )
         return {k: len(data.get(k, [])) for k in ("partners", "products", "stock")}
 
     def orders(self) -> list[dict[str, Any]]:
@@ -315,7 +384,9 @@ class ErpBooks:
             for o in self.db.execute("SELECT * FROM orders ORDER BY id").fetchall():
                 lines = self.db.execute(
                     "SELECT sku_id, product_qty, price_unit, qty_received FROM order_lines "
-                    "WHERE order_id=? ORDER BY sku_id", (o["id"],)).fetchall()
+                    "WHERE order_id=? ORDER BY sku_id",
+                    (o["id"],),
+                ).fetchall()
                 out.append({**dict(o), "lines": [dict(x) for x in lines]})
             return out
 
@@ -336,11 +407,16 @@ class ErpBooks:
                 db.execute("UPDATE orders SET state='purchase' WHERE id=?", (o["id"],))
                 lines = db.execute("SELECT * FROM order_lines WHERE order_id=?", (o["id"],))
                 for x in lines.fetchall():
-                    acks.append({
-                        "po_id": o["po_id"], "erp_po_number": o["name"], "sku_id": x["sku_id"],
-                        "confirmed_quantity": x["product_qty"],
-                        "confirmed_delivery": str(o["date_planned"])[:10], "acknowledged_at": now,
-                    })
+                    acks.append(
+                        {
+                            "po_id": o["po_id"],
+                            "erp_po_number": o["name"],
+                            "sku_id": x["sku_id"],
+                            "confirmed_quantity": x["product_qty"],
+                            "confirmed_delivery": str(o["date_planned"])[:10],
+                            "acknowledged_at": now,
+                        }
+                    )
         return acks
 
     def receive(self, delays: list[int], seed: int = 0) -> list[dict[str, Any]]:
@@ -353,25 +429,33 @@ class ErpBooks:
         with self._tx() as db:
             for o in db.execute("SELECT * FROM orders WHERE state='purchase'").fetchall():
                 planned = date.fromisoformat(str(o["date_planned"])[:10])
-                when = datetime.combine(planned + timedelta(days=rng.choice(delays or [0])),
-                                        datetime.min.time(), UTC) + timedelta(hours=10)
+                when = datetime.combine(
+                    planned + timedelta(days=rng.choice(delays or [0])), datetime.min.time(), UTC
+                ) + timedelta(hours=10)
                 when = min(when, datetime.now(UTC) - timedelta(seconds=1))  # not in the future
                 lines = db.execute("SELECT * FROM order_lines WHERE order_id=?", (o["id"],))
                 for x in lines.fetchall():
                     qty = x["product_qty"] - x["qty_received"]
                     if qty <= 0:
                         continue
-                    db.execute("UPDATE order_lines SET qty_received=product_qty WHERE id=?",
-                               (x["id"],))
+                    db.execute(
+                        "UPDATE order_lines SET qty_received=product_qty WHERE id=?", (x["id"],)
+                    )
                     db.execute(
                         "INSERT INTO stock(store_id, sku_id, on_hand) VALUES (?,?,?) ON CONFLICT"
                         "(store_id, sku_id) DO UPDATE SET on_hand = on_hand + excluded.on_hand",
-                        (o["store_id"], x["sku_id"], qty))
-                    receipts.append({
-                        "receipt_id": f"GR-{o['id']:06d}", "po_id": o["po_id"],
-                        "store_id": o["store_id"], "sku_id": x["sku_id"], "quantity": qty,
-                        "received_at": when.isoformat(),
-                    })
+                        (o["store_id"], x["sku_id"], qty),
+                    )
+                    receipts.append(
+                        {
+                            "receipt_id": f"GR-{o['id']:06d}",
+                            "po_id": o["po_id"],
+                            "store_id": o["store_id"],
+                            "sku_id": x["sku_id"],
+                            "quantity": qty,
+                            "received_at": when.isoformat(),
+                        }
+                    )
                 db.execute("UPDATE orders SET state='done' WHERE id=?", (o["id"],))
         return receipts
 
@@ -387,7 +471,12 @@ class ErpBooks:
                 open_qty[(r["store_id"], r["sku_id"])] = float(r["q"])
             rows = [dict(r) for r in self.db.execute("SELECT * FROM stock ORDER BY 1, 2")]
         return [
-            {**r, "as_of": as_of, "on_order": open_qty.get((r["store_id"], r["sku_id"]), 0.0),
-             "in_transit": 0.0, "backorders": 0.0}
+            {
+                **r,
+                "as_of": as_of,
+                "on_order": open_qty.get((r["store_id"], r["sku_id"]), 0.0),
+                "in_transit": 0.0,
+                "backorders": 0.0,
+            }
             for r in rows
         ]

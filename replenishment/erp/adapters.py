@@ -109,7 +109,9 @@ def classify_response(response: httpx.Response, what: str) -> None:
     reason = f"{what} answered HTTP {code}: {body}"
     if code in RETRYABLE_STATUS or code >= 500:
         raise DeliveryFailed(
-            reason, retry_after=retry_after_seconds(response.headers.get("retry-after")), status=code
+            reason,
+            retry_after=retry_after_seconds(response.headers.get("retry-after")),
+            status=code,
         )
     raise DeliveryFailed(reason, permanent=True, status=code)
 

@@ -40,7 +40,8 @@ def _resolve(session: Session, rows: list[dict[str, Any]]) -> dict[tuple, Purcha
     found: dict[tuple, PurchaseOrder] = {}
     for start in range(0, len(ids), 500):
         chunk = sorted(ids)[start : start + 500]
-        for po in session.scalars(select(PurchaseOrder).where(PurchaseOrder.id.in_(chunk)).with_for_update()
+        for po in session.scalars(
+            select(PurchaseOrder).where(PurchaseOrder.id.in_(chunk)).with_for_update()
         ):
             found[("id", po.id)] = po
     if refs:
@@ -76,8 +77,14 @@ def _settle_delivery(session: Session, po: PurchaseOrder, now: datetime, ref: st
             Delivery.revision == po.revision,
             Delivery.status == "pending",
         )
-        .values(status="delivered", delivered_at=now, erp_ref=ref, lease_owner=None,
-                lease_until=None, last_error="settled by the ERP's own answer")
+        .values(
+            status="delivered",
+            delivered_at=now,
+            erp_ref=ref,
+            lease_owner=None,
+            lease_until=None,
+            last_error="settled by the ERP's own answer",
+        )
         .execution_options(synchronize_session=False)
     )
 
@@ -100,21 +107,33 @@ def apply_receipts(engine: Any, rows: pl.DataFrame, actor: str = "erp") -> Inbou
                 continue
             if po.status not in ORDERED:
                 result.rejects.append(
-                    (r["_line"], "po_id", "status",
-                     f"PO {po.id} is {po.status}; only ordered POs receive goods")
+                    (
+                        r["_line"],
+                        "po_id",
+                        "status",
+                        f"PO {po.id} is {po.status}; only ordered POs receive goods",
+                    )
                 )
                 continue
             if r.get("store_id") and r["store_id"] != po.store_id:
                 result.rejects.append(
-                    (r["_line"], "store_id", "mismatch",
-                     f"PO {po.id} is for store {po.store_id}, not {r['store_id']}")
+                    (
+                        r["_line"],
+                        "store_id",
+                        "mismatch",
+                        f"PO {po.id} is for store {po.store_id}, not {r['store_id']}",
+                    )
                 )
                 continue
             line = next((x for x in po.lines if x.sku_id == r["sku_id"]), None)
             if line is None:
                 result.rejects.append(
-                    (r["_line"], "sku_id", "not_on_po",
-                     f"PO {po.id} has no line for sku_id={r['sku_id']!r}")
+                    (
+                        r["_line"],
+                        "sku_id",
+                        "not_on_po",
+                        f"PO {po.id} has no line for sku_id={r['sku_id']!r}",
+                    )
                 )
                 continue
             stored = session.scalars(
@@ -129,9 +148,13 @@ def apply_receipts(engine: Any, rows: pl.DataFrame, actor: str = "erp") -> Inbou
                     result.duplicates += 1
                 else:
                     result.rejects.append(
-                        (r["_line"], "receipt_id", "conflict",
-                         f"receipt {r['receipt_id']} of PO {po.id} / {line.sku_id} was received "
-                         f"before as {stored.quantity:g} units at {utc(stored.received_at)}")
+                        (
+                            r["_line"],
+                            "receipt_id",
+                            "conflict",
+                            f"receipt {r['receipt_id']} of PO {po.id} / {line.sku_id} was received "
+                            f"before as {stored.quantity:g} units at {utc(stored.received_at)}",
+                        )
                     )
                 continue
             session.add(
@@ -153,8 +176,8 @@ def apply_receipts(engine: Any, rows: pl.DataFrame, actor: str = "erp") -> Inbou
             po = session.get(PurchaseOrder, po_id)
             assert po is not None
             done = all(
-                x.received_quantity >= (x.confirmed_quantity if x.confirmed_quantity is not None
-                                        else x.quantity)
+                x.received_quantity
+                >= (x.confirmed_quantity if x.confirmed_quantity is not None else x.quantity)
                 for x in po.lines
             )
             detail = {x.sku_id: x.received_quantity for x in po.lines}
@@ -166,8 +189,9 @@ def apply_receipts(engine: Any, rows: pl.DataFrame, actor: str = "erp") -> Inbou
                 action = "received"
                 result.received_in_full += 1
             session.add(
-                AuditEntry(po_id=po_id, at=now, actor=actor, action=action,
-                           detail={"received": detail})
+                AuditEntry(
+                    po_id=po_id, at=now, actor=actor, action=action, detail={"received": detail}
+                )
             )
     return result
 
@@ -188,8 +212,12 @@ def apply_acks(engine: Any, rows: pl.DataFrame, actor: str = "erp") -> InboundRe
                 continue
             if po.status not in ORDERED:
                 result.rejects.append(
-                    (r["_line"], "po_id", "status",
-                     f"PO {po.id} is {po.status}; only ordered POs can be acknowledged")
+                    (
+                        r["_line"],
+                        "po_id",
+                        "status",
+                        f"PO {po.id} is {po.status}; only ordered POs can be acknowledged",
+                    )
                 )
                 continue
             line = None
@@ -197,8 +225,12 @@ def apply_acks(engine: Any, rows: pl.DataFrame, actor: str = "erp") -> InboundRe
                 line = next((x for x in po.lines if x.sku_id == r["sku_id"]), None)
                 if line is None:
                     result.rejects.append(
-                        (r["_line"], "sku_id", "not_on_po",
-                         f"PO {po.id} has no line for sku_id={r['sku_id']!r}")
+                        (
+                            r["_line"],
+                            "sku_id",
+                            "not_on_po",
+                            f"PO {po.id} has no line for sku_id={r['sku_id']!r}",
+                        )
                     )
                     continue
             at = r.get("acknowledged_at") or now
@@ -219,8 +251,13 @@ def apply_acks(engine: Any, rows: pl.DataFrame, actor: str = "erp") -> InboundRe
                 result.acknowledged += 1
                 changed = True
                 session.add(
-                    AuditEntry(po_id=po.id, at=now, actor=actor, action="acknowledged",
-                               detail={"erp_ref": po.erp_ref, "acknowledged_at": at.isoformat()})
+                    AuditEntry(
+                        po_id=po.id,
+                        at=now,
+                        actor=actor,
+                        action="acknowledged",
+                        detail={"erp_ref": po.erp_ref, "acknowledged_at": at.isoformat()},
+                    )
                 )
             known = utc(po.erp_known_at)
             if known is None or at < known:
@@ -237,17 +274,14 @@ def lead_times(engine: Any) -> pl.DataFrame:
     """Measured supplier lead times: per PO with receipts, days from its order date to its
     first receipt (the span the planner models as order date + lead time); per supplier
     the count, mean, standard deviation and the share received by the expected delivery."""
-    stmt = (
-        select(
-            PurchaseOrder.id,
-            PurchaseOrder.supplier_id,
-            PurchaseOrder.order_date,
-            PurchaseOrder.erp_known_at,
-            PurchaseOrder.expected_delivery,
-            Receipt.received_at,
-        )
-        .join(Receipt, Receipt.po_id == PurchaseOrder.id)
-    )
+    stmt = select(
+        PurchaseOrder.id,
+        PurchaseOrder.supplier_id,
+        PurchaseOrder.order_date,
+        PurchaseOrder.erp_known_at,
+        PurchaseOrder.expected_delivery,
+        Receipt.received_at,
+    ).join(Receipt, Receipt.po_id == PurchaseOrder.id)
     with read_session(engine_for(engine)) as session:
         rows = session.execute(stmt).all()
     per_po = pl.DataFrame(
@@ -266,7 +300,9 @@ def lead_times(engine: Any) -> pl.DataFrame:
         per_po.group_by("po_id", "supplier_id", "order_date", "erp_known_at", "expected_delivery")
         .agg(pl.col("received_at").min().dt.date().alias("received_on"))
         .with_columns(
-            (pl.col("received_on") - pl.col("order_date")).dt.total_days().cast(pl.Float64)
+            (pl.col("received_on") - pl.col("order_date"))
+            .dt.total_days()
+            .cast(pl.Float64)
             .alias("lead_days"),
             (pl.col("received_on") <= pl.col("expected_delivery")).alias("on_time"),
         )

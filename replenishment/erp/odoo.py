@@ -118,7 +118,9 @@ class OdooAdapter:
     # Master data ---------------------------------------------------------------------------
     def _partner(self, supplier_id: str) -> int:
         if supplier_id not in self._partners:
-            found = self.execute("res.partner", "search", [[["ref", "=", supplier_id]]], {"limit": 2})
+            found = self.execute(
+                "res.partner", "search", [[["ref", "=", supplier_id]]], {"limit": 2}
+            )
             if not found:
                 raise DeliveryFailed(
                     f"Odoo has no vendor (res.partner) with ref={supplier_id!r}; "

@@ -9,17 +9,20 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import polars as pl
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import bindparam, func, insert, or_, select, update
 
 from kernel.errors import Conflict, NotFound
 from replenishment.erp.adapters import Accepted, DeliveryFailed
-from replenishment.erp.payload import build_payload, validate_payload
+from replenishment.erp.payload import build_payloads, validate_payload
 from replenishment.models import AuditEntry, Delivery, PurchaseOrder
 from replenishment.sql import engine_for, now_utc, read_session, utc, write_session
 
 __all__ = ["Claimed", "Outbox", "RetryPolicy", "backoff"]
 
 ACTOR = "erp-delivery"
+_D = Delivery.__table__
+_PO = PurchaseOrder.__table__
+_AUDIT = AuditEntry.__table__
 
 
 @dataclass(frozen=True)
@@ -59,46 +62,81 @@ class Outbox:
         The document is built at the first claim and kept, so every retry sends the same
         bytes under the same key."""
         now = now_utc()
+        d, po = _D, _PO
         due = (
-            (Delivery.status == "pending")
-            & (Delivery.next_attempt_at <= now)
-            & or_(Delivery.lease_until.is_(None), Delivery.lease_until < now)
+            (d.c.status == "pending")
+            & (d.c.next_attempt_at <= now)
+            & or_(d.c.lease_until.is_(None), d.c.lease_until < now)
         )
-        claimed: list[Claimed] = []
         with write_session(self.engine) as session:
-            ids = session.scalars(
-                select(Delivery.id).where(due).order_by(Delivery.next_attempt_at, Delivery.id)
-                .limit(limit)
-            ).all()
+            conn = session.connection()
+            ids = (
+                conn.execute(
+                    select(d.c.id).where(due).order_by(d.c.next_attempt_at, d.c.id).limit(limit)
+                )
+                .scalars()
+                .all()
+            )
             if not ids:
                 return []
-            session.execute(
-                update(Delivery)
-                .where(Delivery.id.in_(ids), due)
-                .values(lease_owner=owner, lease_until=now + timedelta(seconds=policy.lease_seconds))
-                .execution_options(synchronize_session=False)
-            )
-            rows = session.scalars(
-                select(Delivery).where(Delivery.id.in_(ids), Delivery.lease_owner == owner)
-            ).all()
-            for row in rows:
-                po = session.get(PurchaseOrder, row.po_id)
-                if po is None or po.revision != row.revision or po.status == "rejected":
-                    row.status = "cancelled"
-                    row.last_error = "cancelled: the PO changed before this version was sent"
-                    row.lease_owner = row.lease_until = None
-                    continue
-                if row.payload is None:
-                    payload = build_payload(session, row.po_id, row.idempotency_key)
-                    problems = validate_payload(payload)
-                    if problems:
-                        self._dead(session, row, f"invalid document: {'; '.join(problems)}", now)
-                        continue
-                    row.payload = payload
-                claimed.append(
-                    Claimed(row.id, row.po_id, row.revision, row.idempotency_key, row.attempts,
-                            dict(row.payload))
+            rows = conn.execute(
+                update(d)
+                .where(d.c.id.in_(ids), due)
+                .values(
+                    lease_owner=owner, lease_until=now + timedelta(seconds=policy.lease_seconds)
                 )
+                .returning(
+                    d.c.id, d.c.po_id, d.c.revision, d.c.idempotency_key, d.c.attempts, d.c.payload
+                )
+            ).all()
+            heads = {
+                r.id: r
+                for r in conn.execute(
+                    select(po.c.id, po.c.revision, po.c.status).where(
+                        po.c.id.in_([r.po_id for r in rows])
+                    )
+                )
+            }
+            fresh, stale = [], []
+            for r in rows:
+                head = heads.get(r.po_id)
+                ok = head is not None and head.revision == r.revision and head.status != "rejected"
+                (fresh if ok else stale).append(r)
+            if stale:
+                conn.execute(
+                    update(d)
+                    .where(d.c.id.in_([r.id for r in stale]))
+                    .values(
+                        status="cancelled",
+                        lease_owner=None,
+                        lease_until=None,
+                        last_error="cancelled: the PO changed before this version was sent",
+                    )
+                )
+            docs = build_payloads(
+                session, [(r.po_id, r.idempotency_key) for r in fresh if r.payload is None]
+            )
+            built, dead = [], []
+            claimed: list[Claimed] = []
+            for r in fresh:
+                payload = r.payload if r.payload is not None else docs.get(r.po_id)
+                problems = validate_payload(payload) if r.payload is None and payload else []
+                if payload is None or problems:
+                    dead.append((r, f"invalid document: {'; '.join(problems) or 'PO is gone'}"))
+                    continue
+                if r.payload is None:
+                    built.append({"_id": r.id, "_payload": payload})
+                claimed.append(
+                    Claimed(r.id, r.po_id, r.revision, r.idempotency_key, r.attempts, payload)
+                )
+            if built:
+                conn.execute(
+                    update(d)
+                    .where(d.c.id == bindparam("_id"))
+                    .values(payload=bindparam("_payload")),
+                    built,
+                )
+            self._dead(conn, [(r.id, r.po_id, r.revision, r.attempts, why) for r, why in dead], now)
         return claimed
 
     def record(
@@ -116,89 +154,167 @@ class Outbox:
         again under the same key, which the ERP applies once)."""
         counts = {"delivered": 0, "retried": 0, "dead": 0, "lost_lease": 0}
         now = now_utc()
+        d, po = _D, _PO
         with write_session(self.engine) as session:
+            conn = session.connection()
+            current = {
+                r.id: r
+                for r in conn.execute(
+                    select(d.c.id, d.c.status, d.c.lease_owner).where(
+                        d.c.id.in_([c.id for c, _ in outcomes])
+                    )
+                )
+            }
+            heads = {
+                r.id: r
+                for r in conn.execute(
+                    select(po.c.id, po.c.status, po.c.revision, po.c.erp_known_at)
+                    .where(po.c.id.in_([c.po_id for c, _ in outcomes]))
+                    .with_for_update()
+                )
+            }
+            done, moved, audits, retries, dead = [], [], [], [], []
             for claim, outcome in outcomes:
-                row = session.get(Delivery, claim.id)
+                row = current.get(claim.id)
                 if row is None or row.status != "pending" or row.lease_owner != owner:
                     counts["lost_lease"] += 1
                     continue
-                row.attempts += 1
-                row.lease_owner = row.lease_until = None
-                row.adapter = adapter
+                attempts = claim.attempts + 1
                 if isinstance(outcome, Accepted):
-                    self._delivered(session, row, outcome, now, commits_in_erp)
+                    done.append(
+                        {"_id": claim.id, "_attempts": attempts, "_erp_ref": outcome.erp_ref}
+                    )
+                    head = heads.get(claim.po_id)
+                    exported = (
+                        head is not None
+                        and head.status == "approved"
+                        and head.revision == claim.revision
+                    )
+                    known = head is not None and head.erp_known_at is None and commits_in_erp
+                    if exported or known:
+                        moved.append(
+                            {
+                                "_id": claim.po_id,
+                                "_status": "exported" if exported else head.status,  # type: ignore[union-attr]
+                                "_erp_ref": outcome.erp_ref,
+                                "_known": now if known else head.erp_known_at,  # type: ignore[union-attr]
+                            }
+                        )
+                    audits.append(
+                        {
+                            "po_id": claim.po_id,
+                            "at": now,
+                            "actor": ACTOR,
+                            "action": "exported" if exported else "delivered",
+                            "detail": {
+                                "revision": claim.revision,
+                                "idempotency_key": claim.key,
+                                "adapter": adapter,
+                                "erp_ref": outcome.erp_ref,
+                                "attempts": attempts,
+                            },
+                        }
+                    )
                     counts["delivered"] += 1
-                elif outcome.permanent or row.attempts >= policy.max_attempts:
+                elif outcome.permanent or attempts >= policy.max_attempts:
                     reason = outcome.reason
                     if not outcome.permanent:
-                        reason = f"gave up after {row.attempts} attempts; last: {reason}"
-                    self._dead(session, row, reason, now)
+                        reason = f"gave up after {attempts} attempts; last: {reason}"
+                    dead.append((claim.id, claim.po_id, claim.revision, attempts, reason))
                     counts["dead"] += 1
                 else:
-                    wait = max(backoff(row.attempts, policy, rng), outcome.retry_after or 0.0)
-                    row.next_attempt_at = now + timedelta(seconds=wait)
-                    row.last_error = outcome.reason
+                    wait = max(backoff(attempts, policy, rng), outcome.retry_after or 0.0)
+                    retries.append(
+                        {
+                            "_id": claim.id,
+                            "_attempts": attempts,
+                            "_next": now + timedelta(seconds=wait),
+                            "_error": outcome.reason[:2000],
+                        }
+                    )
                     counts["retried"] += 1
+            if done:
+                conn.execute(
+                    update(d)
+                    .where(d.c.id == bindparam("_id"))
+                    .values(
+                        status="delivered",
+                        attempts=bindparam("_attempts"),
+                        erp_ref=bindparam("_erp_ref"),
+                        delivered_at=now,
+                        adapter=adapter,
+                        last_error=None,
+                        lease_owner=None,
+                        lease_until=None,
+                    ),
+                    done,
+                )
+            if moved:
+                conn.execute(
+                    update(po)
+                    .where(po.c.id == bindparam("_id"))
+                    .values(
+                        status=bindparam("_status"),
+                        erp_ref=func.coalesce(bindparam("_erp_ref"), po.c.erp_ref),
+                        erp_known_at=bindparam("_known"),
+                    ),
+                    moved,
+                )
+            if retries:
+                conn.execute(
+                    update(d)
+                    .where(d.c.id == bindparam("_id"))
+                    .values(
+                        attempts=bindparam("_attempts"),
+                        next_attempt_at=bindparam("_next"),
+                        last_error=bindparam("_error"),
+                        adapter=adapter,
+                        lease_owner=None,
+                        lease_until=None,
+                    ),
+                    retries,
+                )
+            if audits:
+                conn.execute(insert(_AUDIT), audits)
+            self._dead(conn, dead, now, adapter)
         return counts
 
     @staticmethod
-    def _delivered(
-        session: Any, row: Delivery, outcome: Accepted, now: datetime, commits_in_erp: bool
+    def _dead(
+        conn: Any,
+        rows: list[tuple[int, int, int, int, str]],
+        now: datetime,
+        adapter: str | None = None,
     ) -> None:
-        row.status = "delivered"
-        row.delivered_at = now
-        row.erp_ref = outcome.erp_ref
-        row.last_error = None
-        values: dict[str, Any] = {"status": "exported"}
-        if outcome.erp_ref:
-            values["erp_ref"] = outcome.erp_ref
-        moved = session.execute(
-            update(PurchaseOrder)
-            .where(
-                PurchaseOrder.id == row.po_id,
-                PurchaseOrder.status == "approved",
-                PurchaseOrder.revision == row.revision,
-            )
-            .values(**values)
-            .execution_options(synchronize_session=False)
-        ).rowcount
-        if commits_in_erp:
-            session.execute(
-                update(PurchaseOrder)
-                .where(PurchaseOrder.id == row.po_id, PurchaseOrder.erp_known_at.is_(None))
-                .values(erp_known_at=now)
-                .execution_options(synchronize_session=False)
-            )
-        session.add(
-            AuditEntry(
-                po_id=row.po_id,
-                at=now,
-                actor=ACTOR,
-                action="exported" if moved else "delivered",
-                detail={
-                    "revision": row.revision,
-                    "idempotency_key": row.idempotency_key,
-                    "adapter": row.adapter,
-                    "erp_ref": outcome.erp_ref,
-                    "attempts": row.attempts,
-                },
-            )
+        """Dead-letter ``(delivery id, po id, revision, attempts, reason)`` rows, audited."""
+        if not rows:
+            return
+        conn.execute(
+            update(_D)
+            .where(_D.c.id == bindparam("_id"))
+            .values(
+                status="dead",
+                attempts=bindparam("_attempts"),
+                dead_reason=bindparam("_reason"),
+                last_error=bindparam("_reason"),
+                adapter=adapter,
+                lease_owner=None,
+                lease_until=None,
+            ),
+            [{"_id": i, "_attempts": n, "_reason": why[:2000]} for i, _, _, n, why in rows],
         )
-
-    @staticmethod
-    def _dead(session: Any, row: Delivery, reason: str, now: datetime) -> None:
-        row.status = "dead"
-        row.dead_reason = reason[:2000]
-        row.last_error = reason[:2000]
-        row.lease_owner = row.lease_until = None
-        session.add(
-            AuditEntry(
-                po_id=row.po_id,
-                at=now,
-                actor=ACTOR,
-                action="delivery_failed",
-                detail={"revision": row.revision, "reason": reason[:500]},
-            )
+        conn.execute(
+            insert(_AUDIT),
+            [
+                {
+                    "po_id": po_id,
+                    "at": now,
+                    "actor": ACTOR,
+                    "action": "delivery_failed",
+                    "detail": {"revision": rev, "reason": why[:500]},
+                }
+                for _, po_id, rev, _, why in rows
+            ],
         )
 
     # Operations ----------------------------------------------------------------------------
@@ -213,9 +329,7 @@ class Outbox:
                 .limit(1)
             ).first()
             if row is None:
-                raise NotFound(
-                    f"PO {po_id} has no delivery", hint="see `replen erp dead-letters`"
-                )
+                raise NotFound(f"PO {po_id} has no delivery", hint="see `replen erp dead-letters`")
             if row.status != "dead":
                 raise Conflict(
                     f"the delivery of PO {po_id} (revision {row.revision}) is {row.status}, "
