@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -112,7 +112,10 @@ def forecast_and_plan(
         forecast = forecast_with_champion(rt, planned_history, horizon)
         demand = lead_time_demand(forecast, _shift_spans(spans, plan_date, last))
         planned_positions = positions.join(plannable, on=on, how="semi")
-        own_lines, receipts = rt.orders.own_orders(known_before=positions["as_of"].min())
+        oldest = planned_positions["as_of"].min()
+        own_lines, receipts = rt.orders.own_orders(
+            known_before=oldest if isinstance(oldest, datetime) else None
+        )
         own = own_on_order(own_lines, receipts, planned_positions)
         sug = suggest(demand, stock_position(planned_positions, own), rules, spans)
     report = rt.orders.replace_suggestions(plan_date, sug, unplanned=unplanned)

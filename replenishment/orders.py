@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Any
 
 import polars as pl
 from sqlalchemy import delete, insert, select, update
@@ -441,7 +442,7 @@ class OrderStore:
         with read_session(self.engine) as session:
             rows = session.execute(stmt).all()
             ids = sorted({r[0] for r in rows})
-            receipts: list[tuple] = []
+            receipts: list[Any] = []
             for start in range(0, len(ids), 500):
                 receipts += session.execute(
                     select(

@@ -281,8 +281,6 @@ class PositionStore:
                 {**{c: getattr(r, c) for c in cols}, "payload": r.payload, "at": utc(r.at)}
                 for r in session.scalars(stmt)
             ]
-        schema = {c: pl.String for c in (*cols, "payload")} | {
-            "line": pl.Int64,
-            "at": pl.Datetime("us", "UTC"),
-        }
+        schema: dict[str, pl.DataType] = {c: pl.String() for c in (*cols, "payload")}
+        schema |= {"line": pl.Int64(), "at": pl.Datetime("us", "UTC")}
         return pl.DataFrame(rows, schema=schema)

@@ -15,6 +15,7 @@ from replen.cli._common import (
     JsonOpt,
     emit,
     errors,
+    kv_table,
     load_settings,
     out,
     render_explained,

@@ -3,6 +3,7 @@ injected faults (answer dropped after commit, 500, 429 with Retry-After, slow an
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import json
 import random
@@ -19,7 +20,7 @@ from replen.fake_erp.store import ErpBooks, OdooFault
 from replenishment.erp.adapters import sign
 from replenishment.erp.payload import validate_payload
 
-__all__ = ["Faults", "FakeErpServer"]
+__all__ = ["FakeErpServer", "Faults"]
 
 WEBHOOK_PATH = "/webhook/purchase-orders"
 
@@ -48,7 +49,7 @@ class Faults:
         return "none"
 
 
-class _Dropped(Exception):  # noqa: N818
+class _Dropped(Exception):
     """The handler closed the connection on purpose."""
 
 
@@ -96,10 +97,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
 
     def finish(self) -> None:
-        try:
+        with contextlib.suppress(OSError):
             super().finish()
-        except OSError:
-            pass
 
     # Plumbing ------------------------------------------------------------------------------
     def _body(self) -> bytes:
@@ -151,7 +150,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._answer(status, data)
 
     # Routes --------------------------------------------------------------------------------
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         url = urlparse(self.path)
         books = self.server.books
         if url.path == "/_admin/orders":
@@ -168,7 +167,7 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._answer(404, {"error": f"no route {url.path}"})
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         body = self._body()
         path = urlparse(self.path).path
         if path.startswith("/_admin/"):

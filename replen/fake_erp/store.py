@@ -35,7 +35,7 @@ CREATE TABLE IF NOT EXISTS requests(
 """
 
 
-class OdooFault(Exception):  # noqa: N818  (named as Odoo names its exceptions)
+class OdooFault(Exception):
     """An error the fake Odoo reports in a JSON-RPC error object."""
 
     def __init__(self, name: str, message: str) -> None:
@@ -58,12 +58,12 @@ class ErpBooks:
 
     def _tx(self) -> Any:
         class _Tx:
-            def __enter__(inner) -> sqlite3.Connection:  # noqa: N805
+            def __enter__(inner) -> sqlite3.Connection:
                 self.lock.acquire()
                 self.db.execute("BEGIN IMMEDIATE")
                 return self.db
 
-            def __exit__(inner, exc_type: Any, *_: Any) -> None:  # noqa: N805
+            def __exit__(inner, exc_type: Any, *_: Any) -> None:
                 try:
                     self.db.execute("ROLLBACK" if exc_type else "COMMIT")
                 finally:

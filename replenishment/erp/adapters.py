@@ -38,7 +38,7 @@ class Accepted:
     erp_ref: str | None = None
 
 
-class DeliveryFailed(Exception):  # noqa: N818  (an outcome, not only an error)
+class DeliveryFailed(Exception):
     """The ERP did not accept the PO version. ``permanent``: sending it again cannot help (a
     4xx, bad credentials, an unknown product): it goes to the dead letters with ``reason``.
     Otherwise it is tried again later, not before ``retry_after`` seconds if the ERP said."""

@@ -11,7 +11,7 @@ import polars as pl
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from replenishment.models import AuditEntry, Delivery, PoLine, PurchaseOrder, Receipt
+from replenishment.models import AuditEntry, Delivery, PurchaseOrder, Receipt
 from replenishment.sql import engine_for, now_utc, read_session, utc, write_session
 
 __all__ = ["InboundResult", "apply_acks", "apply_receipts", "lead_times"]

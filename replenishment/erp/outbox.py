@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import polars as pl
-from sqlalchemy import bindparam, func, insert, or_, select, update
+from sqlalchemy import Table, bindparam, func, insert, or_, select, update
 
 from kernel.errors import Conflict, NotFound
 from replenishment.erp.adapters import Accepted, DeliveryFailed
@@ -20,9 +20,9 @@ from replenishment.sql import engine_for, now_utc, read_session, utc, write_sess
 __all__ = ["Claimed", "Outbox", "RetryPolicy", "backoff"]
 
 ACTOR = "erp-delivery"
-_D = Delivery.__table__
-_PO = PurchaseOrder.__table__
-_AUDIT = AuditEntry.__table__
+_D: Table = Delivery.__table__  # type: ignore[assignment]
+_PO: Table = PurchaseOrder.__table__  # type: ignore[assignment]
+_AUDIT: Table = AuditEntry.__table__  # type: ignore[assignment]
 
 
 @dataclass(frozen=True)
@@ -97,7 +97,8 @@ class Outbox:
                     )
                 )
             }
-            fresh, stale = [], []
+            fresh: list[Any] = []
+            stale: list[Any] = []
             for r in rows:
                 head = heads.get(r.po_id)
                 ok = head is not None and head.revision == r.revision and head.status != "rejected"
@@ -396,17 +397,17 @@ class Outbox:
         return min(times) if times else None
 
 
-_DELIVERY_SCHEMA = {
-    "delivery_id": pl.Int64,
-    "po_id": pl.Int64,
-    "revision": pl.Int64,
-    "idempotency_key": pl.String,
-    "status": pl.String,
-    "attempts": pl.Int64,
+_DELIVERY_SCHEMA: dict[str, pl.DataType] = {
+    "delivery_id": pl.Int64(),
+    "po_id": pl.Int64(),
+    "revision": pl.Int64(),
+    "idempotency_key": pl.String(),
+    "status": pl.String(),
+    "attempts": pl.Int64(),
     "next_attempt_at": pl.Datetime("us", "UTC"),
-    "adapter": pl.String,
-    "erp_ref": pl.String,
-    "last_error": pl.String,
-    "dead_reason": pl.String,
+    "adapter": pl.String(),
+    "erp_ref": pl.String(),
+    "last_error": pl.String(),
+    "dead_reason": pl.String(),
     "delivered_at": pl.Datetime("us", "UTC"),
 }

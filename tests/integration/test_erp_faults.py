@@ -3,6 +3,7 @@ once with its lines, or in the dead letters with its reason; nothing lost, nothi
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter, defaultdict
 
 import polars as pl
@@ -96,7 +97,7 @@ def test_webhook_delivers_each_po_exactly_once_through_faults_and_kills(
     gaps = [
         later["at"] - r["at"]
         for reqs in by_key.values()
-        for r, later in zip(reqs, reqs[1:], strict=False)
+        for r, later in itertools.pairwise(reqs)
         if r["fault"] == "throttle"
     ]
     assert gaps and min(gaps) >= 0.95, sorted(gaps)[:5]

@@ -28,7 +28,7 @@ def _columns(table: str) -> set[str]:
 
 
 def _indexes(table: str) -> set[str]:
-    return {i["name"] for i in sa.inspect(op.get_bind()).get_indexes(table)}
+    return {str(i["name"]) for i in sa.inspect(op.get_bind()).get_indexes(table)}
 
 
 def _index(table: str, name: str, columns: list[str], unique: bool = False) -> None:
