@@ -203,13 +203,21 @@ class OrderStore:
 
     # Review --------------------------------------------------------------------------------
     def transition(
-        self, po_id: int, to: str, actor: str, reason: str | None = None, detail: dict | None = None
+        self,
+        po_id: int,
+        to: str,
+        actor: str,
+        reason: str | None = None,
+        detail: dict | None = None,
+        expect: str | None = None,
     ) -> str:
         """Move a PO to status ``to`` (see ``TRANSITIONS``); audited; returns the old status.
 
         Compare-and-set in the database: of two concurrent changes of one PO, exactly one
-        succeeds, the other is told the PO's new state. Approving writes the delivery
-        record of the PO's current revision in the same transaction."""
+        succeeds, the other is told the PO's new state. ``expect`` is the status the caller
+        saw (a rejection of what was a suggestion must not reject an approved PO).
+        Approving writes the delivery record of the PO's current revision in the same
+        transaction."""
         if to == "rejected" and not reason:
             raise InvalidInput(
                 "rejecting a PO needs a reason",
@@ -220,6 +228,10 @@ class OrderStore:
         with write_session(self.engine) as session:
             po = self._po(session, po_id)
             before, revision = po.status, po.revision
+            if expect is not None and before != expect:
+                raise OrderError(
+                    f"PO {po_id} changed meanwhile: it is now {before}, not {expect}; look again"
+                )
             allowed = TRANSITIONS.get(before, ())
             if to not in allowed:
                 raise OrderError(

@@ -83,14 +83,10 @@ def triage(
     needs an item rule, a stock position and sales history (for a forecast); the first
     missing one is its reason. Nothing is ever sized as if its stock were zero."""
     on = ["store_id", "sku_id"]
+
     def mark(frame, cols, flag):
-        return (
-            frame.select(cols)
-            .unique()
-            .with_columns(
-                pl.lit(True).alias(flag)
-            )
-        )
+        return frame.select(cols).unique().with_columns(pl.lit(True).alias(flag))
+
     flagged = (
         keys.select(on)
         .unique()

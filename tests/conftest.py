@@ -61,3 +61,11 @@ def db_url(tmp_path: Path, _migrated_template: Path) -> str:
     target = tmp_path / "replen.db"
     shutil.copy(_migrated_template, target)
     return f"sqlite:///{target}"
+
+
+@pytest.fixture()
+def rt(settings, db_url: str):
+    """A Runtime on temporary paths and a migrated database."""
+    from jobs.runtime import Runtime
+
+    return Runtime(settings.model_copy(update={"database_url": db_url}))

@@ -135,7 +135,10 @@ def _ingest_feed(kind: str, file: Path, as_json: bool) -> None:
     data = report.to_dict()
 
     def render() -> None:
-        shown = {k: v for k, v in data.items() if k not in ("rejected_by_rule", "notes")}
+        hidden = {"rejected_by_rule", "notes"} | (
+            {"older_than_current"} if kind != "stock" else set()
+        )
+        shown = {k: v for k, v in data.items() if k not in hidden}
         out.print(kv_table(f"{kind} from {file.name}", shown))
         for note in report.notes:
             out.print(note)

@@ -43,11 +43,35 @@ def orders_list(
     if as_json:
         print(json.dumps({"purchase_orders": heads.to_dicts()}, default=str))
         return
-    table = Table(title="Purchase orders", title_justify="left")
-    for col in heads.columns:
-        table.add_column(col)
-    for row in heads.iter_rows():
-        table.add_row(*[str(v) for v in row])
+    from rich import box
+
+    table = Table(
+        title=f"Purchase orders ({heads.height})",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        collapse_padding=True,
+    )
+    shown = {
+        "po": "po_id",
+        "supplier": "supplier_id",
+        "store": "store_id",
+        "order": "order_date",
+        "delivery": "expected_delivery",
+        "status": "status",
+        "rev": "revision",
+        "lines": "lines",
+        "value": "value",
+    }
+    for label in shown:
+        table.add_column(
+            label, justify="right" if label in ("po", "rev", "lines", "value") else "left"
+        )
+    for row in heads.iter_rows(named=True):
+        cells = [str(row[c]) for c in shown.values()]
+        cells[-1] = f"{row['value']:,.2f}"
+        cells[5] += " (stale)" if row["stale"] else ""
+        table.add_row(*cells)
     out.print(table)
 
 

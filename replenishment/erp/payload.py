@@ -72,21 +72,27 @@ def build_payloads(session: Session, versions: list[tuple[int, str]]) -> dict[in
             select(rules_items.c.sku_id, rules_items.c.pack_size).where(
                 rules_items.c.sku_id.in_(skus)
             )
-        ).tuples().all()
+        )
+        .tuples()
+        .all()
     )
     stores: dict[str, Any] = dict(
         session.execute(
             select(StoreMaster.store_id, StoreMaster.name).where(
                 StoreMaster.store_id.in_({h.store_id for h in heads.values()})
             )
-        ).tuples().all()
+        )
+        .tuples()
+        .all()
     )
     suppliers: dict[str, Any] = dict(
         session.execute(
             select(rules_suppliers.c.supplier_id, rules_suppliers.c.name).where(
                 rules_suppliers.c.supplier_id.in_({h.supplier_id for h in heads.values()})
             )
-        ).tuples().all()
+        )
+        .tuples()
+        .all()
     )
     approvals: dict[int, Any] = {}
     for a in session.execute(
