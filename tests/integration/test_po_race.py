@@ -30,7 +30,29 @@ def _act(url: str, action: str, ids: list[int], barrier, results) -> None:  # ty
             results.put((po_id, action, f"conflict: {exc}"))
 
 
-def test_concurrent_approve_and_reject_of_one_po_let_exactly_one_win(db_url) -> None:
+@pytest.fixture(params=["sqlite", "postgresql"])
+def race_url(request, db_url) -> str:  # type: ignore[no-untyped-def]
+    if request.param == "sqlite":
+        return db_url
+    import os
+
+    from sqlalchemy import create_engine, text
+
+    from replen.db import upgrade
+
+    url = os.environ.get("REPLEN_TEST_POSTGRES_URL")
+    if not url:
+        pytest.skip("REPLEN_TEST_POSTGRES_URL is not set (no PostgreSQL server to test on)")
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+    engine.dispose()
+    upgrade(url)
+    return url
+
+
+def test_concurrent_approve_and_reject_of_one_po_let_exactly_one_win(race_url) -> None:
+    db_url = race_url
     from replenishment.erp.outbox import Outbox
     from replenishment.orders import OrderStore
 
