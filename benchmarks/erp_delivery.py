@@ -20,7 +20,7 @@ import polars as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._common import emit  # noqa: E402
+from benchmarks._common import emit
 
 FAULTS = {"drop": 0.10, "error": 0.05, "throttle": 0.05, "slow": 0.02}
 DAY = date(2024, 1, 1)
@@ -39,12 +39,28 @@ def _approved_pos(url: str, n: int, seed: int) -> list[int]:
         store, value = f"S{i:06d}", 0.0
         for sku in sorted(rng.sample([f"K{j:03d}" for j in range(50)], rng.randint(1, 3))):
             qty = rng.randint(1, 40) * 6
-            lines.append({"supplier_id": "A", "store_id": store, "sku_id": sku, "quantity": qty,
-                          "unit_cost": 1.25, "value": qty * 1.25})
+            lines.append(
+                {
+                    "supplier_id": "A",
+                    "store_id": store,
+                    "sku_id": sku,
+                    "quantity": qty,
+                    "unit_cost": 1.25,
+                    "value": qty * 1.25,
+                }
+            )
             value += qty * 1.25
-        heads.append({"supplier_id": "A", "store_id": store, "order_date": DAY,
-                      "expected_delivery": date(2024, 1, 5), "currency": "EUR", "value": value,
-                      "model_version": "1"})
+        heads.append(
+            {
+                "supplier_id": "A",
+                "store_id": store,
+                "order_date": DAY,
+                "expected_delivery": date(2024, 1, 5),
+                "currency": "EUR",
+                "value": value,
+                "model_version": "1",
+            }
+        )
     frame = pl.DataFrame(lines)
     store = OrderStore(url)
     store.replace_suggestions(DAY, Suggestion(pl.DataFrame(heads), frame, frame, frame))
@@ -72,8 +88,12 @@ def baseline(docs: list[dict], target: str, secret: str, concurrency: int) -> fl
     def post(doc: dict) -> int:
         body = canonical_json(doc)
         stamp = str(int(time.time()))
-        headers = {"Content-Type": "application/json", "Idempotency-Key": doc["idempotency_key"],
-                   "X-Replen-Timestamp": stamp, "X-Replen-Signature": sign(secret, stamp, body)}
+        headers = {
+            "Content-Type": "application/json",
+            "Idempotency-Key": doc["idempotency_key"],
+            "X-Replen-Timestamp": stamp,
+            "X-Replen-Signature": sign(secret, stamp, body),
+        }
         return client.post(target, content=body, headers=headers).status_code
 
     started = time.perf_counter()
@@ -98,8 +118,15 @@ def replen(url: str, target: str, secret: str, concurrency: int, batch: int) -> 
     result: dict = {}
 
     def work() -> None:
-        result["report"] = run_loop(outbox, adapter, policy, stop=stop, poll_seconds=0.05,
-                                    batch_size=batch, concurrency=concurrency)
+        result["report"] = run_loop(
+            outbox,
+            adapter,
+            policy,
+            stop=stop,
+            poll_seconds=0.05,
+            batch_size=batch,
+            concurrency=concurrency,
+        )
 
     started = time.perf_counter()
     thread = threading.Thread(target=work)
@@ -115,8 +142,10 @@ def replen(url: str, target: str, secret: str, concurrency: int, batch: int) -> 
 
 def _exactly_once(erp, ids: list[int]) -> dict[str, int]:  # type: ignore[no-untyped-def]
     per_po = Counter(o["po_id"] for o in erp.orders())
-    return {"doubled": sum(1 for n in per_po.values() if n > 1),
-            "lost": len(set(ids) - set(per_po))}
+    return {
+        "doubled": sum(1 for n in per_po.values() if n > 1),
+        "lost": len(set(ids) - set(per_po)),
+    }
 
 
 def main() -> None:
@@ -142,13 +171,15 @@ def main() -> None:
         with FakeErp(root / "erp-base") as erp:
             base = baseline(docs, erp.webhook_url, erp.secret or "", args.concurrency)
         with FakeErp(root / "erp-clean") as erp:
-            clean, clean_report = replen(clean_db, erp.webhook_url, erp.secret or "",
-                                         args.concurrency, args.batch)
+            clean, _clean_report = replen(
+                clean_db, erp.webhook_url, erp.secret or "", args.concurrency, args.batch
+            )
             clean_check = _exactly_once(erp, clean_ids)
         with FakeErp(root / "erp-faulty") as erp:
             erp.set_faults(**FAULTS, retry_after=1, slow_seconds=1.0)
-            faulty, faulty_report = replen(faulty_db, erp.webhook_url, erp.secret or "",
-                                           args.concurrency, args.batch)
+            faulty, faulty_report = replen(
+                faulty_db, erp.webhook_url, erp.secret or "", args.concurrency, args.batch
+            )
             faulty_check = _exactly_once(erp, faulty_ids)
             faults = Counter(r["fault"] for r in erp.requests())
 
@@ -167,11 +198,15 @@ def main() -> None:
     if not args.json:
         print(f"{n:,} POs, {args.concurrency} in flight, webhook to the fake ERP on loopback")
         print(f"  baseline (raw signed POSTs)  {figures['baseline_pos_per_s']:>8} POs/s")
-        print(f"  Replen outbox, no faults     {figures['replen_pos_per_s']:>8} POs/s  "
-              f"(× {figures['ratio_replen_vs_baseline']} of baseline)")
-        print(f"  Replen outbox, with faults   {figures['replen_faults_pos_per_s']:>8} POs/s  "
-              f"(× {figures['ratio_faults_vs_clean']} of no faults; "
-              f"{figures['attempts_per_po_with_faults']} attempts per PO)")
+        print(
+            f"  Replen outbox, no faults     {figures['replen_pos_per_s']:>8} POs/s  "
+            f"(× {figures['ratio_replen_vs_baseline']} of baseline)"
+        )
+        print(
+            f"  Replen outbox, with faults   {figures['replen_faults_pos_per_s']:>8} POs/s  "
+            f"(× {figures['ratio_faults_vs_clean']} of no faults; "
+            f"{figures['attempts_per_po_with_faults']} attempts per PO)"
+        )
         print(f"  doubled {figures['doubled']}, lost {figures['lost']}; faults {dict(faults)}")
     emit(figures)
     if figures["doubled"] or figures["lost"]:

@@ -166,7 +166,8 @@ def generate(
     seed: int = 7,
     as_json: JsonOpt = False,
 ) -> None:
-    """Write a synthetic chain: POS lines (CSV + Parquet), suppliers, items, stock, inventory."""
+    """Write a synthetic chain: POS lines (CSV + Parquet), rules, stock positions, item and
+    store names, on-hand history — the files a retailer would load."""
     from replen.synthetic import generate as make
 
     with errors():
