@@ -17,10 +17,7 @@ from pathlib import Path
 
 import httpx
 import polars as pl
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from benchmarks._common import emit
+from _common import emit
 
 FAULTS = {"drop": 0.10, "error": 0.05, "throttle": 0.05, "slow": 0.02}
 DAY = date(2024, 1, 1)
