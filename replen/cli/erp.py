@@ -103,8 +103,17 @@ def erp_status(as_json: JsonOpt = False) -> None:
         rt = Runtime(load_settings())
         counts = rt.outbox.counts()
         due = rt.outbox.next_due()
+    from jobs.erp import adapter_from
+    from kernel.errors import NotReady
+
+    try:
+        adapter_from(rt.settings).close()
+        ready = "ready"
+    except NotReady as exc:
+        ready = f"not ready: {exc}"
     data = {
-        "adapter": rt.settings.erp_adapter or "(none: set REPLEN_ERP_ADAPTER)",
+        "adapter": rt.settings.erp_adapter or "(none)",
+        "adapter_status": ready,
         **{f"outbox.{k}": v for k, v in sorted(counts.items())},
         "next_due": due.isoformat() if due else None,
     }

@@ -199,12 +199,13 @@ def orders_unplanned(
     if as_json:
         print(json.dumps({"by_reason": counts, "unplanned": rows.to_dicts()}, default=str))
         return
-    day = rows["plan_date"][0] if rows.height else plan_date
-    out.print(kv_table(f"Unplanned on {day}: {rows.height}", counts or {"(none)": ""}))
+    if rows.is_empty():
+        out.print(f"nothing unplanned{f' on {plan_date}' if plan_date else ''}")
+        return
+    out.print(kv_table(f"Unplanned on {rows['plan_date'][0]}: {rows.height}", counts))
     table = Table(title_justify="left")
     for col in ("store_id", "sku_id", "reason", "detail"):
         table.add_column(col, overflow="fold")
     for r in rows.head(limit).iter_rows(named=True):
         table.add_row(r["store_id"], r["sku_id"], r["reason"], r["detail"])
-    if rows.height:
-        out.print(table)
+    out.print(table)
