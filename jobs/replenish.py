@@ -110,8 +110,9 @@ def forecast_and_plan(
         need = math.ceil(float(longest)) + (plan_date - last).days
         horizon = max(s.forecast_horizon_days, need)
         forecast = forecast_with_champion(rt, planned_history, horizon)
-        demand = lead_time_demand(forecast, _shift_spans(spans, plan_date, last))
         planned_positions = positions.join(plannable, on=on, how="semi")
+        window, shifted = _from_position(forecast, spans, planned_positions, plan_date, last)
+        demand = lead_time_demand(window, shifted)
         oldest = planned_positions["as_of"].min()
         own_lines, receipts = rt.orders.own_orders(
             known_before=oldest if isinstance(oldest, datetime) else None
@@ -169,10 +170,41 @@ def _nothing(rules: Rules) -> Suggestion:
     return Suggestion(headers=headers, lines=lines, evaluated=lines, held=headers)
 
 
-def _shift_spans(spans: pl.DataFrame, plan_date: date, last: date) -> pl.DataFrame:
-    """The forecast starts the day after history; cover the gap up to the plan date too."""
-    gap = (plan_date - last).days - 1
-    return spans.with_columns(pl.col("protection_days") + gap)
+def _from_position(
+    forecast: pl.DataFrame,
+    spans: pl.DataFrame,
+    positions: pl.DataFrame,
+    plan_date: date,
+    last: date,
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The demand a plan must cover starts after what the stock position already reflects.
+
+    The forecast starts the day after sales history. A position taken on day D at or after
+    18:00 UTC reflects D's sales (before that, only the days before D): forecast days up to
+    then are already in the position and are dropped; days from there to the plan date
+    are added to the protection period. With history up to yesterday and last night's
+    position, nothing changes; with a newer position than history, no day is counted twice.
+    """
+    on = ["store_id", "sku_id"]
+    starts = positions.select(
+        *on,
+        pl.max_horizontal(
+            pl.lit(last + timedelta(days=1)),
+            (pl.col("as_of") - pl.duration(hours=18)).dt.date() + pl.duration(days=1),
+        ).alias("_start"),
+    )
+    window = (
+        forecast.join(starts, on=on).filter(pl.col("date") >= pl.col("_start")).drop("_start")
+    )
+    shifted = (
+        spans.join(starts, on=on)
+        .with_columns(
+            pl.col("protection_days")
+            + (pl.lit(plan_date) - pl.col("_start")).dt.total_days().cast(pl.Float64)
+        )
+        .drop("_start")
+    )
+    return window, shifted
 
 
 def _write_csv(lines: pl.DataFrame, path: Path) -> None:
