@@ -9,9 +9,8 @@ from datetime import date, datetime
 from typing import Any
 
 import polars as pl
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import Table, delete, insert, select, update
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import Session
 
 from replenishment.models import (
     AuditEntry,
@@ -26,6 +25,10 @@ from replenishment.planner import Suggestion
 from replenishment.policy import EXPLANATION_COLUMNS
 from replenishment.review import OPEN, REVIEWED, TRANSITIONS, OrderError, Review, delivery_key
 from replenishment.sql import engine_for, now_utc, read_session, utc, write_session
+
+_PO: Table = PurchaseOrder.__table__  # type: ignore[assignment]
+_LINE: Table = PoLine.__table__  # type: ignore[assignment]
+_AUDIT: Table = AuditEntry.__table__  # type: ignore[assignment]
 
 __all__ = [
     "OPEN",
@@ -74,31 +77,41 @@ class OrderStore(Review):
         SKUs the plan did not size, with the reason) replaces that date's list.
         """
         now = now_utc()
+        po_t, line_t = _PO, _LINE
         with write_session(self.engine) as session:
-            old = session.scalars(
-                select(PurchaseOrder).where(PurchaseOrder.plan_date == plan_date)
+            conn = session.connection()
+            old = conn.execute(
+                select(po_t.c.id, po_t.c.supplier_id, po_t.c.store_id, po_t.c.status).where(
+                    po_t.c.plan_date == plan_date
+                )
             ).all()
             reviewed = {(p.supplier_id, p.store_id) for p in old if p.status in REVIEWED}
-            stale = [p for p in old if p.status == "suggested"]
-            for po in stale:
-                session.delete(po)
-            superseded = session.execute(
-                update(PurchaseOrder)
-                .where(PurchaseOrder.plan_date < plan_date, PurchaseOrder.status == "suggested")
+            stale = [p.id for p in old if p.status == "suggested"]
+            for start in range(0, len(stale), 500):
+                chunk = stale[start : start + 500]
+                conn.execute(delete(line_t).where(line_t.c.po_id.in_(chunk)))
+                conn.execute(delete(po_t).where(po_t.c.id.in_(chunk)))
+            superseded = conn.execute(
+                update(po_t)
+                .where(po_t.c.plan_date < plan_date, po_t.c.status == "suggested")
                 .values(status="superseded")
-                .returning(PurchaseOrder.id)
+                .returning(po_t.c.id)
             ).all()
-            for (po_id,) in superseded:
-                session.add(
-                    AuditEntry(
-                        po_id=po_id,
-                        at=now,
-                        actor=actor,
-                        action="superseded",
-                        detail={"by_plan": plan_date.isoformat()},
-                    )
+            if superseded:
+                conn.execute(
+                    insert(_AUDIT),
+                    [
+                        {
+                            "po_id": po_id,
+                            "at": now,
+                            "actor": actor,
+                            "action": "superseded",
+                            "detail": {"by_plan": plan_date.isoformat()},
+                        }
+                        for (po_id,) in superseded
+                    ],
                 )
-            created = self._add_suggestions(session, plan_date, suggestion, reviewed, now)
+            created = self._add_suggestions(conn, plan_date, suggestion, reviewed, now)
             n_unplanned = 0
             if unplanned is not None:
                 session.execute(delete(Unplanned).where(Unplanned.plan_date == plan_date))
@@ -134,49 +147,62 @@ class OrderStore(Review):
 
     @staticmethod
     def _add_suggestions(
-        session: Session,
+        conn: Any,
         plan_date: date,
         suggestion: Suggestion,
         reviewed: set[tuple[str, str]],
         now: datetime,
     ) -> int:
-        lines_by_po = suggestion.lines.partition_by(
-            "supplier_id", "store_id", as_dict=True, maintain_order=True
-        )
-        created = 0
-        for head in suggestion.headers.iter_rows(named=True):
-            key = (head["supplier_id"], head["store_id"])
-            if key in reviewed:
-                continue
-            po = PurchaseOrder(
-                plan_date=plan_date,
-                supplier_id=head["supplier_id"],
-                store_id=head["store_id"],
-                order_date=head["order_date"],
-                expected_delivery=head["expected_delivery"],
-                status="suggested",
-                currency=head["currency"],
-                value=float(head["value"]),
-                model_version=str(head["model_version"]),
-                created_at=now,
-                revision=1,
+        """Insert the suggested POs and their lines in bulk (two statements)."""
+        heads = [
+            h
+            for h in suggestion.headers.iter_rows(named=True)
+            if (h["supplier_id"], h["store_id"]) not in reviewed
+        ]
+        if not heads:
+            return 0
+        ids = (
+            conn.execute(
+                insert(_PO).returning(_PO.c.id, sort_by_parameter_order=True),
+                [
+                    {
+                        "plan_date": plan_date,
+                        "supplier_id": h["supplier_id"],
+                        "store_id": h["store_id"],
+                        "order_date": h["order_date"],
+                        "expected_delivery": h["expected_delivery"],
+                        "status": "suggested",
+                        "currency": h["currency"],
+                        "value": float(h["value"]),
+                        "model_version": str(h["model_version"]),
+                        "stale": False,
+                        "created_at": now,
+                        "revision": 1,
+                    }
+                    for h in heads
+                ],
             )
-            for line in lines_by_po[key].iter_rows(named=True):
-                po.lines.append(
-                    PoLine(
-                        sku_id=line["sku_id"],
-                        quantity=int(line["quantity"]),
-                        suggested_quantity=int(line["quantity"]),
-                        unit_cost=float(line["unit_cost"]),
-                        value=float(line["value"]),
-                        explanation=_explanation(line),
-                        received_quantity=0.0,
-                    )
-                )
-            session.add(po)
-            created += 1
-        session.flush()
-        return created
+            .scalars()
+            .all()
+        )
+        po_of = {(h["supplier_id"], h["store_id"]): i for h, i in zip(heads, ids, strict=True)}
+        lines = [
+            {
+                "po_id": po_of[(line["supplier_id"], line["store_id"])],
+                "sku_id": line["sku_id"],
+                "quantity": int(line["quantity"]),
+                "suggested_quantity": int(line["quantity"]),
+                "unit_cost": float(line["unit_cost"]),
+                "value": float(line["value"]),
+                "explanation": _explanation(line),
+                "received_quantity": 0.0,
+            }
+            for line in suggestion.lines.iter_rows(named=True)
+            if (line["supplier_id"], line["store_id"]) in po_of
+        ]
+        if lines:
+            conn.execute(insert(_LINE), lines)
+        return len(heads)
 
     # Reading -------------------------------------------------------------------------------
     def own_orders(self, known_before: datetime | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:

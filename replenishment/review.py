@@ -4,8 +4,9 @@ audited, the approval writing its delivery record (the ERP outbox) in the same t
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
@@ -99,36 +100,66 @@ class Review:
         return before
 
     def approve_many(self, po_ids: list[int], actor: str) -> tuple[list[int], dict[int, str]]:
-        """Approve many suggested POs in one transaction (each by compare-and-set, each with
-        its delivery record); returns (approved ids, {id: why not} for the others)."""
-        approved: list[int] = []
-        refused: dict[int, str] = {}
+        """Approve many suggested POs in one transaction (compare-and-set: only those still
+        suggested), each with its delivery record; returns (approved ids, {id: why not})."""
+        po_t: Any = PurchaseOrder.__table__
         now = now_utc()
+        approved: dict[int, int] = {}
         with write_session(self.engine) as session:
-            for po_id in po_ids:
-                done = session.execute(
-                    update(PurchaseOrder)
-                    .where(PurchaseOrder.id == po_id, PurchaseOrder.status == "suggested")
-                    .values(status="approved")
-                    .returning(PurchaseOrder.revision)
-                    .execution_options(synchronize_session=False)
-                ).first()
-                if done is None:
-                    current = session.get(PurchaseOrder, po_id)
-                    refused[po_id] = f"is {current.status}" if current else "does not exist"
-                    continue
-                self._queue_delivery(session, po_id, int(done[0]), now)
-                session.add(
-                    AuditEntry(
-                        po_id=po_id,
-                        at=now,
-                        actor=actor,
-                        action="approved",
-                        detail={"from": "suggested", "to": "approved", "reason": None},
+            conn = session.connection()
+            for start in range(0, len(po_ids), 500):
+                chunk = po_ids[start : start + 500]
+                approved |= dict(
+                    conn.execute(
+                        update(po_t)
+                        .where(po_t.c.id.in_(chunk), po_t.c.status == "suggested")
+                        .values(status="approved")
+                        .returning(po_t.c.id, po_t.c.revision)
                     )
+                    .tuples()
+                    .all()
                 )
-                approved.append(po_id)
-        return approved, refused
+            if approved:
+                conn.execute(
+                    insert(Delivery),
+                    [
+                        {
+                            "po_id": po_id,
+                            "revision": rev,
+                            "idempotency_key": delivery_key(po_id, rev),
+                            "status": "pending",
+                            "attempts": 0,
+                            "next_attempt_at": now,
+                            "created_at": now,
+                        }
+                        for po_id, rev in approved.items()
+                    ],
+                )
+                conn.execute(
+                    insert(AuditEntry),
+                    [
+                        {
+                            "po_id": po_id,
+                            "at": now,
+                            "actor": actor,
+                            "action": "approved",
+                            "detail": {"from": "suggested", "to": "approved", "reason": None},
+                        }
+                        for po_id in approved
+                    ],
+                )
+            others = [i for i in po_ids if i not in approved]
+            states = (
+                dict(
+                    conn.execute(select(po_t.c.id, po_t.c.status).where(po_t.c.id.in_(others)))
+                    .tuples()
+                    .all()
+                )
+                if others
+                else {}
+            )
+        refused = {i: f"is {states[i]}" if i in states else "does not exist" for i in others}
+        return [i for i in po_ids if i in approved], refused
 
     def edit_line(
         self, po_id: int, sku_id: str, quantity: int, actor: str, reason: str
