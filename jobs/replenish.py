@@ -193,9 +193,7 @@ def _from_position(
             (pl.col("as_of") - pl.duration(hours=18)).dt.date() + pl.duration(days=1),
         ).alias("_start"),
     )
-    window = (
-        forecast.join(starts, on=on).filter(pl.col("date") >= pl.col("_start")).drop("_start")
-    )
+    window = forecast.join(starts, on=on).filter(pl.col("date") >= pl.col("_start")).drop("_start")
     shifted = (
         spans.join(starts, on=on)
         .with_columns(
