@@ -30,7 +30,11 @@ def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
 ) -> None:
-    """Run the HTTP service: POST /v1/pos/events, POST /v1/inventory, /metrics, /v1/monitor."""
+    """Run the HTTP service: POS, stock positions, receipts, acknowledgements, /metrics.
+
+    Routes: POST /v1/pos/events, /v1/stock-positions, /v1/receipts, /v1/acknowledgements,
+    /v1/items, /v1/stores, /v1/inventory; GET /v1/monitor, /metrics; OpenAPI at /docs.
+    """
     quiet_libraries()
     import uvicorn
 
