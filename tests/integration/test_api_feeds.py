@@ -67,7 +67,7 @@ def test_an_unknown_field_is_a_422_problem_naming_the_closest_known_one(client) 
     assert r.headers["content-type"].startswith("application/problem+json")
     problem = r.json()
     assert problem["rule"] == "column.known" and problem["field"] == "onhand"
-    assert "did you mean 'on_hand'" in problem["hint"]
+    assert "did you mean 'on_hand'" in problem["detail"]
 
 
 def test_receipts_and_names_arrive_over_http(client) -> None:
