@@ -17,7 +17,7 @@ from typing import Any
 import polars as pl
 
 from jobs.review import worklist
-from jobs.runtime import MasterDataMissing, Runtime
+from jobs.runtime import Runtime
 from kernel.errors import InvalidInput, NotFound
 from replenishment.data_health import data_problems
 from replenishment.worklist import EXCEPTION_SCHEMA, EXCEPTION_TYPES, plan_exceptions
@@ -30,10 +30,10 @@ DATA_TTL_SECONDS = 60.0
 
 
 def _master(rt: Runtime, name: str) -> pl.DataFrame | None:
-    try:
-        return rt.load_master(name)
-    except MasterDataMissing:
-        return None
+    """The latest stock positions (``stock``) or the item / store names the ERP sent
+    (``items``, ``stores``); None when that feed never sent anything."""
+    frame = rt.positions.latest() if name == "stock" else rt.positions.master(name)
+    return None if frame.is_empty() else frame
 
 
 def _data_frames(rt: Runtime, now: datetime) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -41,7 +41,7 @@ def _data_frames(rt: Runtime, now: datetime) -> tuple[pl.DataFrame, pl.DataFrame
     after ``DATA_TTL_SECONDS``."""
     from features.monitor import freshness
 
-    stamp = (len(rt.lake.batches()), _mtime(rt, "stock"), _mtime(rt, "items"))
+    stamp = (len(rt.lake.batches()), *rt.positions.version())
     key = rt.settings.db_url
     with _LOCK:
         hit = _DATA_CACHE.get(key)
@@ -52,6 +52,7 @@ def _data_frames(rt: Runtime, now: datetime) -> tuple[pl.DataFrame, pl.DataFrame
     sold = events.select("store_id", "sku_id").unique().collect()
     stock = _master(rt, "stock")
     items = _master(rt, "items")
+    stores = _master(rt, "stores")
     rules = rt.rules_store.load()
     problems = data_problems(
         today=now.date(),
@@ -59,18 +60,15 @@ def _data_frames(rt: Runtime, now: datetime) -> tuple[pl.DataFrame, pl.DataFrame
         sold=sold,
         stock_keys=stock,
         rule_skus=set(rules.items["sku_id"].to_list()) if rules is not None else None,
-        known_stores=set(stock["store_id"].to_list()) if stock is not None else None,
+        known_stores=set(stores["store_id"].to_list())
+        if stores is not None
+        else (set(stock["store_id"].to_list()) if stock is not None else None),
         known_skus=set(items["sku_id"].to_list()) if items is not None else None,
         stale_after_hours=rt.settings.pos_stale_hours,
     )
     with _LOCK:
         _DATA_CACHE[key] = (stamp, time.monotonic(), fresh, problems)
     return fresh, problems
-
-
-def _mtime(rt: Runtime, name: str) -> float:
-    path = rt.master_path(name)
-    return path.stat().st_mtime if path.exists() else 0.0
 
 
 def _all(rt: Runtime, today: date, now: datetime) -> pl.DataFrame:

@@ -14,7 +14,7 @@ from typing import Any
 
 import polars as pl
 
-from jobs.runtime import MasterDataMissing, Runtime
+from jobs.runtime import Runtime
 from kernel.errors import Forbidden, InvalidInput, NotFound
 from replenishment.explain import explain, explanation_steps, steps_total
 from replenishment.worklist import (
@@ -252,15 +252,20 @@ def queue(
 
 
 def item_names(rt: Runtime) -> dict[str, str]:
-    """SKU → name from the item master, where one is loaded."""
-    try:
-        items = rt.load_master("items")
-    except MasterDataMissing:
-        return {}
+    """SKU → name from the item names the ERP sent (``POST /v1/items``), where present."""
+    items = rt.positions.master("items")
     for col in ("name", "description"):
         if col in items.columns:
             return dict(items.select("sku_id", col).drop_nulls().iter_rows())
     return {}
+
+
+def store_names(rt: Runtime) -> dict[str, str]:
+    """Store → name from the store names the ERP sent (``POST /v1/stores``), where present."""
+    stores = rt.positions.master("stores")
+    if "name" not in stores.columns:
+        return {}
+    return dict(stores.select("store_id", "name").drop_nulls().iter_rows())
 
 
 def po_detail(rt: Runtime, po_id: int, stores: set[str] | None = None) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""The Replen HTTP service: POS and inventory ingestion, the planner API and page,
+"""The Replen HTTP service: POS, inventory and ERP feeds, the planner API and page,
 corrections, monitoring, Prometheus metrics; every route behind the one access policy."""
 
 from __future__ import annotations
@@ -81,12 +81,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         sizes={"small": settings.max_small_request_bytes, "ingest": settings.max_request_bytes},
     )
     from replen.api.corrections import router as corrections_router
+    from replen.api.feeds import router as feeds_router
     from replen.api.oauth import router as oauth_router
     from replen.api.planner import router as planner_router
     from replen.api.pos import router as pos_router
     from replen.web import router as web_router
 
-    for router in (oauth_router, pos_router, planner_router, corrections_router, web_router):
+    routers = (oauth_router, pos_router, feeds_router, planner_router, corrections_router)
+    for router in (*routers, web_router):
         app.include_router(router)
 
     @app.get("/healthz", tags=["ops"], response_model=Health, dependencies=[public()])

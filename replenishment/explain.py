@@ -45,6 +45,11 @@ _RECORD_EXTRA = (
     "demand_sd",
     "min_order_fill",
     "budget_adjustment",
+    # Where the position came from (the ERP's on order, in transit, Replen's own open POs).
+    "erp_on_order",
+    "in_transit",
+    "replen_on_order",
+    "position_as_of",
 )
 
 
@@ -70,7 +75,21 @@ def explanation_record(line: Mapping[str, Any]) -> dict[str, Any]:
             continue
         value = line[key]
         out[key] = round(float(value), 6) if isinstance(value, float) else value
-    return json.loads(json.dumps(out))
+    return json.loads(json.dumps(out, default=str))
+
+
+def _on_order_parts(line: Mapping[str, Any]) -> str:
+    """What ``on order`` is made of, when the line knows (ERP-fed stock positions): the
+    ERP's open orders, units in transit, Replen's own POs the position does not count yet."""
+    parts = [
+        (_f(line, "erp_on_order"), "ERP"),
+        (_f(line, "in_transit"), "in transit"),
+        (_f(line, "replen_on_order"), "ordered here"),
+    ]
+    shown = [f"{_n(v)} {label}" for v, label in parts if v]
+    if len(shown) > 1 or (shown and not _f(line, "erp_on_order")):
+        return f": {', '.join(shown)}"
+    return ""
 
 
 def _f(line: Mapping[str, Any], key: str) -> float:
@@ -135,6 +154,7 @@ def explanation_steps(
             f"{_n(_f(line, 'demand_mean'))} + safety stock {_n(_f(line, 'safety_stock'))} "
             f"= target {_n(target)}; − position {_n(position)} (on hand "
             f"{_n(_f(line, 'on_hand'))} + on order {_n(_f(line, 'on_order'))}"
+            + _on_order_parts(line)
             + (f" − backorders {_n(_f(line, 'backorders'))}" if _f(line, "backorders") else "")
             + f") = need {_n(need)}"
         )

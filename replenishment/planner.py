@@ -11,6 +11,7 @@ from replenishment.policy import EXPLANATION_COLUMNS, order_quantities
 from replenishment.rules import Rules, next_order_date
 
 __all__ = [
+    "POSITION_PARTS",
     "Suggestion",
     "expected_shortage",
     "plan_rows",
@@ -20,6 +21,7 @@ __all__ = [
 ]
 
 _POLICY_COLUMNS = ("policy", "reorder_point", "order_quantity")
+POSITION_PARTS = ("erp_on_order", "in_transit", "replen_on_order", "position_as_of")
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,7 @@ def suggest(
     lines with the least cover first) or held (``hold``), as the supplier rule says.
     """
     evaluated, held = size_orders(plan_rows(demand, stock, rules, spans))
+    parts = [c for c in POSITION_PARTS if c in evaluated.columns]
     lines = (
         evaluated.filter(pl.col("quantity") > 0)
         .select(
@@ -107,6 +110,7 @@ def suggest(
             *[c for c in EXPLANATION_COLUMNS if c != "quantity"],
             "min_order_fill",
             "budget_adjustment",
+            *parts,
             "quantity",
         )
         .sort("supplier_id", "store_id", "sku_id")
@@ -137,6 +141,8 @@ def plan_rows(
     :func:`~replenishment.policy.order_quantities`); without them the policy is (R, S).
     """
     stock_cols = [c for c in ("on_hand", "on_order", "backorders") if c in stock.columns]
+    # Parts of the position kept with each line to explain it (see replenishment.position).
+    parts = [c for c in POSITION_PARTS if c in stock.columns]
     policy_cols = [c for c in _POLICY_COLUMNS if c in demand.columns]
     return (
         spans.lazy()
@@ -154,7 +160,7 @@ def plan_rows(
             on=["store_id", "sku_id"],
         )
         .join(
-            stock.lazy().select("store_id", "sku_id", *stock_cols),
+            stock.lazy().select("store_id", "sku_id", *stock_cols, *parts),
             on=["store_id", "sku_id"],
             how="left",
         )

@@ -17,7 +17,6 @@ from sqlalchemy import (
     String,
     Text,
     cast,
-    create_engine,
     delete,
     func,
     or_,
@@ -27,6 +26,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from kernel.errors import InvalidInput
+from kernel.sql import engine_for, write_session
 from replenishment.explain import explanation_record
 from replenishment.orders import AuditEntry, PoLine, PurchaseOrder
 
@@ -107,7 +107,7 @@ class ReviewStore:
     """Held POs and exception marks; read queries over the PO tables (same database)."""
 
     def __init__(self, engine: Engine | str) -> None:
-        self.engine = create_engine(engine) if isinstance(engine, str) else engine
+        self.engine = engine_for(engine)
 
     # Held POs -------------------------------------------------------------------------------
     def replace_held(self, plan_date: date, held_lines: pl.DataFrame) -> int:
@@ -118,7 +118,7 @@ class ReviewStore:
         sku_id, quantity, unit_cost`` and the explanation fields).
         """
         now = datetime.now(UTC)
-        with Session(self.engine) as session, session.begin():
+        with write_session(self.engine) as session:
             session.execute(delete(HeldOrder).where(HeldOrder.plan_date == plan_date))
             if held_lines.is_empty():
                 return 0
@@ -208,7 +208,7 @@ class ReviewStore:
             )
         if state == "confirmed" and day is None:
             raise InvalidInput("confirming needs the exception's day", field="day")
-        with Session(self.engine) as session, session.begin():
+        with write_session(self.engine) as session:
             mark = ExceptionMark(
                 type=type_,
                 subject=subject,

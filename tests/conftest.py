@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import polars as pl
@@ -60,23 +61,28 @@ def procs(tmp_path: Path):
 
 
 @pytest.fixture(scope="session")
-def migrated_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A database file at the newest migration, made once; copy it for a fresh database."""
+def _migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from replen.db import upgrade
 
-    path = tmp_path_factory.mktemp("template") / "replen.db"
+    path = tmp_path_factory.mktemp("db") / "template.db"
     upgrade(f"sqlite:///{path}")
     return path
 
 
 @pytest.fixture()
-def db_url(tmp_path: Path, migrated_db: Path) -> str:
-    """A fresh, migrated SQLite database for this test."""
-    import shutil
-
-    target = tmp_path / "fresh.db"
-    shutil.copy(migrated_db, target)
+def db_url(tmp_path: Path, _migrated_template: Path) -> str:
+    """A SQLite database at the newest migration (a copy of one migrated once)."""
+    target = tmp_path / "replen.db"
+    shutil.copy(_migrated_template, target)
     return f"sqlite:///{target}"
+
+
+@pytest.fixture()
+def rt(settings, db_url: str):
+    """A Runtime on temporary paths and a migrated database."""
+    from jobs.runtime import Runtime
+
+    return Runtime(settings.model_copy(update={"database_url": db_url}))
 
 
 class AccessKit:
@@ -123,11 +129,9 @@ class AccessKit:
 
 
 @pytest.fixture()
-def access(settings, migrated_db: Path) -> AccessKit:
-    import shutil
-
+def access(settings, _migrated_template: Path) -> AccessKit:
     target = settings.data_dir / "replen.db"
     if not target.exists():
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(migrated_db, target)
+        shutil.copy(_migrated_template, target)
     return AccessKit(settings.db_url)

@@ -35,6 +35,7 @@ PERMISSIONS: dict[str, str] = {
     "stock:write": "send stock positions (on hand) for the identity's stores",
     "receipts:write": "send goods receipts for the identity's stores",
     "erp:ack": "acknowledge exported purchase orders (the ERP)",
+    "master:write": "send item and store names (master data: the ERP or an admin)",
     "orders:read": "read purchase orders of the identity's stores",
     "orders:edit": "change quantities of suggested purchase orders",
     "orders:approve": "approve or reject purchase orders, up to the approval limit",
@@ -51,7 +52,9 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     "viewer": frozenset({"orders:read", "monitor:read", "metrics:read"}),
     "planner": frozenset({"orders:read", "orders:edit", "monitor:read"}),
     "approver": frozenset({"orders:read", "orders:approve", "monitor:read"}),
-    "erp": frozenset({"stock:write", "receipts:write", "erp:ack", "orders:read", "orders:export"}),
+    "erp": frozenset(
+        {"stock:write", "receipts:write", "erp:ack", "master:write", "orders:read", "orders:export"}
+    ),
     "admin": frozenset(PERMISSIONS),
 }
 for _perms in ROLE_PERMISSIONS.values():

@@ -28,6 +28,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from kernel.errors import Conflict, InvalidInput, NotFound
+from kernel.sql import engine_for, write_session
 from replen.auth.policy import Principal, check_roles, check_stores
 
 __all__ = [
@@ -133,12 +134,6 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def _shared_engine(url: str) -> Engine:
-    from replen.db import engine
-
-    return engine(url)
-
-
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -151,9 +146,9 @@ class IdentityStore:
     """Users and machine clients in the Replen database (SQLite or PostgreSQL)."""
 
     def __init__(self, engine: Engine | str) -> None:
-        # A URL gets the process's one engine for it (replen.db.engine); the schema is the
-        # migrations' job (replen.db.connect), never this constructor's.
-        self.engine = _shared_engine(engine) if isinstance(engine, str) else engine
+        # A URL gets the process's one engine for it; the schema is the migrations' job
+        # (replen.db.connect), never this constructor's.
+        self.engine = engine_for(engine)
 
     # Changes -------------------------------------------------------------------------------
     def create(
@@ -177,7 +172,7 @@ class IdentityStore:
         secret = secret or secrets.token_urlsafe(24)
         _check_secret(secret)
         now = _now()
-        with Session(self.engine) as session, session.begin():
+        with write_session(self.engine) as session:
             if self._find(session, kind, name) is not None:
                 raise Conflict(f"{kind} {name!r} already exists", hint=f"use `replen {kind}s set`")
             session.add(
@@ -218,7 +213,7 @@ class IdentityStore:
         """Change roles, stores, limit or the disabled flag; tokens issued before are refused
         when anything narrows (so a change takes effect at once, not at token expiry)."""
         changes: dict[str, Any] = {}
-        with Session(self.engine) as session, session.begin():
+        with write_session(self.engine) as session:
             ident = self._get(session, kind, name)
             if roles is not None:
                 ident.roles = changes["roles"] = check_roles(roles)
@@ -243,7 +238,7 @@ class IdentityStore:
         """New password or client secret (generated when not given); old tokens refused."""
         secret = secret or secrets.token_urlsafe(24)
         _check_secret(secret)
-        with Session(self.engine) as session, session.begin():
+        with write_session(self.engine) as session:
             ident = self._get(session, kind, name)
             now = _now()
             ident.secret_hash = _HASHER.hash(secret)
@@ -254,7 +249,7 @@ class IdentityStore:
 
     def revoke_tokens(self, kind: str, name: str, *, actor: str) -> None:
         """Refuse every token issued so far (sign out everywhere)."""
-        with Session(self.engine) as session, session.begin():
+        with write_session(self.engine) as session:
             ident = self._get(session, kind, name)
             now = _now()
             ident.tokens_valid_after = now
@@ -333,7 +328,7 @@ class IdentityStore:
 
     def record(self, actor: str, action: str, subject: str, detail: dict[str, Any]) -> None:
         """Add an entry to the security audit trail (corrections, key rotation …)."""
-        with Session(self.engine) as session, session.begin():
+        with write_session(self.engine) as session:
             self._audit(session, actor, action, subject, detail)
 
     # Internals -----------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from kernel.errors import Unauthorized
+from kernel.sql import write_session
 from replen.auth.policy import Principal
 from replen.auth.store import (
     Identity,
@@ -78,7 +79,7 @@ class TokenService:
             serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
         ).decode()
-        with Session(self.engine) as session, session.begin():
+        with write_session(self.engine) as session:
             for old in session.scalars(select(SigningKey).where(SigningKey.retire_at.is_(None))):
                 old.retire_at = now + grace
             session.add(
@@ -214,7 +215,7 @@ class TokenService:
     ) -> str:
         token = secrets.token_urlsafe(32)
         now = datetime.now(UTC)
-        with Session(self.engine) as session, session.begin():
+        with write_session(self.engine) as session:
             ident = self._identity(session, principal)
             session.add(
                 RefreshToken(
@@ -243,7 +244,7 @@ class TokenService:
         """
         now = datetime.now(UTC)
         reused = False
-        with Session(self.engine) as session, session.begin():
+        with write_session(self.engine) as session:
             row = self._refresh_row(session, token)
             if row.used_at is not None:
                 reused = True
@@ -272,7 +273,7 @@ class TokenService:
     def revoke_refresh(self, token: str) -> bool:
         """Revoke a refresh token and its family (RFC 7009); False if it was unknown."""
         now = datetime.now(UTC)
-        with Session(self.engine) as session, session.begin():
+        with write_session(self.engine) as session:
             row = session.scalars(
                 select(RefreshToken).where(RefreshToken.token_hash == hash_token(token))
             ).one_or_none()

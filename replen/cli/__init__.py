@@ -1,10 +1,11 @@
-"""The `replen` command line, one module per user task: pipeline, data, orders, operations,
-access."""
+"""The `replen` command line, one module per user task: pipeline, data, orders, erp,
+operations, corrections, access."""
 
 # Imported in the order `replen --help` lists them; each module registers its commands.
 from replen.cli import pipeline  # noqa: F401, I001
 from replen.cli import data  # noqa: F401
 from replen.cli import orders  # noqa: F401
+from replen.cli import erp  # noqa: F401
 from replen.cli import operations  # noqa: F401
 from replen.cli import corrections  # noqa: F401
 from replen.cli import access  # noqa: F401

@@ -235,8 +235,9 @@ def render_explained(lines: Any) -> None:
     from replenishment.explain import explain
 
     for row in lines.iter_rows(named=True):
+        name = f" {row['item_name']}" if row.get("item_name") else ""
         out.print(
-            f"[bold]{row['store_id']} / {row['sku_id']}[/] ({row['supplier_id']}): "
+            f"[bold]{row['store_id']} / {row['sku_id']}[/]{name} ({row['supplier_id']}): "
             + explain(row, row["quantity"], row.get("suggested_quantity")),
             highlight=False,
         )

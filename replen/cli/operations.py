@@ -30,7 +30,8 @@ def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
 ) -> None:
-    """Run the HTTP service: POS and stock ingest, the planner API, corrections, monitoring.
+    """Run the HTTP service: the planner's page and API, POS, stock positions, receipts,
+    acknowledgements, item and store names, corrections, monitoring.
 
     Every route but /healthz, POST /v1/oauth/token and /.well-known/jwks.json needs a bearer
     token; give tills, the ERP and planners identities with `replen clients create` and

@@ -1,4 +1,5 @@
-"""Order commands: review suggested purchase orders, approve, reject, edit, export."""
+"""Order commands: review suggested purchase orders, approve, reject, edit (a revision once
+approved), and what a plan could not size."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from replen.cli._common import (
     JsonOpt,
     emit,
     errors,
+    kv_table,
     load_settings,
     out,
     render_explained,
@@ -24,7 +26,15 @@ from replen.cli._common import (
 orders_app = sub_app("orders", "Suggested purchase orders in the PO store.")
 
 
-STATUSES = ("suggested", "approved", "rejected", "exported", "acknowledged")
+STATUSES = (
+    "suggested",
+    "approved",
+    "rejected",
+    "exported",
+    "acknowledged",
+    "received",
+    "superseded",
+)
 
 
 @orders_app.command("list")
@@ -117,14 +127,13 @@ def orders_show(
 ) -> None:
     """One PO: every line with the arithmetic behind its quantity, the audit trail, and
     with --plot a picture of each line's recent sales and the forecast it was sized on."""
-    import polars as pl
 
     from jobs.replenish import plot_po
     from jobs.runtime import Runtime
 
     rt = Runtime(load_settings())
     trail = rt.orders.history(po_id)  # NotFound if there is no such PO
-    lines = rt.orders.po_lines().filter(pl.col("po_id") == po_id)
+    lines = rt.orders.po_lines(po_id=po_id)
     if plot is not None:
         plot_po(rt, po_id, plot)
     if as_json:
@@ -168,8 +177,11 @@ def orders_edit(
     reason: ReasonOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Change the quantity of one line of a suggested PO as the signed-in planner; a reason
-    is required."""
+    """Change the quantity of one line as the signed-in planner; a reason is required.
+
+    A suggested PO changes in place; an approved, exported or acknowledged one gets a new
+    revision, queued for the ERP as a new version of the same order (never a second one).
+    """
     from jobs.runtime import Runtime
     from replen.review import edit
 
@@ -183,36 +195,41 @@ def orders_edit(
     )
 
 
-@orders_app.command("export")
-def orders_export(
-    path: Annotated[Path, typer.Argument(help="CSV file for the ERP.")],
+@orders_app.command("unplanned")
+def orders_unplanned(
+    plan_date: Annotated[
+        str | None, typer.Option("--date", help="Plan date (default: the newest plan).")
+    ] = None,
+    reason: Annotated[
+        str | None, typer.Option(help="Only no_position, no_rule or no_forecast.")
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, help="Rows to show.")] = 30,
     as_json: JsonOpt = False,
 ) -> None:
-    """Write every approved PO's lines to a CSV for the ERP, then mark those POs exported."""
-    import os
-
+    """Store×SKUs a plan did not size, and why: no stock position, no item rule, or no
+    sales history to forecast from. They are never ordered as if stock were zero."""
     import polars as pl
 
     from jobs.runtime import Runtime
 
-    with errors():
-        rt = Runtime(load_settings())
-        actor = signed_in(rt, "orders:export").actor
-        store = rt.orders
-        lines = store.po_lines().filter(pl.col("status") == "approved")
-        cols = ["po_id", "supplier_id", "store_id", "sku_id", "quantity", "unit_cost", "value"]
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        lines.select(cols).write_csv(tmp)
-        os.replace(tmp, path)  # the file is whole before any PO is marked exported
-        ids = sorted(set(lines["po_id"].to_list())) if lines.height else []
-        for po_id in ids:
-            store.transition(po_id, "exported", actor, detail={"file": str(path)})
-    emit(
-        {"purchase_orders": len(ids), "lines": lines.height, "path": str(path)},
-        as_json,
-        lambda: out.print(f"{len(ids)} POs, {lines.height} lines → {path}"),
-    )
+    when = date.fromisoformat(plan_date) if plan_date else None
+    rows = Runtime(load_settings()).orders.unplanned(when)
+    if reason:
+        rows = rows.filter(pl.col("reason") == reason)
+    counts = dict(rows.group_by("reason").len().sort("reason").iter_rows())
+    if as_json:
+        print(json.dumps({"by_reason": counts, "unplanned": rows.to_dicts()}, default=str))
+        return
+    if rows.is_empty():
+        out.print(f"nothing unplanned{f' on {plan_date}' if plan_date else ''}")
+        return
+    out.print(kv_table(f"Unplanned on {rows['plan_date'][0]}: {rows.height}", counts))
+    table = Table(title_justify="left")
+    for col in ("store_id", "sku_id", "reason", "detail"):
+        table.add_column(col, overflow="fold")
+    for r in rows.head(limit).iter_rows(named=True):
+        table.add_row(r["store_id"], r["sku_id"], r["reason"], r["detail"])
+    out.print(table)
 
 
 @orders_app.command("value-added")

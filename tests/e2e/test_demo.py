@@ -6,6 +6,7 @@ import json
 import math
 import os
 import subprocess
+from datetime import date
 from pathlib import Path
 
 import polars as pl
@@ -88,7 +89,7 @@ def test_every_po_line_reproduces_the_policy_arithmetic(in_demo) -> None:
     rt, s = in_demo
     plan = s["plan"]
     assert plan["purchase_orders"] > 0 and plan["lines"] > 0
-    lines = rt.orders.po_lines()
+    lines = rt.orders.po_lines(date.fromisoformat(plan["plan_date"]))
     assert lines.height == plan["lines"]
     for r in lines.iter_rows(named=True):
         target = r["demand_mean"] + r["safety_stock"]
@@ -115,8 +116,16 @@ def test_the_explanation_shown_for_every_demo_line_adds_up_to_its_quantity(in_de
 
     rt, s = in_demo
     client = TestClient(create_app(rt.settings))
-    queue = client.get("/v1/orders", params={"page_size": 500}).json()
-    assert queue["total"] == s["plan"]["purchase_orders"]
+    # Signed in as the demo's local admin, as a user would at the page.
+    password = Path(s["access"]["password_file"]).read_text().strip()
+    grant = {"grant_type": "password", "username": "admin", "password": password}
+    token = client.post("/v1/oauth/token", data=grant).json()["access_token"]
+    client.headers["Authorization"] = f"Bearer {token}"
+    # The first plan's POs went through the fake ERP (received); the next plan's wait.
+    statuses = ["suggested", "approved", "exported", "acknowledged", "received"]
+    queue = client.get("/v1/orders", params={"page_size": 500, "status": statuses}).json()
+    plans = (s["plan"], s["next_plan"])
+    assert queue["total"] == sum(p["purchase_orders"] for p in plans)
     checked = 0
     for item in queue["items"]:
         for line in client.get(f"/v1/orders/{item['po_id']}").json()["lines"]:
@@ -127,7 +136,7 @@ def test_the_explanation_shown_for_every_demo_line_adds_up_to_its_quantity(in_de
             for step in line["steps"][1:]:
                 assert step["text"] in line["sentence"]
             checked += 1
-    assert checked == s["plan"]["lines"]
+    assert checked == sum(p["lines"] for p in plans)
 
 
 def test_rerun_is_idempotent(demo) -> None:
@@ -137,8 +146,14 @@ def test_rerun_is_idempotent(demo) -> None:
     again = json.loads(proc.stdout.strip().splitlines()[-1])
     assert again["ingest"]["accepted"] == 0
     assert again["ingest"]["duplicates"] == first["ingest"]["accepted"]
-    assert again["plan"]["replaced"] == first["plan"]["purchase_orders"]
-    assert again["plan"]["lines"] == first["plan"]["lines"]
+    assert again["ingest"]["stock_feed"]["duplicates"] == first["ingest"]["stock_feed"]["accepted"]
+    # The first plan's POs were approved and went through the ERP: kept, never resent.
+    assert again["plan"]["kept_reviewed"] == first["plan"]["purchase_orders"]
+    assert again["plan"]["purchase_orders"] == 0
+    assert (again["erp"]["approved"], again["erp"]["delivered"]) == (0, 0)
+    assert again["next_plan"]["plan_date"] == first["next_plan"]["plan_date"]
+    assert again["next_plan"]["replaced"] == first["next_plan"]["purchase_orders"]
+    assert again["next_plan"]["lines"] == first["next_plan"]["lines"]
 
 
 def test_other_parameters_need_reset(demo) -> None:
@@ -199,3 +214,29 @@ def test_the_demo_signs_the_shell_in_as_its_local_admin(demo) -> None:
     shown = json.loads(_replen("orders", "show", str(po), "--json", cwd=cwd).stdout)
     assert shown["history"][-1]["actor"] == "user:admin"
     assert password not in approved.stdout + approved.stderr
+
+
+def test_the_loop_closes_through_the_fake_erp(in_demo) -> None:
+    """plan → approve → deliver → acknowledge → receive → the next plan sees the receipts."""
+    rt, s = in_demo
+    erp, plan, follow = s["erp"], s["plan"], s["next_plan"]
+    assert erp["approved"] == erp["delivered"] == plan["purchase_orders"] > 0
+    assert erp["acknowledged"]["accepted"] == erp["received"]["accepted"] == plan["lines"]
+    heads = rt.orders.purchase_orders(date.fromisoformat(plan["plan_date"]))
+    assert set(heads["status"]) == {"received"} and heads["erp_ref"].is_not_null().all()
+    fake = sorted(
+        (o["po_id"], o["name"]) for o in _fake_orders(rt.settings.data_dir / "fake-erp" / "erp.db")
+    )
+    assert fake == sorted(zip(heads["po_id"], heads["erp_ref"], strict=True))  # once each
+    ex = follow["example"]
+    assert ex["on_hand_after"] == ex["on_hand_before"] + ex["received"]  # the receipt is seen
+    assert ex["ordered_next"] < ex["ordered"]
+    assert follow["plan_date"] > plan["plan_date"]
+
+
+def _fake_orders(path: Path) -> list[dict]:
+    import sqlite3
+
+    with sqlite3.connect(path) as db:
+        db.row_factory = sqlite3.Row
+        return [dict(r) for r in db.execute("SELECT po_id, name FROM orders")]

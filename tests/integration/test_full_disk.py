@@ -65,12 +65,15 @@ def test_the_http_service_answers_507_then_503(settings, tmp_path, pos_file) -> 
     from fastapi.testclient import TestClient
 
     from replen.app import create_app
+    from tests.conftest import AccessKit
 
     path, _ = pos_file
     events = pl.read_csv(path, infer_schema=False).to_dicts()
+    till = AccessKit(settings.db_url).headers(("pos_ingest",))  # every store
     # The lake on a small disk of its own (the database stays on the big one).
     with small_disk(settings.lake_dir, "1m"):
         with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+            client.headers.update(till)
             r = client.post("/v1/pos/events", json=events[:30000])
             # Nothing of the refused batch stays: a small batch (quarantined, so that no
             # velocity push is waited for) fits and commits.
@@ -90,6 +93,7 @@ def test_the_http_service_answers_507_then_503(settings, tmp_path, pos_file) -> 
     with small_disk(other.lake_dir, "1m") as read_only:
         read_only(True)
         with TestClient(create_app(other), raise_server_exceptions=False) as client:
+            client.headers.update(AccessKit(other.db_url).headers(("pos_ingest",)))
             r = client.post("/v1/pos/events", json=events[:10])
         assert r.status_code == 503, r.text
         assert "read-only" in r.json()["detail"]

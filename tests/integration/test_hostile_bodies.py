@@ -36,7 +36,7 @@ def _rss(pid: int) -> int:
 
 
 @pytest.fixture()
-def server(tmp_path, migrated_db):
+def server(tmp_path, _migrated_template):
     """``replen serve``'s app under uvicorn in its own process group; killed whatever happens."""
     import shutil
 
@@ -44,7 +44,7 @@ def server(tmp_path, migrated_db):
 
     data = tmp_path / "data"
     data.mkdir()
-    shutil.copy(migrated_db, data / "replen.db")
+    shutil.copy(_migrated_template, data / "replen.db")
     kit = AccessKit(f"sqlite:///{data / 'replen.db'}")
     headers = kit.headers(("pos_ingest",), ("S1",))
     port = _free_port()

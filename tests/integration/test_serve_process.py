@@ -43,9 +43,15 @@ def server(tmp_path, procs):
     return proc, f"http://127.0.0.1:{port}"
 
 
-def test_every_failure_is_problem_json_with_its_status(server) -> None:
+def test_every_failure_is_problem_json_with_its_status(server, tmp_path) -> None:
+    from replen.settings import Settings
+    from tests.conftest import AccessKit
+
     _, url = server
-    with httpx.Client(base_url=url, timeout=120) as http:
+    # A real admin token for the server's database (signed by its keys, kept in it).
+    db_url = Settings(data_dir=tmp_path / "fresh", mlflow_dir=tmp_path / "mlflow").db_url
+    token = AccessKit(db_url).headers(("admin",))
+    with httpx.Client(base_url=url, timeout=120, headers=token) as http:
         assert http.get("/healthz").json() == {"status": "ok"}
         cases = [
             (http.get("/no/such/route"), 404, "/problems/http-404"),
@@ -59,16 +65,25 @@ def test_every_failure_is_problem_json_with_its_status(server) -> None:
                 422,
                 "/problems/invalid-input",
             ),
-            (http.post("/v1/pos/events", content=b"[{broken"), 400, "/problems/http-400"),
+            (
+                http.post(
+                    "/v1/pos/events",
+                    content=b"[{broken",
+                    headers={"Content-Type": "application/json"},
+                ),
+                400,
+                "/problems/malformed-body",
+            ),
+            (http.get("/v1/orders", headers={"Authorization": "Bearer x"}), 401, None),
         ]
         for response, status, kind in cases:
             assert response.status_code == status, response.text
             assert response.headers["content-type"] == "application/problem+json"
             body = response.json()
-            assert (body["status"], body["type"]) == (status, kind)
+            assert (body["status"], body["type"]) == (status, kind or "/problems/unauthorized")
             assert body["detail"] and "Traceback" not in response.text
     missing = cases[2][0].json()
-    assert missing["errors"][0]["field"] == "body.0.sku_id"
+    assert (missing["field"], missing["rule"]) == ("sku_id", "sku_id.required")
     wrong = cases[3][0].json()
     assert (wrong["field"], wrong["rule"]) == ("as_of", "as_of.timestamp")
 

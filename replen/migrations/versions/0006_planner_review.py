@@ -1,7 +1,7 @@
 """planner review: PO snooze, held POs, exception marks
 
 Revision ID: 0006
-Revises: 0002
+Revises: 0005
 Create Date: 2026-12-01 05:30:00
 """
 
