@@ -66,6 +66,7 @@ def item_view(
         "store_id": store_id,
         "sku_id": sku_id,
         "name": item_names(rt).get(sku_id),
+        "stock_position": _stock_position(rt, store_id, sku_id),
         "demand_class": klass["demand_class"],
         "adi": klass["adi"],
         "cv2": klass["cv2"],
@@ -102,6 +103,14 @@ def item_view(
         }
         out["projection"] = _projection(line, forecast)
     return out
+
+
+def _stock_position(rt: Runtime, store_id: str, sku_id: str) -> dict[str, Any] | None:
+    """The newest stock position the ERP or store system sent for this store×SKU, if any."""
+    latest = rt.positions.latest().filter(
+        (pl.col("store_id") == store_id) & (pl.col("sku_id") == sku_id)
+    )
+    return latest.drop("store_id", "sku_id").row(0, named=True) if latest.height else None
 
 
 def _demand_class(

@@ -32,6 +32,7 @@ __all__ = [
     "QueueQuery",
     "held_orders",
     "item_names",
+    "store_names",
     "po_detail",
     "queue",
     "worklist",
@@ -241,8 +242,9 @@ def queue(
         heads = heads.sort([q.sort, "po_id"], descending=q.descending, nulls_last=True)
     total = heads.height
     page = heads.slice((q.page - 1) * q.page_size, q.page_size)
+    stores = store_names(rt)
     return {
-        "items": page.to_dicts(),
+        "items": [r | {"store_name": stores.get(r["store_id"])} for r in page.to_dicts()],
         "total": total,
         "page": q.page,
         "page_size": q.page_size,
@@ -333,6 +335,7 @@ def po_detail(rt: Runtime, po_id: int, stores: set[str] | None = None) -> dict[s
         "plan_date": head["plan_date"],
         "supplier_id": head["supplier_id"],
         "store_id": store_id,
+        "store_name": store_names(rt).get(store_id),
         "order_date": head["order_date"],
         "expected_delivery": head["expected_delivery"],
         "status": head["status"],

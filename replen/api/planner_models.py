@@ -17,6 +17,7 @@ class PoHead(BaseModel):
     plan_date: date
     supplier_id: str
     store_id: str
+    store_name: str | None = Field(None, description="From the store names the ERP sent.")
     order_date: date
     expected_delivery: date
     status: str
@@ -194,6 +195,9 @@ class ItemView(BaseModel):
     store_id: str
     sku_id: str
     name: str | None
+    stock_position: dict[str, Any] | None = Field(
+        None, description="The newest stock position sent (as_of, on_hand, on_order, …)."
+    )
     demand_class: str
     adi: float | None
     cv2: float | None

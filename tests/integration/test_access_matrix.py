@@ -63,13 +63,21 @@ def _seed_orders(db_url: str) -> dict[str, int]:
 
 
 def _reset_orders(db_url: str) -> None:
-    from sqlalchemy import update
-    from sqlalchemy.orm import Session
+    """Every PO suggested again, as seeded: nothing delivered, received or revised."""
+    from sqlalchemy import delete, update
 
+    from kernel.sql import write_session
+    from replenishment.models import Delivery, Receipt
     from replenishment.orders import OrderStore, PoLine, PurchaseOrder
 
-    with Session(OrderStore(db_url).engine) as session, session.begin():
-        session.execute(update(PurchaseOrder).values(status="suggested", value=100.0))
+    with write_session(OrderStore(db_url).engine) as session:
+        session.execute(delete(Delivery))
+        session.execute(delete(Receipt))
+        session.execute(
+            update(PurchaseOrder).values(
+                status="suggested", value=100.0, revision=1, snoozed_until=None
+            )
+        )
         session.execute(update(PoLine).values(quantity=10, value=100.0))
 
 
@@ -95,6 +103,32 @@ def requests_for(pos: dict[str, int], secret: str) -> dict[tuple[str, str], Any]
     return {
         ("POST", "/v1/pos/events"): lambda s: {"url": "/v1/pos/events", "json": [_event(s)]},
         ("POST", "/v1/inventory"): lambda s: {"url": "/v1/inventory", "json": snap(s)},
+        ("POST", "/v1/stock-positions"): lambda s: {"url": "/v1/stock-positions", "json": snap(s)},
+        ("POST", "/v1/receipts"): lambda s: {
+            "url": "/v1/receipts",
+            "json": [
+                {
+                    "receipt_id": f"GR-{next(_n)}",
+                    "po_id": pos[s],
+                    "sku_id": "A",
+                    "store_id": s,
+                    "quantity": 1,
+                    "received_at": (NOW - timedelta(minutes=5)).isoformat(),
+                }
+            ],
+        },
+        ("POST", "/v1/acknowledgements"): lambda s: {
+            "url": "/v1/acknowledgements",
+            "json": [{"po_id": pos[s]}],
+        },
+        ("POST", "/v1/items"): lambda s: {
+            "url": "/v1/items",
+            "json": [{"sku_id": "A", "name": "Apples"}],
+        },
+        ("POST", "/v1/stores"): lambda s: {
+            "url": "/v1/stores",
+            "json": [{"store_id": s, "name": f"Store {s}"}],
+        },
         ("GET", "/v1/orders"): lambda s: {"url": "/v1/orders"},
         ("GET", "/v1/orders/{po_id}"): lambda s: {"url": f"/v1/orders/{pos[s]}"},
         ("POST", "/v1/orders/{po_id}/approve"): lambda s: {"url": f"/v1/orders/{pos[s]}/approve"},
@@ -177,6 +211,8 @@ def requests_for(pos: dict[str, int], secret: str) -> dict[tuple[str, str], Any]
 STORE_SCOPED = {
     ("POST", "/v1/pos/events"): "line",
     ("POST", "/v1/inventory"): "request",
+    ("POST", "/v1/stock-positions"): "line",
+    ("POST", "/v1/receipts"): "line",
     ("GET", "/v1/orders/{po_id}"): "403",
     ("POST", "/v1/orders/{po_id}/approve"): "403",
     ("POST", "/v1/orders/{po_id}/reject"): "403",

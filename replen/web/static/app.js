@@ -252,7 +252,7 @@
       <tr data-po="${po.po_id}" class="${po.urgency}">
         <td><input type="checkbox" class="pick" value="${po.po_id}" aria-label="Select PO ${po.po_id}" ${S.selected.has(po.po_id) ? "checked" : ""}></td>
         <td class="nowrap"><a href="#/po/${po.po_id}" aria-label="Open PO ${po.po_id}">PO ${po.po_id}</a></td>
-        <td>${esc(po.supplier_id)}</td><td>${esc(po.store_id)}</td>
+        <td>${esc(po.supplier_id)}</td><td>${esc(po.store_id)}${po.store_name ? `<br><small>${esc(po.store_name)}</small>` : ""}</td>
         <td class="nowrap"><span class="badge ${po.urgency}">${po.urgency}</span>${po.stockout_lines ? ` <small>${po.stockout_lines} of ${po.lines} lines</small>` : ""}</td>
         <td class="nowrap">${when(po.first_stockout, po.plan_date)}</td>
         <td class="num">${num(po.min_days_of_cover, 1)}</td>
@@ -313,7 +313,7 @@
     const canDecide = may("orders:approve");
     $("#po-body").innerHTML = `
       <div class="po-head">
-        <h1 id="po-title">PO ${po.po_id} · ${esc(po.supplier_id)} → ${esc(po.store_id)}</h1>
+        <h1 id="po-title">PO ${po.po_id} · ${esc(po.supplier_id)} → ${esc(po.store_id)}${po.store_name ? ` ${esc(po.store_name)}` : ""}</h1>
         <span class="badge ${po.urgency}">${po.urgency}</span>
         <span class="status-${po.status}" id="po-status">${po.status}</span>
       </div>
@@ -423,7 +423,8 @@
       fig.appendChild(ReplenChart.draw(item));
       const cap = document.createElement("figcaption");
       cap.textContent = `${item.demand_class} demand · model ${item.model || "?"} v${item.model_version || "?"} · ` +
-        `${item.stockout_days} stockout day(s) in ${item.history.length} · band ${item.band ? item.band.low + "–" + item.band.high : "n/a"}`;
+        `${item.stockout_days} stockout day(s) in ${item.history.length} · band ${item.band ? item.band.low + "–" + item.band.high : "n/a"}` +
+        (item.stock_position ? ` · stock position ${new Date(item.stock_position.as_of).toLocaleString("en-GB")}: on hand ${num(item.stock_position.on_hand)}, on order ${num(item.stock_position.on_order)}, in transit ${num(item.stock_position.in_transit)}` : " · no stock position received");
       fig.appendChild(cap);
     } catch (e) { fig.querySelector("figcaption").textContent = "No chart: " + e.message; }
   }
