@@ -32,9 +32,9 @@ __all__ = [
     "QueueQuery",
     "held_orders",
     "item_names",
-    "store_names",
     "po_detail",
     "queue",
+    "store_names",
     "worklist",
     "worklist_lines",
 ]
