@@ -16,6 +16,7 @@ import polars as pl
 
 from features.sales import last_date
 from forecasting.quantiles import add_daily_quantiles, lead_time_demand
+from jobs.erp import ingest_feed
 from jobs.refresh import ingest_inventory, ingest_pos
 from jobs.replenish import write_demand_classes
 from jobs.runtime import Runtime
@@ -99,7 +100,13 @@ def build_planner_chain(
     made (``plan_date``, ``purchase_orders``, ``lines``, ``held``, the ``chain``)."""
     chain = generate(stores=stores, skus=skus, days=days, seed=seed)
     rt = Runtime(settings)
-    rt.save_master(stock=chain.stock, items=chain.items)
+    # The retailer's systems send names and stock positions, as the demo does.
+    for kind, frame in (
+        ("items", chain.item_master()),
+        ("stores", chain.store_master()),
+        ("stock", chain.stock),
+    ):
+        ingest_feed(rt, kind, frame, source=f"planner test chain {kind}")
     rules = Rules.from_frames(suppliers if suppliers is not None else chain.suppliers, chain.items)
     rt.rules_store.save(rules, "planner test chain")
     ingest_pos(rt, chain.pos, push=False, chunk_rows=max(chain.pos.height, 1))

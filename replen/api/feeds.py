@@ -77,10 +77,10 @@ def rows_frame(parsed: ParsedBody) -> pl.DataFrame:
         for c in columns:
             v = r.get(c)
             data[c].append(None if v is None else v if isinstance(v, str) else json.dumps(v))
-    return pl.DataFrame(data, schema={c: pl.String for c in columns}).with_columns(
-        pl.Series("_line", [i + 1 for i in parsed.lines], dtype=pl.Int64),
-        pl.Series("_json", parsed.raws, dtype=pl.String),
-    )
+    data["_line"] = [i + 1 for i in parsed.lines]
+    data["_json"] = list(parsed.raws)
+    schema = {c: pl.String for c in columns} | {"_line": pl.Int64, "_json": pl.String}
+    return pl.DataFrame(data, schema=schema)
 
 
 def _unparsed(parsed: ParsedBody) -> pl.DataFrame | None:
