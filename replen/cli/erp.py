@@ -12,18 +12,22 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from replen.cli._common import JsonOpt, console, emit, kv_table, load_settings, out, sub_app
+from replen.cli._common import (
+    JsonOpt,
+    console,
+    emit,
+    kv_table,
+    load_settings,
+    out,
+    signed_in,
+    sub_app,
+)
 
 erp_app = sub_app(
     "erp",
     "Approved POs to the ERP (outbox, exactly once per version) and what comes back.",
 )
 log = logging.getLogger("replen.erp")
-
-ActorOpt = Annotated[
-    str, typer.Option(help="Who does this (kept in the audit trail).", envvar="USER")
-]
-
 
 @erp_app.command("deliver")
 def erp_deliver(
@@ -140,13 +144,14 @@ def erp_dead_letters(as_json: JsonOpt = False) -> None:
 @erp_app.command("retry")
 def erp_retry(
     po_id: Annotated[int, typer.Argument(help="PO id of a dead letter.")],
-    actor: ActorOpt = "operator",
     as_json: JsonOpt = False,
 ) -> None:
-    """Queue a dead-lettered PO version for delivery again (same idempotency key)."""
+    """Queue a dead-lettered PO version for delivery again (same idempotency key), as the
+    signed-in identity (permission `orders:export`; the audit trail names it)."""
     from jobs.runtime import Runtime
 
-    key = Runtime(load_settings()).outbox.retry(po_id, actor)
+    rt = Runtime(load_settings())
+    key = rt.outbox.retry(po_id, signed_in(rt, "orders:export").actor)
     emit(
         {"po_id": po_id, "idempotency_key": key, "status": "pending"},
         as_json,
