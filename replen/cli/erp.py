@@ -29,6 +29,7 @@ erp_app = sub_app(
 )
 log = logging.getLogger("replen.erp")
 
+
 @erp_app.command("deliver")
 def erp_deliver(
     loop: Annotated[
