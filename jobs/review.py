@@ -242,9 +242,9 @@ def queue(
         heads = heads.sort([q.sort, "po_id"], descending=q.descending, nulls_last=True)
     total = heads.height
     page = heads.slice((q.page - 1) * q.page_size, q.page_size)
-    stores = store_names(rt)
+    named = store_names(rt)
     return {
-        "items": [r | {"store_name": stores.get(r["store_id"])} for r in page.to_dicts()],
+        "items": [r | {"store_name": named.get(r["store_id"])} for r in page.to_dicts()],
         "total": total,
         "page": q.page,
         "page_size": q.page_size,
