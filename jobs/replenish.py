@@ -10,9 +10,9 @@ from pathlib import Path
 import polars as pl
 
 from features.sales import last_date
-from forecasting.quantiles import lead_time_demand
 from jobs.runtime import Runtime
 from kernel.errors import NotReady
+from replenishment.leadtime import lead_time_demand
 from replenishment.planner import protection_spans, suggest
 
 __all__ = ["PlanSummary", "forecast_and_plan", "forecast_with_champion"]
