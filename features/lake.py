@@ -24,7 +24,7 @@ import polars as pl
 
 from features.events import EVENT_SCHEMA, REJECT_SCHEMA, ValidationResult, same_body
 
-__all__ = ["BatchReport", "Lake"]
+__all__ = ["BatchReport", "Lake", "write_parquet_atomically"]
 
 _EVENT_COLUMNS = [*EVENT_SCHEMA, "batch_id"]
 
@@ -356,6 +356,11 @@ def _new_batch_id() -> str:
 def _atomic_parquet(frame: pl.DataFrame, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     _atomic_write(path, frame.write_parquet)
+
+
+def write_parquet_atomically(frame: pl.DataFrame, path: Path) -> None:
+    """Replace ``path`` by ``frame`` all at once (temp file, fsync, rename, fsync folder)."""
+    _atomic_parquet(frame, path)
 
 
 def _atomic_bytes(data: bytes, path: Path) -> None:

@@ -10,11 +10,15 @@ SERIES_KEYS = ("store_id", "sku_id")
 _SEP = "\x1f"
 
 
-def to_training_frame(history: pl.DataFrame, target: str = "units") -> pl.DataFrame:
+def to_training_frame(
+    history: pl.DataFrame, target: str = "units", *, censored: bool = False
+) -> pl.DataFrame:
     """Return ``unique_id, ds, y`` sorted, one row per store×SKU×day.
 
-    A stockout day's sales are censored demand, not zero demand: ``y`` on such a day is
-    the mean of the series' last 28 uncensored days (0 when there is none yet).
+    A stockout day's sales are censored demand, not zero demand, and a ``suspect`` day
+    (:mod:`forecasting.checks`) is no demand record at all: ``y`` on such a day is the
+    mean of the series' last 28 uncensored days (0 when there is none yet). With
+    ``censored``, a boolean ``censored`` column says which days were imputed.
     """
     missing = [c for c in (*SERIES_KEYS, "date", target) if c not in history.columns]
     if missing:
@@ -22,9 +26,10 @@ def to_training_frame(history: pl.DataFrame, target: str = "units") -> pl.DataFr
             f"history lacks column(s) {missing}; expected store_id, sku_id, date, {target} "
             "and optionally stockout"
         )
-    stockout = (
-        pl.col("stockout").fill_null(False) if "stockout" in history.columns else pl.lit(False)
-    )
+    stockout = pl.lit(False)
+    for flag in ("stockout", "suspect"):
+        if flag in history.columns:
+            stockout = stockout | pl.col(flag).fill_null(False)
     observed = pl.when(stockout).then(None).otherwise(pl.col(target).cast(pl.Float64))
     frame = (
         history.sort(*SERIES_KEYS, "date")
@@ -39,6 +44,7 @@ def to_training_frame(history: pl.DataFrame, target: str = "units") -> pl.DataFr
             _uid().alias("unique_id"),
             pl.col("date").alias("ds"),
             pl.coalesce("_obs", "_level").alias("y"),
+            *([pl.col("_obs").is_null().alias("censored")] if censored else []),
         )
     )
     return frame

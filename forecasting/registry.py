@@ -43,6 +43,10 @@ def demand_model_class() -> type:
             if "fitted" in context.artifacts:
                 with open(context.artifacts["fitted"], "rb") as handle:
                     self.fitted = pickle.load(handle)
+            self.booster = None
+            if "booster" in context.artifacts:
+                with open(context.artifacts["booster"], "rb") as handle:
+                    self.booster = pickle.load(handle)
 
         def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]
             # No type hints here: MLflow would read them as an input schema.
@@ -65,6 +69,7 @@ def demand_model_class() -> type:
                 model_version=str(params.get("model_version", "unregistered")),
                 freq=str(params.get("freq", "daily")),
                 fitted=self.fitted,
+                booster=getattr(self, "booster", None),
             )
             return out.to_pandas()
 
@@ -105,21 +110,29 @@ class Registry:
 
     # Writing -------------------------------------------------------------------------------
     def log_training(
-        self, result: TrainResult, decision: GateDecision, *, plot: Path | None = None
+        self,
+        result: TrainResult,
+        decision: GateDecision,
+        *,
+        plot: Path | None = None,
+        features: dict[str, str] | None = None,
     ) -> Registered:
         """Log a retrain run and register its model as a new version.
 
         The version gets the alias ``champion`` when ``decision.promote``, else
-        ``challenger`` (the current champion keeps serving).
+        ``challenger`` (the current champion keeps serving). ``features`` names where the
+        training frame came from (the Feast feature service and its version), logged as
+        ``features.*`` parameters.
         """
-        from mlflow.models import infer_signature
-
         mlflow = self._mlflow
         with (
             tempfile.TemporaryDirectory() as tmp,
             mlflow.start_run(experiment_id=self.experiment_id, run_name="retrain") as run,
         ):
             mlflow.log_params({k: str(v) for k, v in result.params.items()})
+            mlflow.log_params({f"features.{k}": v for k, v in (features or {}).items()})
+            if features:
+                mlflow.set_tags({f"replen.features.{k}": v for k, v in features.items()})
             mlflow.log_metrics({_metric_key(k): v for k, v in result.metrics.items()})
             mlflow.log_metric("train_seconds", result.seconds)
             champions_path = Path(tmp) / _CHAMPIONS
@@ -132,20 +145,26 @@ class Registry:
             ).write_csv(by_class)
             for path in (champions_path, errors_path, by_class):
                 mlflow.log_artifact(str(path))
+            for name, frame in (
+                ("data_checks.csv", result.checks),
+                ("selection.csv", result.selection),
+                ("window_scores.csv", result.window_scores),
+                ("coverage.csv", result.coverage),
+            ):
+                if frame.width:  # what the data checks masked, how selection decided
+                    frame.write_csv(Path(tmp) / name)
+                    mlflow.log_artifact(str(Path(tmp) / name), artifact_path="report")
             if plot is not None and plot.exists():
                 mlflow.log_artifact(str(plot), artifact_path="plots")
 
-            example = _example_history(result)
-            signature = infer_signature(
-                example.to_pandas(),
-                params={
-                    "horizon": 28,
-                    "quantiles": "0.5,0.9,0.95",
-                    "model_version": "x",
-                    "freq": "daily",
-                },
-            )
+            signature = _signature()
             artifacts = {"champions": str(champions_path)}
+            if result.booster is not None:  # the global model, fitted at the retrain
+                import pickle
+
+                booster_path = Path(tmp) / "booster.pkl"
+                booster_path.write_bytes(pickle.dumps(result.booster))
+                artifacts["booster"] = str(booster_path)
             if result.fitted:  # costly models fitted at the retrain, applied with forward
                 import pickle
 
@@ -215,13 +234,32 @@ def _metric_key(name: str) -> str:
     return name.replace(" ", "_")
 
 
-def _example_history(result: TrainResult) -> pl.DataFrame:
-    return pl.DataFrame(
-        {
-            "store_id": ["S001"] * 3,
-            "sku_id": ["SKU00001"] * 3,
-            "date": pl.date_range(pl.date(2024, 1, 1), pl.date(2024, 1, 3), eager=True),
-            "units": [1.0, 0.0, 2.0],
-            "stockout": [False, False, False],
-        }
+def _signature() -> Any:
+    """Input: daily sales (units null on the planned days ahead) with the optional
+    covariates of the global models; predict-time params: horizon, quantiles, version."""
+    from mlflow.models import ModelSignature
+    from mlflow.types.schema import ColSpec, ParamSchema, ParamSpec, Schema
+
+    from forecasting.covariates import CATEGORICAL, NUMERIC
+
+    inputs = Schema(
+        [
+            ColSpec("string", "store_id"),
+            ColSpec("string", "sku_id"),
+            ColSpec("datetime", "date"),
+            ColSpec("double", "units", required=False),
+            ColSpec("boolean", "stockout", required=False),
+            ColSpec("double", "price", required=False),
+            *[ColSpec("double", c, required=False) for c in NUMERIC],
+            *[ColSpec("string", c, required=False) for c in CATEGORICAL],
+        ]
     )
+    params = ParamSchema(
+        [
+            ParamSpec("horizon", "long", 28),
+            ParamSpec("quantiles", "string", "0.5,0.9,0.95"),
+            ParamSpec("model_version", "string", "x"),
+            ParamSpec("freq", "string", "daily"),
+        ]
+    )
+    return ModelSignature(inputs=inputs, params=params)

@@ -9,6 +9,7 @@ from pathlib import Path
 import polars as pl
 
 from features.lake import Lake
+from features.reference import ReferenceStore
 from features.sales import daily_sales
 from features.store import FeatureStoreClient
 from kernel.errors import NotReady
@@ -52,6 +53,11 @@ class Runtime:
     @cached_property
     def features(self) -> FeatureStoreClient:
         return FeatureStoreClient(self.settings.feast_dir)
+
+    @cached_property
+    def reference(self) -> ReferenceStore:
+        """Calendar, price list, promotions and item attributes loaded by `replen ingest`."""
+        return ReferenceStore(self.settings.reference_dir)
 
     @cached_property
     def schema(self) -> str:

@@ -24,16 +24,6 @@ def _picks(result) -> dict[str, str]:
     )
 
 
-def test_pure_per_series_selection_takes_each_series_best_score(daily) -> None:
-    result = train(daily, horizon=7, n_windows=2, switch=0.0)
-    best = (
-        result.errors.sort("rmsse", "loss", nulls_last=True)
-        .group_by("unique_id", maintain_order=True)
-        .first()
-    )
-    assert _picks(result) == dict(best.select("unique_id", "model").iter_rows())
-
-
 def test_pooled_selection_gives_each_class_one_model(daily) -> None:
     result = train(daily, horizon=7, n_windows=2, switch=1.0)
     per_class = result.champions.group_by("demand_class").agg(pl.col("model").n_unique())
