@@ -12,7 +12,7 @@ import polars as pl
 from features.events import validate_events
 from features.lake import BatchReport
 from features.sales import daily_sales, last_date, velocity, velocity_history
-from jobs.runtime import Runtime
+from jobs.runtime import MasterDataMissing, Runtime
 
 __all__ = [
     "FeatureRefresh",
@@ -223,6 +223,6 @@ def _known_keys(rt: Runtime) -> tuple[set[str] | None, set[str] | None]:
     try:
         items = rt.load_master("items")
         stock = rt.load_master("stock")
-    except FileNotFoundError:
+    except MasterDataMissing:
         return None, None
     return set(stock["store_id"].to_list()), set(items["sku_id"].to_list())
