@@ -119,7 +119,7 @@ def promo_days(promotions: pl.DataFrame | None, keys: pl.DataFrame) -> pl.DataFr
         .explode("date")
         .group_by("store_id", "sku_id", "date")
         .agg(pl.col("discount").max())
-        .select(schema)
+        .select(list(schema))
         .sort("store_id", "sku_id", "date")
     )
 

@@ -121,7 +121,7 @@ def validate(kind: str, raw: pl.DataFrame, source: str = "input") -> pl.DataFram
         out = out.with_columns(pl.col("store_id").fill_null(ALL_STORES))
     if kind == "calendar":
         out = out.with_columns(pl.col("payday").fill_null(0.0))
-    dup = out.with_row_index("_i").filter(pl.struct(list(spec.key)).is_duplicated())
+    dup = out.with_row_index("_i").filter(~pl.struct(list(spec.key)).is_first_distinct())
     if dup.height:
         row = dup.row(0, named=True)
         shown = ", ".join(f"{k}={row[k]}" for k in spec.key)

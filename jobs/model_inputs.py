@@ -26,6 +26,7 @@ from jobs.runtime import Runtime
 
 __all__ = [
     "InputsRefresh",
+    "data_exceptions",
     "forecast_inputs",
     "ingest_reference",
     "refresh_inputs",
@@ -53,6 +54,27 @@ def ingest_reference(rt: Runtime, kind: str, raw: pl.DataFrame, source: str) -> 
     by the next ``refresh_inputs`` (the retrain does it when it sees the change)."""
     rows = validate(kind, raw, source)
     return rt.reference.upsert(kind, rows)
+
+
+def data_exceptions(rt: Runtime, history: pl.DataFrame | None = None) -> pl.DataFrame:
+    """Blocks of sales history that are not demand (a broken extract, an outage, prices
+    gone missing), per chain, store and series: what the retrain masks, for a report or
+    the planner's data-exceptions view. See :func:`forecasting.checks.find_suspect_blocks`."""
+    from forecasting.checks import find_suspect_blocks
+
+    history = history if history is not None else rt.history()
+    if history.is_empty():
+        return find_suspect_blocks(history)
+    if "price" in history.columns and rt.reference.load("prices") is not None:
+        # A price list fills prices the tills did not record: judge gaps on the list too.
+        history = history.drop("price").join(
+            daily_inputs(history, prices=rt.reference.load("prices")).select(
+                "store_id", "sku_id", "date", "price"
+            ),
+            on=["store_id", "sku_id", "date"],
+            how="left",
+        )
+    return find_suspect_blocks(history)
 
 
 def _state_key(rt: Runtime, as_of: date) -> str:
