@@ -60,10 +60,11 @@ class Booster:
     rows: int
     seconds: float
     params: dict[str, Any] = field(default_factory=dict)
+    extra: tuple[str, ...] = ()  # numeric covariates of the frame, read on the day forecast
 
     @property
     def features(self) -> list[str]:
-        return [*_NUMERIC, *self.categories]
+        return [*_NUMERIC, *self.extra, *self.categories]
 
 
 def fit_booster(
@@ -77,11 +78,14 @@ def fit_booster(
     max_iter: int = 80,
     learning_rate: float = 0.1,
     seed: int = 0,
+    extra: tuple[str, ...] = (),
 ) -> Booster | None:
     """Fit on origins every ``step`` days over the ``origins`` steps before ``cutoff``
     (each with ``horizon`` days ahead, all ending by ``cutoff``), sampled to ``max_rows``.
 
-    ``frame``: :func:`forecasting.covariates.model_frame`. Returns None when there is not
+    ``frame``: :func:`forecasting.covariates.model_frame`. ``extra``: more numeric columns
+    of ``frame`` to use as features of the day forecast (known in advance, like a
+    promotion), e.g. one a data scientist adds in a notebook. Returns None when there is not
     enough history for one origin.
     """
     from sklearn.ensemble import HistGradientBoostingRegressor
@@ -98,25 +102,24 @@ def fit_booster(
     # State at an origin needs a year before it; older days add cost, not information.
     since = starts[-1] - timedelta(days=_STATE_DAYS)
     known = frame.filter((pl.col("ds") <= cutoff) & (pl.col("ds") > since))
-    rows = _rows(_state(known), starts, horizon, known)
+    rows = _rows(_state(known), starts, horizon, known, extra=extra)
     rows = rows.filter(~pl.col("_censored_t") & pl.col("_y").is_not_null())
     if rows.height < 200:
         return None
     # Rows drawn in proportion to their series' level and fitted unweighted: the same
     # objective as weighting each ratio by the level, and far cheaper (scikit-learn bins
     # weighted data with weighted percentiles, 10× the cost of the trees here).
-    level = (rows["_l28"] + _EPS).to_numpy()
-    rng = np.random.default_rng(seed)
-    pick = rng.choice(
-        rows.height, size=min(max_rows, rows.height), replace=False, p=level / level.sum()
-    )
-    rows = rows[np.sort(pick)]
+    if rows.height > max_rows:  # weighted sampling without replacement: the smallest E/w
+        level = (rows["_l28"] + _EPS).to_numpy()
+        keys = np.random.default_rng(seed).exponential(size=rows.height) / level
+        rows = rows[np.sort(np.argpartition(keys, max_rows)[:max_rows])]
     categories = {
         c: sorted(v for v in known[c].unique().to_list() if v is not None)
         for c in _CATEGORICAL
         if c in known.columns and 0 < known[c].n_unique() <= _MAX_CATEGORIES
     }
-    x, base = _matrix(rows, categories)
+    x, base = _matrix(rows, categories, extra)
+    first_category = len(_NUMERIC) + len(extra)
     model = HistGradientBoostingRegressor(
         loss="poisson",
         max_iter=max_iter,
@@ -125,7 +128,7 @@ def fit_booster(
         min_samples_leaf=40,
         l2_regularization=1.0,
         early_stopping=False,
-        categorical_features=list(range(len(_NUMERIC), len(_NUMERIC) + len(categories))),
+        categorical_features=list(range(first_category, first_category + len(categories))),
         random_state=seed,
     )
     started = time.perf_counter()
@@ -139,6 +142,7 @@ def fit_booster(
         rows=rows.height,
         seconds=time.perf_counter() - started,
         params={"origins": len(starts), "step": step, "max_iter": max_iter},
+        extra=tuple(extra),
     )
 
 
@@ -165,10 +169,10 @@ def booster_forecast(
     ahead = frame if future is None else pl.concat([frame, future], how="diagonal_relaxed")
     parts = []
     for cutoff in cutoffs:
-        rows = _rows(state, [cutoff], horizon, ahead, target=False)
+        rows = _rows(state, [cutoff], horizon, ahead, target=False, extra=booster.extra)
         if rows.is_empty():
             continue
-        x, base = _matrix(rows, booster.categories)
+        x, base = _matrix(rows, booster.categories, booster.extra)
         with threadpool_limits(1, user_api="openmp"):
             ratio = booster.model.predict(x)
         parts.append(
@@ -218,6 +222,7 @@ def _rows(
     source: pl.DataFrame,
     *,
     target: bool = True,
+    extra: tuple[str, ...] = (),
 ) -> pl.DataFrame:
     """One row per series × origin × day ahead: features, and with ``target`` the day's
     units and whether they were censored. The day's planned covariates come from
@@ -272,7 +277,9 @@ def _rows(
     return out
 
 
-def _matrix(rows: pl.DataFrame, categories: dict[str, list[str]]) -> tuple[np.ndarray, np.ndarray]:
+def _matrix(
+    rows: pl.DataFrame, categories: dict[str, list[str]], extra: tuple[str, ...] = ()
+) -> tuple[np.ndarray, np.ndarray]:
     base = (pl.col("_l28") + _EPS).alias("_base")
     ratios = {c: pl.col(c) / base for c in ("l7", "l91", "l364", "wd4", "slag")}
     ratios["wd52"] = pl.col("wd52") / (pl.col("l364") + _EPS)

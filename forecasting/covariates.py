@@ -46,8 +46,9 @@ def with_price_rel(history: pl.DataFrame, days: int = 364) -> pl.DataFrame:
     )
 
 
-def model_frame(history: pl.DataFrame) -> pl.DataFrame:
-    """``unique_id, ds, y, censored, store_id`` and every covariate (null when unknown).
+def model_frame(history: pl.DataFrame, extra: tuple[str, ...] = ()) -> pl.DataFrame:
+    """``unique_id, ds, y, censored, store_id`` and every covariate (null when unknown),
+    plus the numeric ``extra`` columns of ``history`` (features added by hand).
 
     ``y`` is the training target with censored days (stockout, suspect) imputed, as the
     statistical models see it; ``censored`` marks those days so that they are never a
@@ -55,13 +56,15 @@ def model_frame(history: pl.DataFrame) -> pl.DataFrame:
     """
     frame = with_price_rel(history)
     train = to_training_frame(frame, censored=True)
-    extra = [c for c in COVARIATES if c in frame.columns]
+    have = [c for c in COVARIATES if c in frame.columns]
+    added = [c for c in extra if c in frame.columns and c not in have]
     covs = keys_frame(frame).select(
         "unique_id",
         pl.col("date").alias("ds"),
         "store_id",
-        *[pl.col(c).cast(pl.Float64) for c in extra if c in NUMERIC],
-        *[pl.col(c).cast(pl.String) for c in extra if c in CATEGORICAL],
+        *[pl.col(c).cast(pl.Float64) for c in have if c in NUMERIC],
+        *[pl.col(c).cast(pl.String) for c in have if c in CATEGORICAL],
+        *[pl.col(c).cast(pl.Float64) for c in added],
     )
     out = train.join(covs, on=["unique_id", "ds"], how="left")
     missing = [

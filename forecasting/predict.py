@@ -8,6 +8,7 @@ import polars as pl
 
 from forecasting.boosting import GBM, Booster, booster_forecast
 from forecasting.candidates import FALLBACK, GLOBAL, build, candidates_for, components, freq_of
+from forecasting.checks import find_suspect_blocks, mask_suspect
 from forecasting.covariates import COVARIATES, model_frame
 from forecasting.demand import classify
 from forecasting.fitted import COSTLY_MODELS, forward_forecast
@@ -42,6 +43,7 @@ def forecast(
     freq: str = "daily",
     fitted: dict[str, dict[str, Any]] | None = None,
     booster: Booster | None = None,
+    checks: bool = True,
 ) -> pl.DataFrame:
     """Forecast ``horizon`` periods (``freq``: days, weeks or months) after the history.
 
@@ -51,6 +53,8 @@ def forecast(
     ``booster`` (fitted at the retrain) reads the newest state and the planned covariates:
     rows of ``history`` after its last sales day with null ``units`` (see
     :func:`split_future`). Without a booster, ``gbm`` falls back to the profile model.
+    Suspect blocks of daily history (:mod:`forecasting.checks`, run again here: a block may
+    be newer than the retrain) are masked, as at the retrain (``checks``).
     Series unknown to ``champions`` get their class's default candidate.
     Returns the forecast contract: ``store_id, sku_id, date, mean, q…, sd, cum_sd_factor,
     cum_sd_horizon, model, model_version``.
@@ -58,7 +62,9 @@ def forecast(
     history, future = split_future(history)
     if history.is_empty():
         raise ValueError("history is empty: nothing to forecast")
-    frame = model_frame(history)
+    if checks and freq == "daily":
+        history = mask_suspect(history, find_suspect_blocks(history))
+    frame = model_frame(history, booster.extra if booster is not None else ())
     train_df = frame.select("unique_id", "ds", "y")
     plan = _assign(history, champions, freq)
     fitted = fitted or {}
@@ -138,7 +144,7 @@ def _pooled(
         if booster is None:
             out = out.with_columns(pl.col(PROFILE).alias(GBM))
         else:
-            ahead = _future_frame(future, uids) if future is not None else None
+            ahead = _future_frame(future, uids, booster.extra) if future is not None else None
             gbm = booster_forecast(booster, mine, [last], horizon, future=ahead)
             out = out.join(
                 gbm.select("unique_id", pl.col("ds").alias("date"), GBM),
@@ -148,8 +154,8 @@ def _pooled(
     return out.select("unique_id", "date", *models)
 
 
-def _future_frame(future: pl.DataFrame, uids: list[str]) -> pl.DataFrame:
-    have = [c for c in COVARIATES if c in future.columns]
+def _future_frame(future: pl.DataFrame, uids: list[str], extra: tuple[str, ...]) -> pl.DataFrame:
+    have = [c for c in (*COVARIATES, *extra) if c in future.columns]
     return (
         keys_frame(future)
         .select("unique_id", pl.col("date").alias("ds"), *have)

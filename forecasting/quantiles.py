@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from kernel.distribution import quantile, quantile_column
+from kernel.distribution import cdf, quantile, quantile_column
 
 __all__ = [
     "CALIBRATION_LEVELS",
@@ -116,10 +116,11 @@ def _totals(part: pl.DataFrame, span: int) -> pl.DataFrame:
 
 
 def _hits(frame: pl.DataFrame, factor: float, levels: tuple[float, ...]) -> list[int]:
+    """How many actuals lie at or under each level's quantile (via one CDF evaluation)."""
     mean = frame["yhat"].to_numpy()
     sd = factor * np.sqrt(frame["_var"].to_numpy())
-    y = frame["y"].to_numpy()
-    return [int((y <= quantile(mean, sd, level) + 1e-9).sum()) for level in levels]
+    below = cdf(mean, sd, frame["y"].to_numpy(), strict=True)
+    return [int((below < level).sum()) for level in levels]
 
 
 def _fit(frame: pl.DataFrame, levels: tuple[float, ...]) -> float:

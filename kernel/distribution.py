@@ -15,7 +15,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy import stats
 
-__all__ = ["expected_shortage", "quantile", "quantile_column"]
+__all__ = ["cdf", "expected_shortage", "quantile", "quantile_column"]
 
 _EPS = 1e-9
 
@@ -48,6 +48,25 @@ def quantile(mean: ArrayLike, sd: ArrayLike, q: ArrayLike) -> np.ndarray:
     if pois.any():
         out[pois] = stats.poisson.ppf(level[pois], mu[pois])
     out[mu <= 0] = 0.0
+    return out
+
+
+def cdf(mean: ArrayLike, sd: ArrayLike, x: ArrayLike, *, strict: bool = False) -> np.ndarray:
+    """``P(D <= x)``, or ``P(D < x)`` with ``strict``, under the same law as
+    :func:`quantile`: ``x <= quantile(q)`` exactly when ``cdf(x, strict=True) < q``, so one
+    call checks coverage at every level."""
+    mu, s, at = _arrays(mean, sd, x)
+    # No uncertainty: a step at the mean (at 0 for no demand).
+    out = (at > mu if strict else at >= mu).astype(float)
+    var = s**2
+    nb = (mu > 0) & (var > mu + _EPS)
+    pois = (mu > 0) & (s > 0) & ~nb
+    top = np.ceil(at) - 1 if strict else np.floor(at)  # the largest count counted
+    if nb.any():
+        r, p = _negbin(mu[nb], var[nb])
+        out[nb] = stats.nbinom.cdf(top[nb], r, p)
+    if pois.any():
+        out[pois] = stats.poisson.cdf(top[pois], mu[pois])
     return out
 
 

@@ -106,3 +106,16 @@ def test_error_growth_factor_scales_with_the_protection_period() -> None:
     at_1 = lead_time_demand(fc, _spans(1)).row(0, named=True)
     assert at_28["demand_sd"] == pytest.approx(2.0 * np.sqrt(28))  # k as measured
     assert at_1["demand_sd"] == pytest.approx(1.0)  # one day: no autocorrelation to add
+
+
+def test_an_actual_is_under_a_quantile_exactly_when_its_cdf_reaches_the_level() -> None:
+    from kernel.distribution import cdf
+
+    rng = np.random.default_rng(2)
+    mean = rng.uniform(0, 20, 2000)
+    sd = rng.uniform(0, 12, 2000) * (rng.random(2000) < 0.9)
+    y = rng.integers(0, 40, 2000).astype(float)
+    for level in (0.5, 0.8, 0.95):
+        under = y <= quantile(mean, sd, level)
+        assert np.array_equal(under, cdf(mean, sd, y, strict=True) < level)
+    assert cdf(10.0, 3.0, 10.0)[0] == pytest.approx(stats.poisson.cdf(10, 10.0))
