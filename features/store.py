@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -217,7 +218,8 @@ class FeatureStoreClient:
             .dt.replace_time_zone("UTC")
             .alias("event_timestamp"),
         )
-        with _quiet():
+        with _quiet(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # ibis on DuckDB 2 deprecations
             job = self.store.get_historical_features(
                 entity_df=entity.to_pandas(), features=self.store.get_feature_service(name)
             )

@@ -227,7 +227,9 @@ def _rows(
     """One row per series × origin × day ahead: features, and with ``target`` the day's
     units and whether they were censored. The day's planned covariates come from
     ``source``."""
-    at_origin = state.filter(pl.col("ds").is_in(pl.Series(origins, dtype=pl.Date))).select(
+    at_origin = state.filter(
+        pl.col("ds").is_in(pl.Series(origins, dtype=pl.Date).implode())
+    ).select(
         "unique_id",
         pl.col("ds").alias("_origin"),
         "_l28",
@@ -265,6 +267,12 @@ def _rows(
             pl.col("payday"),
             pl.col("promo").alias("promo_t"),
             pl.col("event_type"),
+            *[
+                (pl.col(c) if c in source.columns else pl.lit(None, dtype=pl.Float64)).alias(
+                    f"x_{c}"
+                )
+                for c in extra
+            ],
             *([pl.col("y").alias("_y"), pl.col("censored").alias("_censored_t")] if target else []),
         )
         .unique(["unique_id", "_t"], keep="last")
@@ -298,6 +306,7 @@ def _matrix(
                 if c not in known_zero
             ],
             *[pl.col(c).cast(pl.Float64).fill_null(0.0) for c in _NUMERIC if c in known_zero],
+            *[pl.col(f"x_{c}").cast(pl.Float64) for c in extra],
             *coded,
         )
         .to_numpy()

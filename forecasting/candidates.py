@@ -160,7 +160,8 @@ def candidates_for(
 ) -> tuple[str, ...]:
     """Names of the candidate models for a demand class, its default first.
 
-    The global models (``pooled``) take part on daily data only."""
+    The global models (``pooled``) take part on daily data only; on weekly and monthly
+    data SES is the default."""
     if demand_class not in CANDIDATES:
         raise ValueError(
             f"unknown demand class {demand_class!r}; expected one of {sorted(CANDIDATES)}"
@@ -168,6 +169,10 @@ def candidates_for(
     names = CANDIDATES[demand_class]
     if freq != "daily" or not pooled:
         names = tuple(n for n in names if not set(n.split("+")) & set(GLOBAL))
+    if freq != "daily" and demand_class in ("smooth", "erratic", "intermittent", "lumpy"):
+        # Weekly and monthly: SES by default (on M5 weeks it matched AutoETS + Theta, while
+        # yearly-seasonal models won winter windows and lost spring ones).
+        names = ("ses", *(n for n in names if n != "ses"))
     return names + COSTLY.get(demand_class, ()) if costly else names
 
 

@@ -21,17 +21,23 @@ def classify(
     """One row per store×SKU: ``n_days, nonzero_days, adi, cv2, demand_class``.
 
     ADI is the mean interval between non-zero demands, CV² the squared coefficient of
-    variation of the non-zero sizes (Syntetos-Boylan). ``new``: fewer than ``min_days`` days
-    of history; ``inactive``: no demand in the last ``inactive_days`` days.
+    variation of the non-zero sizes (Syntetos-Boylan). ``new``: fewer than ``min_days``
+    periods of history; ``inactive``: no demand in the last ``inactive_days`` periods (rows
+    of the zero-filled history: days, weeks or months alike).
     """
-    end = history["date"].max()
     y = pl.col(target)
     nz = y.filter(y > 0)
-    stats = history.group_by("store_id", "sku_id").agg(
-        pl.len().alias("n_days"),
-        (y > 0).sum().alias("nonzero_days"),
-        (pl.col("date").filter(y > 0).max()).alias("last_sale"),
-        (nz.std() / nz.mean()).pow(2).fill_null(0.0).fill_nan(0.0).alias("cv2"),
+    # Periods after the last sale; a series that never sold: all of them.
+    after_last = pl.int_range(pl.len(), 0, -1) - 1
+    stats = (
+        history.sort("store_id", "sku_id", "date")
+        .group_by("store_id", "sku_id")
+        .agg(
+            pl.len().alias("n_days"),
+            (y > 0).sum().alias("nonzero_days"),
+            after_last.filter(y > 0).min().fill_null(pl.len()).alias("_idle"),
+            (nz.std() / nz.mean()).pow(2).fill_null(0.0).fill_nan(0.0).alias("cv2"),
+        )
     )
     stats = stats.with_columns(
         pl.when(pl.col("nonzero_days") > 0)
@@ -39,9 +45,7 @@ def classify(
         .otherwise(None)
         .alias("adi"),
     )
-    inactive = pl.col("last_sale").is_null() | (
-        (pl.lit(end) - pl.col("last_sale")).dt.total_days() >= inactive_days
-    )
+    inactive = pl.col("_idle") >= inactive_days
     cls = (
         pl.when(pl.col("n_days") < min_days)
         .then(pl.lit("new"))
@@ -55,6 +59,4 @@ def classify(
         .then(pl.lit("intermittent"))
         .otherwise(pl.lit("lumpy"))
     )
-    return (
-        stats.with_columns(cls.alias("demand_class")).drop("last_sale").sort("store_id", "sku_id")
-    )
+    return stats.with_columns(cls.alias("demand_class")).drop("_idle").sort("store_id", "sku_id")

@@ -53,21 +53,26 @@ def train(
     n_jobs: int = 1,
     on_class: Callable[[str, int], None] | None = None,
     candidates: Mapping[str, tuple[str, ...]] | None = None,
-    switch: float = 0.3,
+    switch: float = 1.0,
     freq: str = "daily",
     gap: int = 0,
     protection_days: int | None = None,
     pooled: bool = True,
     checks: bool = True,
     extra_features: tuple[str, ...] = (),
+    metric: str = "loss",
 ) -> TrainResult:
     """Fit and select per-series models on daily-sales ``history``.
 
     ``history`` needs ``store_id, sku_id, date, units`` (``stockout``, ``price`` and the
     covariates of :mod:`forecasting.covariates` optional). Blocks that are not demand
     (:mod:`forecasting.checks`) are masked first. Each class's candidates are backtested
-    on ``n_windows`` windows of ``horizon`` periods after a ``gap``; selection follows
-    :func:`forecasting.select.pick_champions` with sales-value weights. Quantiles are
+    on ``n_windows`` windows of ``horizon`` periods after a ``gap`` (weekly and monthly data:
+    enough windows to span a year); selection follows
+    :func:`forecasting.select.pick_champions` with sales-value weights on ``metric``
+    (``loss``: the ordering loss; or ``rmsse``). ``switch``: how much better a series' own
+    model must be to leave its class champion; 1 (the default) keeps every series on it:
+    per-series choices lost to the class champion on M5 days and weeks. Quantiles are
     calibrated on totals over ``protection_days`` (default: the horizon). ``pooled``
     adds the global models (daily data); ``extra_features`` are more numeric columns of
     ``history`` for the boosted model (known in advance for the days forecast). Series too
@@ -79,6 +84,10 @@ def train(
     blocks = find_suspect_blocks(history) if checks and daily else _no_blocks()
     if blocks.height:
         history = mask_suspect(history, blocks)
+    if not daily:
+        # Windows over a whole seasonal cycle: with fewer, yearly-seasonal models win the
+        # season the windows happen to cover (M5 weeks: 4 windows chose them and lost).
+        n_windows = max(n_windows, -(-f.season // horizon))
     min_days = max(f.min_history, horizon * n_windows + gap + f.window)
     classes = keys_frame(classify(history, min_days=min_days, inactive_days=f.inactive))
     frame = model_frame(history, extra_features)
@@ -120,6 +129,7 @@ def train(
             sales_weights(history, origins),
             switch=switch,
             candidates=_lists(candidates, costly, freq, use_pooled),
+            metric=metric,
         )
         chosen = selection.chosen
     else:

@@ -139,7 +139,9 @@ def training_history(rt: Runtime, daily: pl.DataFrame | None = None) -> pl.DataF
         refresh_features(rt, daily)
     since = as_of - timedelta(days=rt.settings.training_days)
     rows = daily.filter(pl.col("date") > since).select("store_id", "sku_id", "date")
-    return rt.features.training_frame(rows)
+    frame = rt.features.training_frame(rows)
+    # A day without a calendar row has no event and is no payday.
+    return frame.with_columns(pl.col("event", "payday").fill_null(0.0))
 
 
 def forecast_inputs(rt: Runtime, history: pl.DataFrame, horizon: int) -> pl.DataFrame:

@@ -12,7 +12,7 @@ from nbclient import NotebookClient
 pytestmark = pytest.mark.slow
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[2] / "notebooks").glob("*.ipynb"))
-NOISE = re.compile(r"\d+%\|[^\n]*\||it/s\]|Materializing|Downloading artifacts")
+NOISE = re.compile(r"\d+%\|[^\n]*\||it/s\]|Materializing|Downloading artifacts|Warning")
 
 
 @pytest.fixture(scope="module")

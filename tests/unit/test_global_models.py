@@ -109,3 +109,26 @@ def test_the_boosted_model_learns_planned_promotions_across_series() -> None:
 def test_without_enough_history_there_is_no_booster() -> None:
     frame = model_frame(_chain(days=20, series=2))
     assert fit_booster(frame, frame["ds"].max(), 14) is None
+
+
+def test_a_feature_added_by_hand_is_learnt_when_it_drives_demand() -> None:
+    history = _chain(days=400)
+    heat = (pl.col("date").dt.ordinal_day() % 3 == 0).cast(pl.Float64)
+    history = history.with_columns(heat.alias("heat")).with_columns(
+        (pl.col("units") * (1 + 2 * pl.col("heat"))).alias("units")
+    )
+    frame = model_frame(history, ("heat",))
+    cutoff = history["date"].max()
+    booster = fit_booster(frame, cutoff, 14, extra=("heat",))
+    assert booster is not None and "heat" in booster.features
+    future = (
+        frame.select("unique_id", "store_id", "department")
+        .unique()
+        .join(pl.DataFrame({"ds": [cutoff + timedelta(days=i) for i in range(1, 15)]}), how="cross")
+        .with_columns((pl.col("ds").dt.ordinal_day() % 3 == 0).cast(pl.Float64).alias("heat"))
+    )
+    fc = booster_forecast(booster, frame, [cutoff], 14, future=future).join(
+        future.select("unique_id", "ds", "heat"), on=["unique_id", "ds"]
+    )
+    by_heat = dict(fc.group_by("heat").agg(pl.col("gbm").mean()).iter_rows())
+    assert by_heat[1.0] > 2 * by_heat[0.0]
