@@ -11,9 +11,10 @@ Both stages import these functions; nobody else writes the moment match.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy import stats
 
 __all__ = ["cdf", "expected_shortage", "quantile", "quantile_column"]
 
@@ -24,6 +25,14 @@ def quantile_column(q: float) -> str:
     """Column name of quantile ``q`` in the forecast contract: 0.95 → ``q95``, 0.975 → ``q97_5``."""
     text = f"{q * 100:.4f}".rstrip("0").rstrip(".")
     return "q" + text.replace(".", "_")
+
+
+def _stats() -> Any:
+    """scipy.stats, imported on first use: it costs a second, and the kernel is imported by
+    every process (the scheduler, the HTTP app) whether it computes a quantile or not."""
+    from scipy import stats
+
+    return stats
 
 
 def _arrays(*values: ArrayLike) -> list[np.ndarray]:
@@ -44,9 +53,9 @@ def quantile(mean: ArrayLike, sd: ArrayLike, q: ArrayLike) -> np.ndarray:
     pois = (mu > 0) & (s > 0) & ~nb
     if nb.any():
         r, p = _negbin(mu[nb], var[nb])
-        out[nb] = stats.nbinom.ppf(level[nb], r, p)
+        out[nb] = _stats().nbinom.ppf(level[nb], r, p)
     if pois.any():
-        out[pois] = stats.poisson.ppf(level[pois], mu[pois])
+        out[pois] = _stats().poisson.ppf(level[pois], mu[pois])
     out[mu <= 0] = 0.0
     return out
 
@@ -64,9 +73,9 @@ def cdf(mean: ArrayLike, sd: ArrayLike, x: ArrayLike, *, strict: bool = False) -
     top = np.ceil(at) - 1 if strict else np.floor(at)  # the largest count counted
     if nb.any():
         r, p = _negbin(mu[nb], var[nb])
-        out[nb] = stats.nbinom.cdf(top[nb], r, p)
+        out[nb] = _stats().nbinom.cdf(top[nb], r, p)
     if pois.any():
-        out[pois] = stats.poisson.cdf(top[pois], mu[pois])
+        out[pois] = _stats().poisson.cdf(top[pois], mu[pois])
     return out
 
 
@@ -84,12 +93,14 @@ def expected_shortage(mean: ArrayLike, sd: ArrayLike, stock: ArrayLike) -> np.nd
     k = np.floor(have)
     if nb.any():
         r, p = _negbin(mu[nb], var[nb])
-        out[nb] = mu[nb] * stats.nbinom.sf(k[nb] - 1, r + 1, p) - have[nb] * stats.nbinom.sf(
+        out[nb] = mu[nb] * _stats().nbinom.sf(k[nb] - 1, r + 1, p) - have[nb] * _stats().nbinom.sf(
             k[nb], r, p
         )
     if pois.any():
         m = mu[pois]
-        out[pois] = m * stats.poisson.sf(k[pois] - 1, m) - have[pois] * stats.poisson.sf(k[pois], m)
+        out[pois] = m * _stats().poisson.sf(k[pois] - 1, m) - have[pois] * _stats().poisson.sf(
+            k[pois], m
+        )
     out[mu <= 0] = 0.0
     return np.maximum(out, 0.0) + np.maximum(-x, 0.0)
 
