@@ -148,6 +148,13 @@ CANDIDATES: dict[str, tuple[str, ...]] = {
     "new": ("historic_avg", "ses"),
     "inactive": ("zero", "historic_avg", "zero+historic_avg"),
 }
+# Monthly histories are short (a few dozen points): DynamicOptimizedTheta costs what cheap
+# models cost on days, and on M5 months the daily lists' choices (seasonal ES, Croston)
+# won the backtest and lost the year after; the Theta family with SES did not.
+MONTHLY: dict[str, tuple[str, ...]] = {
+    c: ("dyn_opt_theta", "ses", "dyn_opt_theta+ses")
+    for c in ("smooth", "erratic", "intermittent", "lumpy")
+}
 COSTLY: dict[str, tuple[str, ...]] = {
     "smooth": ("auto_ets", "dyn_opt_theta"),
     "erratic": ("auto_ets",),
@@ -160,13 +167,15 @@ def candidates_for(
 ) -> tuple[str, ...]:
     """Names of the candidate models for a demand class, its default first.
 
-    The global models (``pooled``) take part on daily data only; on weekly and monthly
-    data SES is the default."""
+    The global models (``pooled``) take part on daily data only; weekly data has SES as
+    its default, monthly data the Theta family (:data:`MONTHLY`)."""
     if demand_class not in CANDIDATES:
         raise ValueError(
             f"unknown demand class {demand_class!r}; expected one of {sorted(CANDIDATES)}"
         )
     names = CANDIDATES[demand_class]
+    if freq == "monthly" and demand_class in MONTHLY:
+        return MONTHLY[demand_class]
     if freq != "daily" or not pooled:
         names = tuple(n for n in names if not set(n.split("+")) & set(GLOBAL))
     if freq != "daily" and demand_class in ("smooth", "erratic", "intermittent", "lumpy"):
