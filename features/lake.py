@@ -29,7 +29,7 @@ from features.events import EVENT_SCHEMA, REJECT_SCHEMA, ValidationResult, same_
 from kernel.errors import StorageError, storage_error
 from kernel.files import atomic_write, fsync_path, write_bytes
 
-__all__ = ["BatchReport", "Lake"]
+__all__ = ["BatchReport", "Lake", "write_parquet_atomically"]
 
 _EVENT_COLUMNS = [*EVENT_SCHEMA, "batch_id"]
 # How often a long-running writer sweeps parts that dead writers left uncommitted.
@@ -391,6 +391,11 @@ def _new_batch_id() -> str:
 
 def _atomic_parquet(frame: pl.DataFrame, path: Path) -> None:
     atomic_write(path, frame.write_parquet)
+
+
+def write_parquet_atomically(frame: pl.DataFrame, path: Path) -> None:
+    """Replace ``path`` by ``frame`` all at once (temp file, fsync, rename, fsync folder)."""
+    _atomic_parquet(frame, path)
 
 
 def _atomic_bytes(data: bytes, path: Path) -> None:

@@ -189,13 +189,16 @@ class FeatureRefresh:
     days: int
     velocity_rows: int
     as_of: str
+    input_rows: int = 0
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
 
 
 def refresh_features(rt: Runtime, history: pl.DataFrame | None = None) -> FeatureRefresh:
-    """Rewrite the offline velocity table from the lake and materialize the newest day online."""
+    """Rewrite the offline velocity table and the models' inputs (sales, price, promotions,
+    calendar, item attributes) from the lake and the reference files, and materialize the
+    newest day online."""
     daily = history if history is not None else rt.history()
     if daily.is_empty():
         raise NoSales("the POS lake is empty: nothing to refresh")
@@ -207,11 +210,15 @@ def refresh_features(rt: Runtime, history: pl.DataFrame | None = None) -> Featur
         start = datetime.combine(last, time.min, tzinfo=UTC)
         rt.features.materialize(start, start + timedelta(days=1))
         (rt.settings.feast_dir / "online_as_of.txt").write_text(last.isoformat())
+        from jobs.model_inputs import refresh_inputs
+
+        inputs = refresh_inputs(rt, daily)  # the online store takes one writer at a time
     return FeatureRefresh(
         series=daily.select("store_id", "sku_id").n_unique(),
         days=daily["date"].n_unique(),
         velocity_rows=hist.height,
         as_of=str(last),
+        input_rows=sum(inputs.rows.values()),
     )
 
 

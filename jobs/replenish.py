@@ -10,10 +10,11 @@ from pathlib import Path
 import polars as pl
 
 from features.sales import last_date
-from forecasting.quantiles import lead_time_demand
+from jobs.model_inputs import forecast_inputs
 from jobs.runtime import NoSales, Runtime
 from kernel.errors import InvalidInput, NotFound, NotReady
 from kernel.files import write_csv, write_table
+from replenishment.leadtime import lead_time_demand
 from replenishment.planner import protection_spans, suggest
 
 __all__ = [
@@ -56,7 +57,10 @@ def forecast_with_champion(
     quantiles: list[float] | None = None,
     freq: str = "daily",
 ) -> pl.DataFrame:
-    """Forecast ``history`` with ``models:/<model>@champion`` loaded from MLflow."""
+    """Forecast ``history`` with ``models:/<model>@champion`` loaded from MLflow.
+
+    Daily forecasts read today's state and the planned days ahead (calendar, promotions,
+    item attributes, price) from the Feast online store."""
     registry = rt.registry_for(freq)
     version = registry.champion_version()
     if version is None:
@@ -66,8 +70,11 @@ def forecast_with_champion(
         )
     model = registry.load("champion")
     qs = quantiles or rt.settings.quantiles
+    frame = history.select("store_id", "sku_id", "date", "units", "stockout")
+    if freq == "daily":
+        frame = forecast_inputs(rt, frame, horizon)
     out = model.predict(
-        history.select("store_id", "sku_id", "date", "units", "stockout").to_pandas(),
+        frame.to_pandas(),
         params={
             "horizon": horizon,
             "quantiles": ",".join(str(q) for q in qs),

@@ -24,10 +24,11 @@ import polars as pl
 from features.sales import last_date
 from forecasting.candidates import freq_of
 from forecasting.predict import forecast
-from forecasting.quantiles import gamma_quantile, lead_time_demand
 from forecasting.train import train
 from jobs.runtime import MasterDataMissing, Runtime
+from kernel.distribution import quantile
 from kernel.errors import InvalidInput
+from replenishment.leadtime import lead_time_demand
 from replenishment.simulate import min_max_rule, order_up_to_rule, plot_tradeoff, simulate
 
 __all__ = ["SimulationReport", "run_simulation", "simulate_history"]
@@ -197,7 +198,7 @@ def run_simulation(
 
         def target(t: int, level: float = level) -> np.ndarray:
             last_review = t - t % review_period
-            return gamma_quantile(means[last_review], sds[last_review], level)
+            return quantile(means[last_review], sds[last_review], level)
 
         run("rs", level, order_up_to_rule(target))
     for factor in cover_factors:

@@ -8,6 +8,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import polars as pl
+
+from jobs.model_inputs import ingest_reference
 from jobs.refresh import ingest_inventory, ingest_pos, refresh_features
 from jobs.replenish import forecast_and_plan
 from jobs.retrain import retrain
@@ -15,16 +18,16 @@ from jobs.runtime import Runtime
 from kernel.errors import Conflict
 from kernel.files import write_bytes
 from replen.settings import Settings
-from replen.synthetic import generate
+from replen.synthetic import REFERENCE_FILES, generate
 from replenishment.rules import Rules
 
 __all__ = ["STAGES", "DemoMismatch", "DemoSummary", "run_demo"]
 
 STAGES = (
     "generate chain",
-    "ingest POS into lake",
-    "daily sales → Feast",
-    "train & register (MLflow)",
+    "ingest POS and reference files",
+    "daily sales, prices, calendar → Feast",
+    "train from Feast & register (MLflow)",
     "forecast & plan POs",
 )
 
@@ -86,20 +89,26 @@ def run_demo(
     stage(1)
     report = ingest_pos(rt, chain.pos, push=False, chunk_rows=max(chain.pos.height, 1))
     snapshots = ingest_inventory(rt, chain.inventory)
+    reference = {
+        kind: ingest_reference(
+            rt, kind, getattr(chain, kind).select(pl.all().cast(pl.String)), f"demo {kind}"
+        ).to_dict()
+        for kind in REFERENCE_FILES
+    }
 
     stage(2)
     history = rt.history()
     feats = refresh_features(rt, history)
 
     stage(3)
-    trained = retrain(rt, history)
+    trained = retrain(rt)  # the training frame comes from Feast
 
     stage(4)
     plan = forecast_and_plan(rt, history=history)
 
     return DemoSummary(
         params=params,
-        ingest={**report.to_dict(), "inventory_snapshots": snapshots},
+        ingest={**report.to_dict(), "inventory_snapshots": snapshots, "reference": reference},
         features=feats.to_dict(),
         training=trained.to_dict(),
         plan=plan.to_dict(),

@@ -51,7 +51,19 @@ class Settings(BaseSettings):
     service_level: float = Field(0.95, gt=0.5, lt=1.0, description="Default cycle service level.")
     forecast_horizon_days: int = Field(28, ge=1, le=366)
     backtest_horizon_days: int = Field(28, ge=1, le=366)
-    backtest_windows: int = Field(3, ge=1, le=20)
+    backtest_windows: int = Field(
+        4, ge=1, le=20, description="Rolling backtest origins; selection needs most of them."
+    )
+    backtest_gap_days: int = Field(
+        0,
+        ge=0,
+        le=60,
+        description="Days between the last sales data and the first day planned: the backtest "
+        "scores the days after this gap, as the plan will use them.",
+    )
+    training_days: int = Field(
+        1096, ge=120, description="Days of history read from Feast for a retrain."
+    )
     quantiles: list[float] = Field(default_factory=lambda: [0.5, 0.8, 0.9, 0.95, 0.99])
     currency: str = Field("EUR", min_length=3, max_length=3)
     # POS contract and monitoring
@@ -120,6 +132,11 @@ class Settings(BaseSettings):
     @property
     def feast_dir(self) -> Path:
         return self.data_dir / "feast"
+
+    @property
+    def reference_dir(self) -> Path:
+        """Calendar, price list, promotions and item attributes (`replen ingest …`)."""
+        return self.data_dir / "reference"
 
     @property
     def master_dir(self) -> Path:

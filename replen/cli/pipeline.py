@@ -177,16 +177,20 @@ def train(
 ) -> None:
     """Backtest candidate models per series, pick champions, log and register in MLflow.
 
-    The new version becomes `champion` only if it beats the current champion on the same
-    backtest windows (by REPLEN_CHAMPION_MARGIN); otherwise it is the `challenger`.
+    Without --history the training frame comes from the Feast feature store (sales,
+    prices, promotions, calendar, item attributes, point-in-time). Suspect blocks of
+    history are masked first (`replen checks`). The new version becomes `champion` only if
+    it beats the current champion on the same backtest windows (by
+    REPLEN_CHAMPION_MARGIN); otherwise it is the `challenger`.
     """
     quiet_libraries()
     from jobs.retrain import retrain
     from jobs.runtime import Runtime
 
     rt = Runtime(load_settings())
+    frame = history_frame(rt, history, freq) if history is not None or freq != "daily" else None
     with console.status("training"):
-        result = retrain(rt, history_frame(rt, history, freq), costly=costly, freq=freq)
+        result = retrain(rt, frame, costly=costly, freq=freq)
     data = result.to_dict()
     flat = {k: v for k, v in data.items() if k != "metrics"} | dict(result.metrics)
     emit(data, as_json, lambda: out.print(kv_table("Retrain", flat)))
@@ -205,15 +209,18 @@ def backtest(
 ) -> None:
     """Backtest and select without registering: accuracy and calibration per demand class.
 
-    Prints series, WAPE, RMSSE, MASE, bias, and the out-of-sample coverage of the 90% and
-    95% quantiles of daily demand and of demand over the window, per class and overall.
+    Prints series, WAPE, RMSSE, bias (MASE with --json), and the out-of-sample coverage
+    of the 90% and 95% quantiles of daily demand and of demand over the calibrated span
+    (the protection period), per class and overall; then how each class's champion was
+    chosen.
     """
     quiet_libraries()
     from jobs.retrain import backtest_only
     from jobs.runtime import Runtime
 
     rt = Runtime(load_settings())
-    frame = history_frame(rt, history, freq)
+    with console.status("reading the training frame"):
+        frame = None if history is None and freq == "daily" else history_frame(rt, history, freq)
     with console.status("backtesting"):
         result = backtest_only(
             rt, frame, horizon=horizon, windows=windows, costly=costly, freq=freq
@@ -232,21 +239,22 @@ def backtest(
         title=f"Backtest: {h} periods × {result.params['n_windows']} windows",
         title_justify="left",
         caption="p90/p95: share of actual periods at or under the forecast's 90%/95% "
-        "quantile; T90/T95: the same for the window total (nominal 0.90/0.95).",
+        "quantile; T80/T90/T95: the same for totals over "
+        f"{result.params.get('protection_days', h)} periods (nominal 0.80/0.90/0.95).",
     )
     cols = (
         "series",
         "wape",
         "rmsse",
-        "mase",
         "bias",
         "coverage.daily.q90",
         "coverage.daily.q95",
+        "coverage.total.q80",
         "coverage.total.q90",
         "coverage.total.q95",
     )
     table.add_column("class")
-    for label in ("n", "WAPE", "RMSSE", "MASE", "bias", "p90", "p95", "T90", "T95"):
+    for label in ("n", "WAPE", "RMSSE", "bias", "p90", "p95", "T80", "T90", "T95"):
         table.add_column(label, justify="right")
     classes = sorted({k.split(".")[0] for k in m if k.endswith(".series")})
     for scope in [*classes, ""]:
@@ -261,6 +269,27 @@ def backtest(
             ],
         )
     out.print(table)
+    if result.selection.height:
+        chosen = Table(
+            title="Champion per class (the default yields only to a model better on most windows)",
+            title_justify="left",
+        )
+        for col in ("class", "default", "champion", "wins", "score", "default score"):
+            chosen.add_column(
+                col, justify="right" if col in ("wins", "score", "default score") else "left"
+            )
+        for r in result.selection.iter_rows(named=True):
+            chosen.add_row(
+                r["demand_class"],
+                r["default"],
+                r["champion"],
+                f"{r['wins']}/{r['windows']}",
+                f"{r['champion_score']:.3f}",
+                f"{r['default_score']:.3f}",
+            )
+        out.print(chosen)
+    if result.checks.height:
+        out.print(f"[yellow]{result.checks.height} suspect block(s) masked[/]: see `replen checks`")
 
 
 @app.command()
