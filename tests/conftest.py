@@ -43,3 +43,76 @@ def shared_data() -> Path:
     if not SHARED_DATA.exists():
         pytest.skip(f"real data not found at {SHARED_DATA} (../shared/data is absent)")
     return SHARED_DATA
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def stop(proc) -> None:  # type: ignore[no-untyped-def]
+    """Stop a server process started by a fixture, whatever state it is in."""
+    import subprocess
+
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(20)
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory):
+    """A Redis server on loopback: REPLEN_TEST_REDIS_URL (`.ci/run` starts one) or a
+    redis-server started here; the tests that need it skip, saying why, without one."""
+    import os
+    import shutil
+    import subprocess
+    import time
+
+    url = os.environ.get("REPLEN_TEST_REDIS_URL")
+    if url:
+        yield url
+        return
+    exe = shutil.which("redis-server")
+    if exe is None:
+        pytest.skip("redis-server is not installed (apt-get install -y redis-server)")
+    import redis
+
+    port = free_port()
+    folder = tmp_path_factory.mktemp("redis")
+    proc = subprocess.Popen(
+        [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        cwd=folder,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        url = f"redis://127.0.0.1:{port}/0"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                redis.Redis.from_url(url).ping()
+                break
+            except redis.ConnectionError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    pytest.skip(f"redis-server did not start on 127.0.0.1:{port}")
+                time.sleep(0.05)
+        yield url
+    finally:
+        stop(proc)
+
+
+@pytest.fixture()
+def redis_url(redis_server: str) -> str:
+    """The Redis server, emptied for this test."""
+    import redis
+
+    redis.Redis.from_url(redis_server).flushdb()
+    return redis_server
