@@ -1,9 +1,12 @@
-"""Append-only, idempotent POS lake: Parquet parts partitioned by day, committed by manifest.
+"""Append-only, idempotent POS lake: one Parquet part per batch, committed by manifest.
 
-A batch is visible only once its manifest exists. Parts are written to a temporary name,
-fsynced and renamed; the manifest is written the same way, last. A crash at any point leaves
-either a committed batch or orphan parts that no reader sees (and the next writer removes),
-so a resend of the same input after a crash neither loses nor double counts events.
+A batch is visible only once its manifest exists. Its POS lines are one part sorted by
+``sold_at`` (row-group statistics and the manifest's time span let readers skip it), under
+a folder per commit day; older lakes' ``date=`` day partitions stay readable. Parts are
+written to a temporary name, fsynced and renamed; the manifest is written the same way,
+last. A crash at any point leaves either a committed batch or orphan parts that no reader
+sees (and the next writer removes), so a resend of the same input after a crash neither
+loses nor double counts events.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import fcntl
 import json
 import os
 import shutil
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -65,6 +69,7 @@ class Lake:
         self._ids: pl.DataFrame | None = None  # event_id → part file, for deduplication
         self._indexed: set[str] = set()
         self._cleaned = False
+        self._listed_mtime, self._listed_at = -1, 0.0
 
     # Writing -------------------------------------------------------------------------------
     def append_events(
@@ -125,13 +130,41 @@ class Lake:
     # Reading -------------------------------------------------------------------------------
     def scan_events(self, since: date | None = None) -> pl.LazyFrame:
         """Committed POS events (lazy); ``since`` prunes day partitions before that date."""
-        files = self._committed_files(self.events_dir)
-        if since is not None:
-            cut = f"date={since.isoformat()}"
-            files = [f for f in files if f.parent.name >= cut]
+        files = [
+            path
+            for path, last_day in self._event_files()
+            if since is None or last_day is None or last_day >= since
+        ]
         if not files:
             return pl.LazyFrame(schema={**EVENT_SCHEMA, "batch_id": pl.String})
-        return pl.scan_parquet(files)
+        return pl.scan_parquet(files, hive_partitioning=False)
+
+    def pos_batches(self, *, cheap: bool = False) -> list[dict[str, Any]]:
+        """Committed POS batches' manifests, oldest first.
+
+        ``cheap`` skips listing the manifests when their folder has not changed (its
+        mtime) in the last second: a poller's fast path. Writers always list."""
+        self._refresh(cheap=cheap)
+        return [
+            self._manifests[k]
+            for k in sorted(self._manifests)
+            if self._manifests[k]["kind"] == "pos"
+        ]
+
+    def read_batches(self, batch_ids: list[str], columns: list[str] | None = None) -> pl.DataFrame:
+        """The POS lines committed by ``batch_ids`` (all of them, or ``columns``)."""
+        files = [
+            self.root / str(name)
+            for b in batch_ids
+            for name in self._manifests[b]["files"]
+            if (self.root / str(name)).is_relative_to(self.events_dir)
+        ]
+        cols = columns or _EVENT_COLUMNS
+        if not files:
+            return pl.DataFrame(
+                schema={c: ({**EVENT_SCHEMA, "batch_id": pl.String()})[c] for c in cols}
+            )
+        return pl.read_parquet(files, columns=cols, hive_partitioning=False)
 
     def scan_inventory(self) -> pl.LazyFrame:
         files = self._committed_files(self.inventory_dir)
@@ -194,6 +227,25 @@ class Lake:
                     files.append(path)
         return files
 
+    def _event_files(self) -> list[tuple[Path, date | None]]:
+        """Committed POS parts with the last sales day each may hold (None: unknown)."""
+        out: list[tuple[Path, date | None]] = []
+        for manifest in self.batches():
+            if manifest["kind"] != "pos":
+                continue
+            last = manifest["summary"].get("last_sold_at")
+            last_day = datetime.fromisoformat(str(last)).date() if last else None
+            for name in manifest["files"]:
+                path = self.root / str(name)
+                if not path.is_relative_to(self.events_dir):
+                    continue
+                folder = path.parent.name
+                if folder.startswith("date="):  # a day partition of an older lake
+                    out.append((path, date.fromisoformat(folder[5:])))
+                else:
+                    out.append((path, last_day))
+        return out
+
     def _split_known(self, accepted: pl.DataFrame) -> tuple[pl.DataFrame, int, pl.DataFrame]:
         """Split into (new events, number of duplicates, conflicts as rejects).
 
@@ -226,26 +278,12 @@ class Lake:
         return new, duplicates, conflicts
 
     def _write_event_parts(self, events: pl.DataFrame, batch_id: str) -> list[Path]:
-        """One Parquet part per sales day, written by polars in parallel into a staging
-        folder, then each fsynced and renamed into its ``date=`` partition."""
+        """One part per batch, sorted by ``sold_at``: one fsync however many days it spans."""
         if events.is_empty():
             return []
-        staging = self.root / "_staging" / batch_id
-        frame = events.select(_EVENT_COLUMNS).with_columns(
-            pl.col("sold_at").dt.date().alias("date")
-        )
-        frame.write_parquet(staging, partition_by="date")
-        files = []
-        for staged in sorted(staging.glob("date=*/*.parquet")):
-            target = self.events_dir / staged.parent.name / f"part-{batch_id}.parquet"
-            target.parent.mkdir(parents=True, exist_ok=True)
-            _fsync(staged)
-            os.replace(staged, target)
-            files.append(target)
-        for directory in {f.parent for f in files}:
-            _fsync(directory)
-        shutil.rmtree(staging, ignore_errors=True)
-        return files
+        path = self.events_dir / _commit_day(batch_id) / f"part-{batch_id}.parquet"
+        _atomic_parquet(events.select(_EVENT_COLUMNS).sort("sold_at"), path)
+        return [path]
 
     def _write_quarantine(self, rejected: pl.DataFrame, batch_id: str) -> Path:
         path = self.quarantine_dir / f"part-{batch_id}.parquet"
@@ -268,8 +306,16 @@ class Lake:
         _atomic_bytes(json.dumps(manifest, indent=1).encode(), path)
         self._manifests[batch_id] = manifest
 
-    def _refresh(self) -> None:
-        """Load manifests committed since the last look (by this or another process)."""
+    def _refresh(self, *, cheap: bool = False) -> None:
+        """Load manifests committed since the last look (by this or another process).
+
+        ``cheap``: trust an unchanged folder mtime for up to a second (mtimes are coarse:
+        two commits within one clock tick leave one mtime), else list the folder."""
+        now = time.monotonic()
+        mtime = os.stat(self.manifest_dir).st_mtime_ns
+        if cheap and mtime == self._listed_mtime and now - self._listed_at < 1.0:
+            return
+        self._listed_mtime, self._listed_at = mtime, now
         for name in os.listdir(self.manifest_dir):
             if name.endswith(".json") and name[:-5] not in self._manifests:
                 self._manifests[name[:-5]] = json.loads((self.manifest_dir / name).read_text())
@@ -298,13 +344,8 @@ class Lake:
         """Add a just-committed batch to the id index from memory (no re-read)."""
         self._indexed.add(batch_id)  # so that _index() does not read it back from disk
         index = self._index()
-        prefix = str(self.events_dir) + "/date="
-        added = events.select(
-            "event_id",
-            pl.format(
-                prefix + "{}/part-" + batch_id + ".parquet", pl.col("sold_at").dt.date()
-            ).alias("file"),
-        )
+        path = self.events_dir / _commit_day(batch_id) / f"part-{batch_id}.parquet"
+        added = events.select("event_id", pl.lit(str(path)).alias("file"))
         self._ids = pl.concat([index, added], rechunk=False)
 
     def _remove_orphans(self) -> None:
@@ -347,6 +388,11 @@ def _unknown(frame: pl.DataFrame, column: str, known: set[str] | None) -> list[s
 
 def _iso(value: object) -> str | None:
     return value.isoformat() if isinstance(value, datetime) else None
+
+
+def _commit_day(batch_id: str) -> str:
+    """The folder of a batch's part: its commit day (batch ids start with the UTC time)."""
+    return f"{batch_id[:4]}-{batch_id[4:6]}-{batch_id[6:8]}"
 
 
 def _new_batch_id() -> str:

@@ -699,14 +699,45 @@ def orders_list(
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="API worker processes (uvicorn).")] = 1,
+    pusher: Annotated[
+        bool,
+        typer.Option(
+            help="Run the velocity pusher here; --no-pusher when `replen push-velocity` "
+            "runs as its own service."
+        ),
+    ] = True,
 ) -> None:
-    """Run the HTTP service: POST /v1/pos/events, POST /v1/inventory, /metrics, /v1/monitor."""
+    """Run the HTTP service: POST /v1/pos/events, POST /v1/inventory, /metrics, /v1/monitor.
+
+    Requests are answered once durable in the lake; one velocity pusher process (whatever
+    the number of workers) then pushes the touched store×SKUs' velocity online.
+    """
     _quiet_libraries()
     import uvicorn
 
+    from replen.api.pusher import VelocityPusher
     from replen.app import create_app
 
-    uvicorn.run(create_app(_settings()), host=host, port=port, log_level="warning")
+    settings = _settings()
+    if workers == 1:
+        uvicorn.run(create_app(settings, pusher=pusher), host=host, port=port, log_level="warning")
+        return
+    runner = VelocityPusher(settings) if pusher else None
+    if runner is not None:
+        runner.start()
+    try:
+        uvicorn.run(
+            "replen.app:create_worker_app",
+            factory=True,
+            workers=workers,
+            host=host,
+            port=port,
+            log_level="warning",
+        )
+    finally:
+        if runner is not None:
+            runner.stop()
 
 
 @app.command()
@@ -1139,3 +1170,24 @@ def orders_export(
 
 if __name__ == "__main__":  # pragma: no cover
     app()
+
+
+# scale-out: the velocity pusher and the POS stream as their own processes -------------------
+@app.command("push-velocity")
+def push_velocity_cmd() -> None:
+    """Follow the lake and push fresh velocity to the Feast online store (one per deployment).
+
+    Runs until SIGTERM or Ctrl-C; start the API with `replen serve --no-pusher` then.
+    """
+    _quiet_libraries()
+    import signal
+    import threading
+
+    from replen.api.pusher import pusher_main
+
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    settings = _settings()
+    console.print(f"pushing velocity from {settings.lake_dir} to {settings.online_store}")
+    pusher_main(settings.model_dump(), stop)
