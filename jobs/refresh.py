@@ -11,7 +11,7 @@ import polars as pl
 from features.events import validate_events
 from features.lake import BatchReport
 from features.sales import last_date, velocity_history
-from jobs.runtime import Runtime
+from jobs.runtime import MasterDataMissing, Runtime
 from jobs.velocity import PUSH_LOCK
 
 __all__ = [
@@ -160,6 +160,6 @@ def _known_keys(rt: Runtime) -> tuple[set[str] | None, set[str] | None]:
     try:
         items = rt.load_master("items")
         stock = rt.load_master("stock")
-    except FileNotFoundError:
+    except MasterDataMissing:
         return None, None
     return set(stock["store_id"].to_list()), set(items["sku_id"].to_list())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import polars as pl
 import pytest
 
@@ -29,7 +31,7 @@ def test_folding_shuffled_batches_in_any_order_equals_the_whole_lake(chain, seed
     state = VelocityState()
     cuts = sorted(pl.Series(range(1, events.height)).sample(7, seed=seed).to_list())
     bounds = [0, *cuts, events.height]
-    for i, (a, b) in enumerate(zip(bounds, bounds[1:], strict=False)):
+    for i, (a, b) in enumerate(itertools.pairwise(bounds)):
         state.fold(events.slice(a, b - a), [f"b{i}"])
     _assert_same(state, events)
 

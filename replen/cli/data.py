@@ -1,0 +1,301 @@
+"""Data commands: POS and stock ingestion, features, the quarantine, replenishment rules."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from replen.cli._common import (
+    JsonOpt,
+    console,
+    emit,
+    errors,
+    kv_table,
+    load_settings,
+    out,
+    quiet_libraries,
+    sub_app,
+)
+
+ingest_app = sub_app("ingest", "Load POS lines and stock snapshots into the lake.")
+features_app = sub_app("features", "Daily sales and velocity in the Feast feature store.")
+quarantine_app = sub_app("quarantine", "Rejected POS lines, kept with the rule they broke.")
+rules_app = sub_app("rules", "Replenishment rules: suppliers, items, store×SKU overrides.")
+
+
+# ingest --------------------------------------------------------------------------------------
+@ingest_app.command("pos")
+def ingest_pos_cmd(
+    file: Annotated[
+        Path, typer.Argument(help="CSV (.gz), Parquet or NDJSON file.", exists=True, dir_okay=False)
+    ],
+    mapping: Annotated[
+        str,
+        typer.Option(
+            help="Column mapping: 'replen' (the contract's own names) or 'uci-online-retail'."
+        ),
+    ] = "replen",
+    map_: Annotated[
+        list[str] | None,
+        typer.Option("--map", help="Rename a column: target=source (repeatable)."),
+    ] = None,
+    timezone: Annotated[
+        str | None, typer.Option(help="Time zone of naive sold_at values, e.g. Europe/London.")
+    ] = None,
+    chunk_rows: Annotated[int, typer.Option(min=1, help="Lines per committed batch.")] = 250_000,
+    push: Annotated[bool, typer.Option(help="Push fresh velocity to Feast online.")] = True,
+    as_json: JsonOpt = False,
+) -> None:
+    """Validate POS lines and append the new ones to the lake (idempotent by event_id).
+
+    Contract columns: event_id, store_id, sku_id, sold_at (ISO-8601 with offset), quantity
+    (negative = return), unit_price; optional promo_id, register_id, currency. Rejected
+    lines go to quarantine with the rule they broke (`replen quarantine list`).
+    """
+    quiet_libraries()
+    from features.mapping import apply_mapping, parse_mapping
+    from jobs.refresh import ingest_pos
+    from jobs.runtime import Runtime
+    from replen.io import read_table
+
+    with errors():
+        spec = parse_mapping(mapping, map_ or [], timezone)
+        rt = Runtime(load_settings())
+        with console.status(f"reading {file}", spinner="dots"):
+            raw = apply_mapping(read_table(file, strings=True), spec)
+        with Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed:,}/{task.total:,} lines"),
+            TimeElapsedColumn(),
+            console=console,
+            disable=as_json,
+            transient=True,
+        ) as progress:
+            task = progress.add_task("ingesting", total=raw.height)
+            summary = ingest_pos(
+                rt,
+                raw,
+                push=push,
+                chunk_rows=chunk_rows,
+                on_progress=lambda n: progress.advance(task, n),
+            )
+    data = summary.to_dict()
+    data.pop("batch_ids")
+    emit(data, as_json, lambda: out.print(kv_table(f"POS ingest of {file.name}", data)))
+
+
+@ingest_app.command("inventory")
+def ingest_inventory_cmd(
+    file: Annotated[
+        Path, typer.Argument(help="store_id, sku_id, as_of, on_hand.", exists=True, dir_okay=False)
+    ],
+    as_json: JsonOpt = False,
+) -> None:
+    """Append stock snapshots (zero on hand marks a stockout day)."""
+    from features.inventory import validate_inventory
+    from jobs.refresh import ingest_inventory
+    from jobs.runtime import Runtime
+    from replen.io import read_table
+
+    with errors():
+        rows = ingest_inventory(Runtime(load_settings()), validate_inventory(read_table(file)))
+    emit({"rows": rows}, as_json, lambda: out.print(f"{rows:,} snapshots committed"))
+
+
+# features ------------------------------------------------------------------------------------
+@features_app.command("refresh")
+def features_refresh(as_json: JsonOpt = False) -> None:
+    """Recompute velocity from the lake, write Feast's offline table, materialize online."""
+    quiet_libraries()
+    from jobs.refresh import refresh_features
+    from jobs.runtime import Runtime
+
+    with errors(), console.status("refreshing features"):
+        result = refresh_features(Runtime(load_settings()))
+    emit(result.to_dict(), as_json, lambda: out.print(kv_table("Features", result.to_dict())))
+
+
+@features_app.command("rebuild")
+def features_rebuild(as_json: JsonOpt = False) -> None:
+    """Recreate Feast entirely from the lake (registry, offline table, online store)."""
+    quiet_libraries()
+    from jobs.refresh import rebuild_features
+    from jobs.runtime import Runtime
+
+    with errors(), console.status("rebuilding features from the lake"):
+        result = rebuild_features(Runtime(load_settings()))
+    emit(result.to_dict(), as_json, lambda: out.print(kv_table("Rebuilt", result.to_dict())))
+
+
+@features_app.command("show")
+def features_show(
+    store_id: Annotated[str, typer.Argument(help="Store id.")],
+    sku_id: Annotated[str, typer.Argument(help="SKU id.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Read one store×SKU's velocity from the Feast online store."""
+    quiet_libraries()
+    import polars as pl
+
+    from jobs.runtime import Runtime
+
+    with errors():
+        frame = Runtime(load_settings()).features.online_velocity(
+            pl.DataFrame({"store_id": [store_id], "sku_id": [sku_id]})
+        )
+    row = frame.row(0, named=True)
+    emit(row, as_json, lambda: out.print(kv_table(f"Velocity {store_id}/{sku_id}", row)))
+
+
+# quarantine ----------------------------------------------------------------------------------
+@quarantine_app.command("list")
+def quarantine_list(
+    rule: Annotated[str | None, typer.Option(help="Only this rule, e.g. quantity.bound.")] = None,
+    limit: Annotated[int, typer.Option(min=1, help="Lines to show.")] = 20,
+    as_json: JsonOpt = False,
+) -> None:
+    """Count rejected lines by rule and show the latest ones."""
+    import polars as pl
+
+    from jobs.runtime import Runtime
+
+    q = Runtime(load_settings()).lake.quarantine()
+    if rule:
+        q = q.filter(pl.col("rule") == rule)
+    counts = dict(q.group_by("rule").len().sort("rule").iter_rows())
+    if as_json:
+        print(
+            json.dumps(
+                {"total": q.height, "by_rule": counts, "lines": q.tail(limit).to_dicts()},
+                default=str,
+            )
+        )
+        return
+    out.print(kv_table(f"Quarantine: {q.height:,} lines", counts or {"(empty)": ""}))
+    table = Table(title_justify="left")
+    for col in ("batch_id", "event_id", "rule", "value", "message"):
+        table.add_column(col, overflow="fold")
+    for row in q.tail(limit).iter_rows(named=True):
+        table.add_row(
+            row["batch_id"], str(row["event_id"]), row["rule"], str(row["value"]), row["message"]
+        )
+    out.print(table)
+
+
+@quarantine_app.command("show")
+def quarantine_show(
+    event_id: Annotated[str, typer.Argument(help="The rejected line's event_id.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Show every quarantine record of one event id, with its raw payload."""
+    import polars as pl
+
+    from jobs.runtime import Runtime
+
+    q = Runtime(load_settings()).lake.quarantine().filter(pl.col("event_id") == event_id)
+    if q.is_empty():
+        console.print(f"[bold red]error:[/] no quarantined line has event_id {event_id!r}")
+        raise typer.Exit(1)
+    rows = q.to_dicts()
+    if as_json:
+        print(json.dumps({"records": rows}, default=str))
+        return
+    for row in rows:
+        out.print(kv_table(f"{event_id} ({row['batch_id']})", row))
+
+
+@quarantine_app.command("export")
+def quarantine_export(
+    path: Annotated[Path, typer.Argument(help="CSV or Parquet file to write.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Write every quarantined line (rule, message, raw payload) to a file."""
+    from jobs.runtime import Runtime
+
+    q = Runtime(load_settings()).lake.quarantine()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".parquet":
+        q.write_parquet(path)
+    else:
+        q.write_csv(path)
+    emit(
+        {"rows": q.height, "path": str(path)},
+        as_json,
+        lambda: out.print(f"{q.height:,} quarantined lines → {path}"),
+    )
+
+
+# rules ---------------------------------------------------------------------------------------
+RulesFiles = Annotated[
+    list[Path],
+    typer.Argument(
+        help="YAML files (sections suppliers, items, overrides) and/or CSV files "
+        "suppliers.csv, items.csv, overrides.csv, or folders of them."
+    ),
+]
+
+
+@rules_app.command("validate")
+def rules_validate(files: RulesFiles, as_json: JsonOpt = False) -> None:
+    """Check rules files without loading them; errors name the file and line."""
+    from replenishment.rules import load_rules
+
+    with errors():
+        rules = load_rules(files)
+    emit(
+        {"valid": True, **rules.summary()},
+        as_json,
+        lambda: out.print(kv_table("Rules are valid", rules.summary())),
+    )
+
+
+@rules_app.command("load")
+def rules_load(files: RulesFiles, as_json: JsonOpt = False) -> None:
+    """Validate rules files and replace the stored rules with them (all or nothing)."""
+    from jobs.runtime import Runtime
+    from replenishment.rules import load_rules
+
+    with errors():
+        rules = load_rules(files)
+        counts = Runtime(load_settings()).rules_store.save(rules, ", ".join(map(str, files)))
+    emit({"loaded": True, **counts}, as_json, lambda: out.print(kv_table("Rules loaded", counts)))
+
+
+@rules_app.command("show")
+def rules_show(as_json: JsonOpt = False) -> None:
+    """Show the stored suppliers, items and overrides."""
+    from jobs.runtime import Runtime
+
+    with errors():
+        rt = Runtime(load_settings())
+        rules = rt.rules()
+        last = rt.rules_store.last_load() or {}
+    if as_json:
+        print(
+            json.dumps(
+                {
+                    "suppliers": rules.suppliers.to_dicts(),
+                    "items": rules.items.to_dicts(),
+                    "overrides": rules.overrides.to_dicts(),
+                    "loaded": last,
+                },
+                default=str,
+            )
+        )
+        return
+    out.print(f"Loaded {last.get('loaded_at', '?')} from {last.get('source', '?')}")
+    for name in ("suppliers", "items", "overrides"):
+        frame = getattr(rules, name)
+        table = Table(title=f"{name} ({frame.height})", title_justify="left")
+        for col in frame.columns:
+            table.add_column(col)
+        for row in frame.head(30).iter_rows():
+            table.add_row(*["" if v is None else str(v) for v in row])
+        out.print(table)

@@ -1,0 +1,433 @@
+"""Pipeline commands: demo, synthetic data, training, backtest, forecast, plan, simulation."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from replen.cli._common import (
+    FreqOpt,
+    HistoryOpt,
+    JsonOpt,
+    app,
+    console,
+    emit,
+    errors,
+    history_frame,
+    kv_table,
+    load_settings,
+    out,
+    quiet_libraries,
+    render_explained,
+)
+from replen.settings import Settings
+
+
+# demo ----------------------------------------------------------------------------------------
+@app.command()
+def demo(
+    stores: Annotated[int, typer.Option(min=1, help="Number of stores.")] = 5,
+    skus: Annotated[int, typer.Option(min=1, help="Number of SKUs per store.")] = 40,
+    days: Annotated[int, typer.Option(min=120, help="Days of sales history.")] = 730,
+    seed: Annotated[int, typer.Option(help="Random seed (same seed, same chain).")] = 7,
+    reset: Annotated[
+        bool, typer.Option(help="Empty the data directory first (keeps MLflow history).")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run the whole pipeline on a synthetic chain: POS → lake → Feast → MLflow → POs.
+
+    Writes everything under the data directory (REPLEN_DATA_DIR, default ./.replen) and
+    MLflow's store (./mlflow); prints the suggested POs and where to look next.
+    """
+    quiet_libraries()
+    from replen.demo import STAGES, run_demo
+
+    settings = load_settings()
+    with (
+        errors(),
+        Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            transient=as_json,
+            disable=as_json,
+        ) as progress,
+    ):
+        task = progress.add_task("starting", total=len(STAGES))
+
+        def on_stage(i: int, name: str) -> None:
+            progress.update(task, completed=i, description=f"[{i + 1}/{len(STAGES)}] {name}")
+
+        summary = run_demo(
+            settings, stores=stores, skus=skus, days=days, seed=seed, reset=reset, on_stage=on_stage
+        )
+        progress.update(task, completed=len(STAGES), description="done")
+    if as_json:
+        print(json.dumps(summary.to_dict(), default=str))
+        return
+    render_demo(summary.to_dict(), settings)
+
+
+def render_demo(s: dict[str, Any], settings: Settings) -> None:
+    import polars as pl
+
+    from jobs.runtime import Runtime
+
+    ing, tr, plan = s["ingest"], s["training"], s["plan"]
+    out.print(
+        f"[bold]POS[/]: {ing['received']:,} lines received, {ing['accepted']:,} accepted, "
+        f"{ing['duplicates']:,} duplicates, {ing['rejected']:,} rejected"
+    )
+    out.print(
+        f"[bold]Model[/]: {tr['series']} series, version {tr['model_version']} → "
+        f"alias [green]{tr['alias']}[/]; backtest WAPE {tr['metrics'].get('wape', 0):.3f}, "
+        f"RMSSE {tr['metrics'].get('rmsse', 0):.3f} ({tr['seconds']:.1f}s)"
+    )
+    rt = Runtime(settings)
+    plan_date = date.fromisoformat(plan["plan_date"])
+    heads = rt.orders.purchase_orders(plan_date)
+    by_sup = (
+        heads.group_by("supplier_id", "currency")
+        .agg(pl.len().alias("POs"), pl.col("lines").sum(), pl.col("value").sum())
+        .sort("supplier_id")
+    )
+    table = Table(
+        title=f"Suggested POs for {plan_date} (model v{plan['model_version']})",
+        title_justify="left",
+    )
+    for col in ("supplier", "POs", "lines", "value"):
+        table.add_column(col, justify="right" if col != "supplier" else "left")
+    for row in by_sup.iter_rows(named=True):
+        table.add_row(
+            row["supplier_id"],
+            str(row["POs"]),
+            str(row["lines"]),
+            f"{row['value']:,.2f} {row['currency']}",
+        )
+    table.add_row(
+        "[bold]total",
+        str(plan["purchase_orders"]),
+        str(plan["lines"]),
+        f"[bold]{plan['value']:,.2f} {plan['currency']}",
+    )
+    out.print(table)
+    lines = rt.orders.po_lines(plan_date)
+    if lines.height:
+        render_explained(lines.sort("value", descending=True).head(3))
+    p = s["paths"]
+    out.print(
+        f"\n[bold]Look next[/]\n  PO lines with explanations: {p['csv']}\n"
+        f"  Forecast: {p['forecast']}\n  Backtest plot: {p['backtest_plot']}\n"
+        f"  MLflow UI: python3 -m uv run mlflow ui --backend-store-uri {p['mlflow']}\n"
+        f"  Review: python3 -m uv run replen orders list; … orders show ID --plot po.png"
+    )
+
+
+# generate ------------------------------------------------------------------------------------
+@app.command()
+def generate(
+    out_dir: Annotated[Path, typer.Option("--out", help="Directory to write into.")] = Path(
+        "synthetic"
+    ),
+    stores: Annotated[int, typer.Option(min=1)] = 5,
+    skus: Annotated[int, typer.Option(min=1)] = 40,
+    days: Annotated[int, typer.Option(min=14)] = 730,
+    seed: int = 7,
+    as_json: JsonOpt = False,
+) -> None:
+    """Write a synthetic chain: POS lines (CSV + Parquet), suppliers, items, stock, inventory."""
+    from replen.synthetic import generate as make
+
+    with errors():
+        chain = make(stores=stores, skus=skus, days=days, seed=seed)
+        paths = chain.write(out_dir)
+        csv = out_dir / "pos.csv"
+        chain.pos.write_csv(csv)
+    data = {
+        "pos_lines": chain.pos.height,
+        "series": stores * skus,
+        "paths": {k: str(v) for k, v in {**paths, "pos_csv": csv}.items()},
+    }
+    emit(
+        data,
+        as_json,
+        lambda: out.print(
+            kv_table(
+                "Generated",
+                {"POS lines": chain.pos.height, "series": stores * skus, "directory": str(out_dir)},
+            )
+        ),
+    )
+
+
+@app.command()
+def train(
+    history: HistoryOpt = None,
+    costly: Annotated[
+        bool, typer.Option(help="Also try AutoETS/Theta where classes allow (much slower).")
+    ] = False,
+    freq: FreqOpt = "daily",
+    as_json: JsonOpt = False,
+) -> None:
+    """Backtest candidate models per series, pick champions, log and register in MLflow.
+
+    The new version becomes `champion` only if it beats the current champion on the same
+    backtest windows (by REPLEN_CHAMPION_MARGIN); otherwise it is the `challenger`.
+    """
+    quiet_libraries()
+    from jobs.retrain import retrain
+    from jobs.runtime import Runtime
+
+    with errors():
+        rt = Runtime(load_settings())
+        with console.status("training"):
+            result = retrain(rt, history_frame(rt, history, freq), costly=costly, freq=freq)
+    data = result.to_dict()
+    flat = {k: v for k, v in data.items() if k != "metrics"} | dict(result.metrics)
+    emit(data, as_json, lambda: out.print(kv_table("Retrain", flat)))
+
+
+@app.command()
+def backtest(
+    history: HistoryOpt = None,
+    horizon: Annotated[
+        int | None, typer.Option(help="Backtest window in periods (default: settings / freq).")
+    ] = None,
+    windows: Annotated[int | None, typer.Option(min=1, help="Rolling origins.")] = None,
+    costly: Annotated[bool, typer.Option(help="Also try AutoETS/Theta.")] = False,
+    freq: FreqOpt = "daily",
+    as_json: JsonOpt = False,
+) -> None:
+    """Backtest and select without registering: accuracy and calibration per demand class.
+
+    Prints series, WAPE, RMSSE, MASE, bias, and the out-of-sample coverage of the 90% and
+    95% quantiles of daily demand and of demand over the window, per class and overall.
+    """
+    quiet_libraries()
+    from forecasting.candidates import freq_of
+    from forecasting.train import train as fit
+    from jobs.runtime import Runtime
+
+    with errors():
+        settings = load_settings()
+        rt = Runtime(settings)
+        frame = history_frame(rt, history, freq)
+        h = horizon or (
+            settings.backtest_horizon_days if freq == "daily" else freq_of(freq).backtest
+        )
+        with console.status("backtesting"):
+            result = fit(
+                frame,
+                horizon=h,
+                n_windows=windows or settings.backtest_windows,
+                costly=costly,
+                freq=freq,
+            )
+    m = result.metrics
+    if as_json:
+        print(
+            json.dumps(
+                {"params": result.params, "metrics": m, "seconds": round(result.seconds, 3)},
+                default=str,
+            )
+        )
+        return
+    table = Table(
+        title=f"Backtest: {h} periods × {result.params['n_windows']} windows",
+        title_justify="left",
+        caption="p90/p95: share of actual periods at or under the forecast's 90%/95% "
+        "quantile; T90/T95: the same for the window total (nominal 0.90/0.95).",
+    )
+    cols = (
+        "series",
+        "wape",
+        "rmsse",
+        "mase",
+        "bias",
+        "coverage.daily.q90",
+        "coverage.daily.q95",
+        "coverage.total.q90",
+        "coverage.total.q95",
+    )
+    table.add_column("class")
+    for label in ("n", "WAPE", "RMSSE", "MASE", "bias", "p90", "p95", "T90", "T95"):
+        table.add_column(label, justify="right")
+    classes = sorted({k.split(".")[0] for k in m if k.endswith(".series")})
+    for scope in [*classes, ""]:
+        prefix = f"{scope}." if scope else ""
+        table.add_row(
+            scope or "[bold]all",
+            *[
+                f"{m[prefix + c]:.3f}"
+                if prefix + c in m and c != "series"
+                else (f"{m[prefix + c]:.0f}" if prefix + c in m else "")
+                for c in cols
+            ],
+        )
+    out.print(table)
+
+
+@app.command()
+def forecast(
+    history: HistoryOpt = None,
+    horizon: Annotated[int, typer.Option(min=1, max=366, help="Periods (days) ahead.")] = 28,
+    quantiles: Annotated[str, typer.Option(help="Comma-separated levels in (0, 1).")] = (
+        "0.5,0.8,0.9,0.95,0.99"
+    ),
+    out_path: Annotated[Path, typer.Option("--out", help="CSV or Parquet to write.")] = Path(
+        "forecast.parquet"
+    ),
+    freq: FreqOpt = "daily",
+    as_json: JsonOpt = False,
+) -> None:
+    """Forecast every series with the champion model: mean and quantiles per day."""
+    quiet_libraries()
+    from jobs.replenish import forecast_with_champion
+    from jobs.runtime import Runtime
+
+    with errors():
+        try:
+            qs = [float(q) for q in quantiles.split(",")]
+        except ValueError:
+            raise ValueError(f"--quantiles {quantiles!r} must be numbers like 0.5,0.9") from None
+        if any(not 0 < q < 1 for q in qs):
+            raise ValueError(f"--quantiles {quantiles!r}: each must lie strictly in (0, 1)")
+        rt = Runtime(load_settings())
+        with console.status("forecasting"):
+            frame = forecast_with_champion(rt, history_frame(rt, history, freq), horizon, qs, freq)
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        if out_path.suffix == ".csv":
+            frame.write_csv(out_path)
+        else:
+            frame.write_parquet(out_path)
+    data = {
+        "rows": frame.height,
+        "series": frame.select("store_id", "sku_id").n_unique(),
+        "horizon": horizon,
+        "model_version": frame["model_version"][0],
+        "path": str(out_path),
+    }
+    emit(data, as_json, lambda: out.print(kv_table("Forecast", data)))
+
+
+@app.command()
+def plan(
+    plan_date: Annotated[
+        str | None, typer.Option("--date", help="Plan date YYYY-MM-DD (default: after history).")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Forecast with the champion and store today's suggested POs (replaces unreviewed ones)."""
+    quiet_libraries()
+    from jobs.replenish import forecast_and_plan
+    from jobs.runtime import Runtime
+
+    with errors():
+        when = date.fromisoformat(plan_date) if plan_date else None
+        with console.status("planning"):
+            summary = forecast_and_plan(Runtime(load_settings()), when)
+    emit(summary.to_dict(), as_json, lambda: out.print(kv_table("Plan", summary.to_dict())))
+
+
+@app.command()
+def simulate(
+    history: HistoryOpt = None,
+    days: Annotated[int, typer.Option(min=14, help="Days at the end of history to replay.")] = 182,
+    lead_time: Annotated[
+        int | None, typer.Option(help="Lead time in days (default: from the supplier rules).")
+    ] = None,
+    review: Annotated[int, typer.Option(min=1, help="Review period in days.")] = 7,
+    fill_target: Annotated[float, typer.Option(help="Fill rate to compare policies at.")] = 0.95,
+    plot: Annotated[Path, typer.Option(help="Trade-off curve PNG.")] = Path(
+        "simulation_tradeoff.png"
+    ),
+    as_json: JsonOpt = False,
+) -> None:
+    """Replay history day by day: forecast-driven (R,S) vs static min/max.
+
+    Sweeps the service level of (R,S) and the cover of min/max, reports fill rate, cycle
+    service level, average inventory, stockout days and orders for each, the inventory each
+    needs at --fill-target, and draws the service/inventory trade-off (PNG).
+    """
+    quiet_libraries()
+    import numpy as np
+
+    from jobs.runtime import Runtime
+    from jobs.simulation import run_simulation
+
+    with errors():
+        rt = Runtime(load_settings())
+        frame = history_frame(rt, history)
+        keys = frame.select("store_id", "sku_id").unique().sort("store_id", "sku_id")
+        cost = pack = None
+        lead: Any = lead_time if lead_time is not None else 3
+        if history is None and lead_time is None:
+            rules = rt.rules()
+            per = (
+                keys.join(rules.items, on="sku_id", how="left")
+                .join(rules.suppliers, on="supplier_id", how="left")
+                .sort("store_id", "sku_id")
+            )
+            lead = np.ceil(per["lead_time_mean"].fill_null(3.0).to_numpy()).astype(int)
+            cost = per["unit_cost"].fill_null(1.0).to_numpy()
+            pack = per["pack_size"].fill_null(1).to_numpy()
+        with console.status("simulating") as status:
+            report = run_simulation(
+                frame,
+                days=days,
+                lead_time=lead,
+                review_period=review,
+                unit_cost=cost,
+                pack_size=pack,
+                fill_target=fill_target,
+                plot=plot,
+                on_step=lambda m: status.update(m),
+            )
+    data = report.to_dict()
+    if as_json:
+        print(json.dumps(data, default=float))
+        return
+    table = Table(
+        title=f"Simulation of the last {days} days, {report.series} series", title_justify="left"
+    )
+    for col in (
+        "policy",
+        "setting",
+        "fill rate",
+        "cycle SL",
+        "avg on hand (value)",
+        "stockout days",
+        "orders",
+    ):
+        table.add_column(col, justify="right")
+    for r in report.runs:
+        table.add_row(
+            r["policy"],
+            f"{r['setting']:g}",
+            f"{r['fill_rate']:.3f}",
+            f"{r['cycle_service_level']:.3f}",
+            f"{r['avg_on_hand_value']:,.1f}",
+            str(r["stockout_days"]),
+            str(r["orders"]),
+        )
+    out.print(table)
+    for policy, at in report.at_target.items():
+        if at:
+            out.print(
+                f"{policy}: {fill_target:.0%} fill needs {at['avg_on_hand_value']:,.1f} "
+                f"on hand (setting {at['setting']:.3f})"
+            )
+    if report.inventory_saving is not None:
+        out.print(
+            f"[bold]forecast (R,S) holds {report.inventory_saving:.1%} less inventory "
+            f"than min/max at the same fill rate[/]; curve: {report.plot}"
+        )
