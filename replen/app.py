@@ -35,7 +35,6 @@ def create_app(settings: Settings | None = None, *, pusher: bool = True) -> Fast
             yield
         finally:
             if app.state.pusher is not None:
-                app.state.pusher.drain()
                 app.state.pusher.stop()
 
     app = FastAPI(

@@ -69,7 +69,7 @@ def test_accepted_events_become_visible_online(client, chain) -> None:
 
     events = _events(chain, 400)
     assert client.post("/v1/pos/events", json=events).json()["accepted"] == 400
-    client.app.state.pusher.drain()
+    assert client.app.state.pusher.drain(timeout=120)
     rt = client.app.state.runtime
     expected = velocity(daily_sales(rt.lake.scan_events())).sort("store_id", "sku_id")
     online = rt.features.online_velocity(expected.select("store_id", "sku_id"))
