@@ -52,6 +52,15 @@ class IngestSummary:
         self.unknown_stores = sorted({*self.unknown_stores, *report.unknown_stores})
         self.unknown_skus = sorted({*self.unknown_skus, *report.unknown_skus})
 
+    def merge(self, other: IngestSummary) -> None:
+        """Add another ingest's totals (batch ids are not kept)."""
+        for name in ("received", "accepted", "duplicates", "rejected", "batches", "pushed"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        for rule, n in other.rejected_by_rule.items():
+            self.rejected_by_rule[rule] = self.rejected_by_rule.get(rule, 0) + n
+        self.unknown_stores = sorted({*self.unknown_stores, *other.unknown_stores})
+        self.unknown_skus = sorted({*self.unknown_skus, *other.unknown_skus})
+
     def to_dict(self) -> dict[str, object]:
         data = asdict(self)
         data["unknown_skus"] = self.unknown_skus[:50]
