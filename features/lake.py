@@ -27,6 +27,7 @@ from typing import Any, BinaryIO
 import polars as pl
 
 from features.events import EVENT_SCHEMA, REJECT_SCHEMA, ValidationResult, same_body
+from features.lake_index import EventIndex, id_hashes
 
 __all__ = ["BatchReport", "Lake"]
 
@@ -66,7 +67,7 @@ class Lake:
         # Caches of committed state, extended as new manifests appear (any process may
         # commit; manifests are immutable once written).
         self._manifests: dict[str, dict[str, Any]] = {}
-        self._ids: pl.DataFrame | None = None  # event_id → part file, for deduplication
+        self._ids = EventIndex()  # event id hash → part file, for deduplication
         self._indexed: set[str] = set()
         self._cleaned = False
         self._listed_mtime, self._listed_at = -1, 0.0
@@ -250,31 +251,46 @@ class Lake:
         """Split into (new events, number of duplicates, conflicts as rejects).
 
         Within the batch the first occurrence of an id wins; a repeat with the same body is
-        a duplicate, with another body a conflict. Against the lake likewise.
+        a duplicate, with another body a conflict. Against the lake likewise. Repeats are
+        found by id hash first, then compared by id: exact, and cheap when there are none.
         """
         same = same_body("", "_other")
-        is_first = accepted["event_id"].is_first_distinct()
-        first = accepted.filter(is_first)
-        repeats = accepted.filter(~is_first).join(first, on="event_id", suffix="_other")
-        hits_index = self._index().join(first.select("event_id"), on="event_id", how="semi")
-        if hits_index.is_empty():
-            seen = first.clear().select(list(EVENT_SCHEMA))
+        maybe = pl.Series(id_hashes(accepted["event_id"])).is_duplicated()
+        if maybe.any():
+            rows = maybe.arg_true()
+            later = rows.filter(~accepted["event_id"].gather(rows).is_first_distinct())
+            is_first = pl.Series([True] * accepted.height).scatter(later, False)
+            first = accepted.filter(is_first)
+            repeats = accepted.filter(~is_first).join(first, on="event_id", suffix="_other")
         else:
+            first, repeats = accepted, None
+        files = self._index().candidate_files(first["event_id"])
+        if files:
             seen = (
-                pl.scan_parquet(hits_index["file"].unique().to_list())
+                pl.scan_parquet(files, hive_partitioning=False)
                 .select(list(EVENT_SCHEMA))
-                .join(hits_index.select("event_id").lazy(), on="event_id", how="semi")
+                .join(first.select("event_id").lazy(), on="event_id", how="semi")
                 .collect()
             )
-        new = first.join(seen.select("event_id"), on="event_id", how="anti")
-        hits = first.join(seen, on="event_id", suffix="_other")
+            new = first.join(seen.select("event_id"), on="event_id", how="anti")
+            hits = first.join(seen, on="event_id", suffix="_other")
+        else:
+            new, hits = first, None
         conflicts = pl.concat(
             [
-                _conflict_rejects(repeats.filter(~same), "an earlier line of this batch"),
-                _conflict_rejects(hits.filter(~same), "an event already in the lake"),
-            ]
+                pl.DataFrame(schema=REJECT_SCHEMA),
+                *[
+                    _conflict_rejects(part.filter(~same), against)
+                    for part, against in (
+                        (repeats, "an earlier line of this batch"),
+                        (hits, "an event already in the lake"),
+                    )
+                    if part is not None
+                ],
+            ],
+            how="vertical_relaxed",
         )
-        duplicates = repeats.filter(same).height + hits.filter(same).height
+        duplicates = sum(part.filter(same).height for part in (repeats, hits) if part is not None)
         return new, duplicates, conflicts
 
     def _write_event_parts(self, events: pl.DataFrame, batch_id: str) -> list[Path]:
@@ -320,33 +336,27 @@ class Lake:
             if name.endswith(".json") and name[:-5] not in self._manifests:
                 self._manifests[name[:-5]] = json.loads((self.manifest_dir / name).read_text())
 
-    def _index(self) -> pl.DataFrame:
+    def _index(self) -> EventIndex:
         """The event-id index over committed POS parts, extended with unindexed batches."""
         self._refresh()
         pending = [
             b for b, m in self._manifests.items() if m["kind"] == "pos" and b not in self._indexed
         ]
-        parts = [self._ids] if self._ids is not None else []
         for b in sorted(pending):
             for name in self._manifests[b]["files"]:
                 path = self.root / str(name)
                 if path.is_relative_to(self.events_dir):
-                    ids = pl.read_parquet(path, columns=["event_id"])
-                    parts.append(ids.with_columns(pl.lit(str(path)).alias("file")))
+                    ids = pl.read_parquet(path, columns=["event_id"], hive_partitioning=False)
+                    self._ids.add(ids["event_id"], str(path))
             self._indexed.add(b)
-        if parts:
-            self._ids = pl.concat(parts, how="vertical_relaxed", rechunk=False)
-        else:
-            self._ids = pl.DataFrame(schema={"event_id": pl.String, "file": pl.String})
         return self._ids
 
     def _index_new(self, batch_id: str, events: pl.DataFrame) -> None:
         """Add a just-committed batch to the id index from memory (no re-read)."""
         self._indexed.add(batch_id)  # so that _index() does not read it back from disk
-        index = self._index()
+        self._index()  # catch up with batches committed by other processes
         path = self.events_dir / _commit_day(batch_id) / f"part-{batch_id}.parquet"
-        added = events.select("event_id", pl.lit(str(path)).alias("file"))
-        self._ids = pl.concat([index, added], rechunk=False)
+        self._ids.add(events["event_id"], str(path))
 
     def _remove_orphans(self) -> None:
         """Delete parts and temp files left by a writer that died before its manifest.

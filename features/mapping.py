@@ -105,13 +105,14 @@ def _derived_ids(raw: pl.DataFrame, columns: tuple[str, ...]) -> pl.Series:
     """``key:n``: the key columns joined, and the line's occurrence of that key in the file.
 
     Deterministic for the same file, so a resend yields the same ids. Occurrences are
-    counted only among repeated keys (a window over every line would cost a second).
+    counted only among repeated keys (a window over every line would cost a second), found
+    by their 64-bit hashes first (a hash collision only adds a line to the exact count).
     """
     key = raw.select(
         pl.concat_str([pl.col(c).cast(pl.String).fill_null("") for c in columns], separator=":")
     ).to_series()
     occurrence = pl.zeros(raw.height, dtype=pl.Int64, eager=True)
-    repeated = key.is_duplicated()
+    repeated = key.hash().is_duplicated()
     if repeated.any():
         rep = (
             pl.DataFrame({"key": key, "i": pl.int_range(raw.height, eager=True)})
