@@ -83,7 +83,9 @@ class Registered:
 
 
 class Registry:
-    """Tracking and model registry at ``tracking_uri`` (SQLite file by default)."""
+    """Tracking and model registry at ``tracking_uri``: a SQLite file by default, or an
+    MLflow tracking server (``http://host:port``) that stores runs in its database and
+    artifacts where it was told to."""
 
     def __init__(
         self, tracking_uri: str, experiment: str, model_name: str, artifact_root: Path
@@ -95,7 +97,10 @@ class Registry:
         mlflow.set_tracking_uri(tracking_uri)
         self._mlflow = mlflow
         found = mlflow.get_experiment_by_name(experiment)
-        if found is None:
+        if found is None and tracking_uri.startswith(("http://", "https://")):
+            # A tracking server decides where artifacts live (its --artifacts-destination).
+            exp_id = mlflow.create_experiment(experiment)
+        elif found is None:
             artifact_root.mkdir(parents=True, exist_ok=True)
             exp_id = mlflow.create_experiment(experiment, artifact_location=artifact_root.as_uri())
         else:
