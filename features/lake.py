@@ -71,6 +71,7 @@ class Lake:
         self._indexed: set[str] = set()
         self._cleaned = False
         self._listed_mtime, self._listed_at = -1, 0.0
+        self._arrivals: list[str] = []  # POS batch ids in the order this process saw them
 
     # Writing -------------------------------------------------------------------------------
     def append_events(
@@ -139,6 +140,12 @@ class Lake:
         if not files:
             return pl.LazyFrame(schema={**EVENT_SCHEMA, "batch_id": pl.String})
         return pl.scan_parquet(files, hive_partitioning=False)
+
+    def pos_arrivals(self, start: int = 0, *, cheap: bool = False) -> list[dict[str, Any]]:
+        """Manifests of the POS batches this process saw commit, from the ``start``-th on
+        (a follower passes how many it has already seen: the cost is the new ones only)."""
+        self._refresh(cheap=cheap)
+        return [self._manifests[b] for b in self._arrivals[start:]]
 
     def pos_batches(self, *, cheap: bool = False) -> list[dict[str, Any]]:
         """Committed POS batches' manifests, oldest first.
@@ -321,6 +328,8 @@ class Lake:
         path = self.manifest_dir / f"{batch_id}.json"
         _atomic_bytes(json.dumps(manifest, indent=1).encode(), path)
         self._manifests[batch_id] = manifest
+        if kind == "pos":
+            self._arrivals.append(batch_id)
 
     def _refresh(self, *, cheap: bool = False) -> None:
         """Load manifests committed since the last look (by this or another process).
@@ -332,9 +341,12 @@ class Lake:
         if cheap and mtime == self._listed_mtime and now - self._listed_at < 1.0:
             return
         self._listed_mtime, self._listed_at = mtime, now
-        for name in os.listdir(self.manifest_dir):
+        for name in sorted(os.listdir(self.manifest_dir)):
             if name.endswith(".json") and name[:-5] not in self._manifests:
-                self._manifests[name[:-5]] = json.loads((self.manifest_dir / name).read_text())
+                manifest = json.loads((self.manifest_dir / name).read_text())
+                self._manifests[name[:-5]] = manifest
+                if manifest["kind"] == "pos":
+                    self._arrivals.append(name[:-5])
 
     def _index(self) -> EventIndex:
         """The event-id index over committed POS parts, extended with unindexed batches."""

@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping
 import polars as pl
 
 from forecasting.candidates import FALLBACK, build, candidates_for, components, freq_of
+from forecasting.engine import cross_validation
 
 __all__ = ["backtest", "coverage", "series_errors"]
 
@@ -50,8 +51,8 @@ def backtest(
             n_jobs=n_jobs,
             fallback_model=build([FALLBACK], freq)[0],
         )
-        cv = pl.DataFrame(
-            sf.cross_validation(df=group, h=horizon, n_windows=n_windows, step_size=horizon)
+        cv = cross_validation(
+            sf, group, h=horizon, n_windows=n_windows, step_size=horizon
         ).with_columns(pl.col(list(base)).cast(pl.Float64).fill_nan(None).clip(lower_bound=0.0))
         # Combinations (and legacy names) are means of base model columns.
         derived = [n for n in names if n not in base]

@@ -15,11 +15,13 @@ import tempfile
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+import polars as pl
 
 from features.velocity_state import VelocityState
 from jobs.runtime import Runtime
@@ -31,6 +33,22 @@ log = logging.getLogger(__name__)
 # Feast's SQLite online store takes one writer at a time (threads of one process).
 PUSH_LOCK = threading.Lock()
 _COLUMNS = ["store_id", "sku_id", "sold_at", "quantity"]
+_FOLD_ROWS = 2_000_000  # lines read per fold at most (one batch may exceed it alone)
+
+
+def _bounded(batches: list[dict[str, Any]], rows: int) -> Iterator[list[dict[str, Any]]]:
+    """Consecutive groups of batches holding at most ``rows`` accepted lines each."""
+    group: list[dict[str, Any]] = []
+    size = 0
+    for b in batches:
+        n = int(b["summary"].get("accepted", 0))
+        if group and size + n > rows:
+            yield group
+            group, size = [], 0
+        group.append(b)
+        size += n
+    if group:
+        yield group
 
 
 @dataclass
@@ -49,20 +67,25 @@ class VelocitySync:
         self.path = rt.settings.feast_dir / "velocity_state.parquet"
         self.state = VelocityState.load(self.path)
         self._saved_at = time.monotonic()
+        self._seen = 0  # lake arrivals already looked at
 
     def sync(self, *, cheap: bool = False) -> SyncReport:
         """Fold the batches committed since the last sync and push what changed."""
-        batches = self.rt.lake.pos_batches(cheap=cheap)
-        new = [b for b in batches if b["batch_id"] not in self.state.folded]
+        arrived = self.rt.lake.pos_arrivals(self._seen, cheap=cheap)
+        self._seen += len(arrived)
+        new = [b for b in arrived if b["batch_id"] not in self.state.folded]
         report = SyncReport(batches=len(new))
         if not new and self.state.pushed_as_of == self.state.newest:
             return report
-        ids = [str(b["batch_id"]) for b in new]
-        touched = self.state.fold(self.rt.lake.read_batches(ids, _COLUMNS), ids)
+        touched_parts = []
+        for group in _bounded(new, _FOLD_ROWS):  # a first sync of a big lake: bounded memory
+            ids = [str(b["batch_id"]) for b in group]
+            touched_parts.append(self.state.fold(self.rt.lake.read_batches(ids, _COLUMNS), ids))
+        touched = pl.concat(touched_parts).unique() if touched_parts else None
         report.committed_at = [datetime.fromisoformat(str(b["committed_at"])) for b in new]
         if self.state.newest is None:
             return report
-        report.full = self.state.pushed_as_of != self.state.newest
+        report.full = self.state.pushed_as_of != self.state.newest or touched is None
         rows = self.state.velocity(None if report.full else touched)
         with PUSH_LOCK:
             self.rt.features.apply_once()

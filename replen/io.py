@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import date
 from pathlib import Path
 
 import polars as pl
 
-__all__ = ["read_history", "read_table"]
+__all__ = ["read_history", "read_table", "scan_history"]
 
 
 def read_table(path: Path, *, strings: bool = False) -> pl.DataFrame:
@@ -40,14 +42,51 @@ def read_history(path: Path, freq: str = "daily") -> pl.DataFrame:
     """A daily-sales file: ``store_id, sku_id, date, units`` and optional ``stockout``,
     ``on_hand``, ``price``. Rows are checked: a bad value names its row and column."""
     frame = read_table(path)
+    _need_columns(frame.columns, path)
+    return _checked(
+        frame.with_row_index("_row", offset=2 if path.suffix == ".csv" else 0), path, freq
+    )
+
+
+def scan_history(
+    path: Path, freq: str = "daily"
+) -> tuple[pl.DataFrame, Callable[[pl.DataFrame], pl.DataFrame]]:
+    """A Parquet history read a chunk of series at a time: its ``store_id, sku_id`` keys,
+    and a loader of the checked, zero-filled history of some keys (as :func:`read_history`
+    returns for the whole file)."""
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist")
+    lazy = pl.scan_parquet(path)
+    _need_columns(lazy.collect_schema().names(), path)
+    ids = [pl.col("store_id").cast(pl.String), pl.col("sku_id").cast(pl.String)]
+    keys = lazy.select(ids).unique().collect()
+    last = lazy.select(pl.col("date").cast(pl.String).str.to_date(strict=False).max())
+    end = last.collect().item()
+
+    def load(part: pl.DataFrame) -> pl.DataFrame:
+        rows = (
+            lazy.with_row_index("_row")
+            .with_columns(ids)
+            .join(part.select("store_id", "sku_id").lazy(), on=["store_id", "sku_id"], how="semi")
+            .collect()
+        )
+        return _checked(rows, path, freq, end)
+
+    return keys, load
+
+
+def _need_columns(columns: list[str], path: Path) -> None:
     need = ["store_id", "sku_id", "date", "units"]
-    missing = [c for c in need if c not in frame.columns]
+    missing = [c for c in need if c not in columns]
     if missing:
         raise ValueError(
             f"{path}: missing column(s) {missing}; a history file needs {need} "
-            f"(optional: stockout, on_hand, price); found {frame.columns}"
+            f"(optional: stockout, on_hand, price); found {columns}"
         )
-    frame = frame.with_row_index("_row", offset=2 if path.suffix == ".csv" else 0)
+
+
+def _checked(frame: pl.DataFrame, path: Path, freq: str, end: date | None = None) -> pl.DataFrame:
+    """Type and check history rows (``_row`` numbers them as the file does), zero-filled."""
     typed = frame.with_columns(
         pl.col("store_id").cast(pl.String),
         pl.col("sku_id").cast(pl.String),
@@ -70,7 +109,7 @@ def read_history(path: Path, freq: str = "daily") -> pl.DataFrame:
         )
     dup = typed.filter(pl.struct("store_id", "sku_id", "date").is_duplicated())
     if dup.height:
-        r = dup.row(0, named=True)
+        r = dup.sort("_row").row(0, named=True)
         raise ValueError(
             f"{path}: row {r['_row']}: store_id={r['store_id']!r}, sku_id={r['sku_id']!r}, "
             f"date={r['date']} appears more than once; one row per store×SKU×day"
@@ -82,25 +121,25 @@ def read_history(path: Path, freq: str = "daily") -> pl.DataFrame:
             else pl.lit(False).alias("stockout")
         )
     typed = typed.with_columns(pl.col("stockout").cast(pl.Boolean, strict=False).fill_null(False))
-    return _zero_fill(typed.drop("_row"), freq)
+    return _zero_fill(typed.drop("_row"), freq, end)
 
 
 _INTERVALS = {"daily": "1d", "weekly": "1w", "monthly": "1mo"}
 
 
-def _zero_fill(history: pl.DataFrame, freq: str = "daily") -> pl.DataFrame:
+def _zero_fill(history: pl.DataFrame, freq: str = "daily", end: date | None = None) -> pl.DataFrame:
     """Add missing periods (no row = no sales) from each series' first period to the end.
 
     Periods step from each series' first date (weeks may start on any weekday; months
     keep the day of the month, so date months by their first day)."""
     if freq not in _INTERVALS:
         raise ValueError(f"--freq {freq!r} unknown; choose daily, weekly or monthly")
-    end = history["date"].max()
+    last = end or history["date"].max()
     spans = history.group_by("store_id", "sku_id").agg(pl.col("date").min().alias("first"))
     calendar = spans.select(
         "store_id",
         "sku_id",
-        pl.date_ranges("first", pl.lit(end), interval=_INTERVALS[freq]).alias("date"),
+        pl.date_ranges("first", pl.lit(last), interval=_INTERVALS[freq]).alias("date"),
     ).explode("date")
     return (
         calendar.join(history, on=["store_id", "sku_id", "date"], how="left")

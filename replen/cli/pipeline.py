@@ -176,21 +176,68 @@ def train(
         bool, typer.Option(help="Also try AutoETS/Theta where classes allow (much slower).")
     ] = False,
     freq: FreqOpt = "daily",
+    engine: Annotated[
+        str | None,
+        typer.Option(help="local or dask (default: REPLEN_TRAIN_ENGINE, else local)."),
+    ] = None,
+    address: Annotated[
+        str | None,
+        typer.Option(help="Dask scheduler, tcp://host:port (default: REPLEN_DASK_ADDRESS)."),
+    ] = None,
+    chunk_series: Annotated[
+        int | None,
+        typer.Option(min=1, help="Series per chunk (default: REPLEN_TRAIN_CHUNK_SERIES)."),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Backtest candidate models per series, pick champions, log and register in MLflow.
 
     The new version becomes `champion` only if it beats the current champion on the same
-    backtest windows (by REPLEN_CHAMPION_MARGIN); otherwise it is the `challenger`.
+    backtest windows (by REPLEN_CHAMPION_MARGIN); otherwise it is the `challenger`. Series
+    are trained in chunks of bounded memory, here or on a Dask cluster
+    (`--engine dask --address tcp://HOST:PORT`).
     """
     quiet_libraries()
-    from jobs.retrain import retrain
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from jobs.retrain import HistorySource, retrain
     from jobs.runtime import Runtime
+    from replen.settings import Settings
 
     with errors():
-        rt = Runtime(load_settings())
-        with console.status("training"):
-            result = retrain(rt, history_frame(rt, history, freq), costly=costly, freq=freq)
+        overrides = {
+            k: v
+            for k, v in {"train_engine": engine, "dask_address": address}.items()
+            if v is not None
+        }
+        settings = load_settings()
+        if overrides:
+            settings = Settings(**(settings.model_dump() | overrides))
+        rt = Runtime(settings)
+        with Progress(
+            TextColumn("training"),
+            BarColumn(),
+            TextColumn("chunk {task.completed}/{task.total}"),
+            TimeElapsedColumn(),
+            console=console,
+            disable=as_json,
+            transient=True,
+        ) as progress:
+            task = progress.add_task("train", total=None)
+            if history is not None:
+                source = HistorySource.of_file(history, freq)
+            elif freq != "daily":
+                raise ValueError(f"--freq {freq} needs --history: the POS lake holds daily sales")
+            else:
+                source = HistorySource.of_lake(rt)
+            result = retrain(
+                rt,
+                source,
+                costly=costly,
+                freq=freq,
+                chunk_series=chunk_series,
+                on_chunk=lambda done, total, _: progress.update(task, completed=done, total=total),
+            )
     data = result.to_dict()
     flat = {k: v for k, v in data.items() if k != "metrics"} | dict(result.metrics)
     emit(data, as_json, lambda: out.print(kv_table("Retrain", flat)))
