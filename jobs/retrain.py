@@ -60,14 +60,16 @@ class HistorySource:
     def of_lake(cls, rt: Runtime) -> HistorySource:
         """Daily sales from the lake, one chunk of series at a time (zero-filled to the
         lake's newest day, as :meth:`Runtime.history` does for all series at once)."""
+        from replen.io import in_keys
+
         lake = rt.lake
-        keys = lake.scan_events().select(_KEYS).unique().collect()
+        keys = lake.scan_events().select(_KEYS).unique().collect(engine="streaming")
         newest = lake.newest_sold_at()
         end = newest.date() if newest is not None else None
 
         def load(part: pl.DataFrame) -> pl.DataFrame:
-            events = lake.scan_events().join(part.lazy(), on=_KEYS, how="semi")
-            stock = lake.scan_inventory().join(part.lazy(), on=_KEYS, how="semi")
+            events = lake.scan_events().filter(in_keys(part))
+            stock = lake.scan_inventory().filter(in_keys(part))
             return daily_sales(events, stock, end=end)
 
         return cls(keys, load)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import polars as pl
 
-__all__ = ["read_history", "read_table", "scan_history"]
+__all__ = ["in_keys", "read_history", "read_table", "scan_history"]
 
 
 def read_table(path: Path, *, strings: bool = False) -> pl.DataFrame:
@@ -56,23 +56,27 @@ def scan_history(
     returns for the whole file)."""
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist")
-    lazy = pl.scan_parquet(path)
+    lazy = pl.scan_parquet(path, row_index_name="_row")
     _need_columns(lazy.collect_schema().names(), path)
     ids = [pl.col("store_id").cast(pl.String), pl.col("sku_id").cast(pl.String)]
-    keys = lazy.select(ids).unique().collect()
+    # Streaming: the whole file is never in memory, only its distinct keys.
+    keys = lazy.select(ids).unique().collect(engine="streaming")
     last = lazy.select(pl.col("date").cast(pl.String).str.to_date(strict=False).max())
-    end = last.collect().item()
+    end = last.collect(engine="streaming").item()
 
     def load(part: pl.DataFrame) -> pl.DataFrame:
-        rows = (
-            lazy.with_row_index("_row")
-            .with_columns(ids)
-            .join(part.select("store_id", "sku_id").lazy(), on=["store_id", "sku_id"], how="semi")
-            .collect()
-        )
+        rows = lazy.with_columns(ids).filter(in_keys(part)).collect()  # pushed into the scan
         return _checked(rows, path, freq, end)
 
     return keys, load
+
+
+def in_keys(keys: pl.DataFrame) -> pl.Expr:
+    """True on rows whose ``store_id, sku_id`` is one of ``keys``'s: a filter that scans
+    push down into the file reader (a join would read every row first)."""
+    pair = pl.concat_str([pl.col("store_id"), pl.col("sku_id")], separator="\x1f")
+    wanted = keys.select(pl.concat_str(["store_id", "sku_id"], separator="\x1f")).to_series()
+    return pair.is_in(wanted.implode())
 
 
 def _need_columns(columns: list[str], path: Path) -> None:

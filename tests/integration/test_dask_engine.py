@@ -35,6 +35,16 @@ def cluster():
         yield local.scheduler_address
 
 
+def _assert_same(left: pl.DataFrame, right: pl.DataFrame) -> None:
+    """Equal frames: every column exactly, floats to 1e-9 relative."""
+    assert left.columns == right.columns and left.height == right.height
+    for name in left.columns:
+        if left.schema[name].is_float():
+            assert left[name].to_list() == pytest.approx(right[name].to_list(), rel=1e-9), name
+        else:
+            assert left[name].equals(right[name]), name
+
+
 def _train(daily: pl.DataFrame, engine, **kw):  # type: ignore[no-untyped-def]
     keys = daily.select(KEYS).unique()
     return train_chunked(
