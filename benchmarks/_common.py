@@ -126,3 +126,58 @@ def synthetic_history(path: Path, series: int, days: int = 730, seed: int = 0) -
             writer.write_table(table)
     tmp.replace(path)
     return path
+
+
+def synthetic_lake(
+    data_dir: Path,
+    lines: int,
+    *,
+    batch_lines: int = 250_000,
+    stores: int = 50,
+    skus: int = 400,
+    days: int = 730,
+    seed: int = 0,
+) -> Path:
+    """Fill (once) the POS lake of ``data_dir`` with ``lines`` lines over the ``days`` days
+    before today, committed through the real lake (validation, deduplication, fsync) in
+    batches of ``batch_lines``. Returns the data directory."""
+    import datetime as dt
+
+    import numpy as np
+    import polars as pl
+
+    from features.events import validate_events
+    from features.lake import Lake
+
+    done = data_dir / "lake-lines.txt"
+    if done.exists() and int(done.read_text()) == lines:
+        return data_dir
+    lake = Lake(data_dir / "lake")
+    rng = np.random.default_rng(seed)
+    today = dt.datetime.now(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    start_us = int((today - dt.timedelta(days=days)).timestamp() * 1e6)
+    span_us = days * 86_400 * 1_000_000
+    for b, first in enumerate(range(0, lines, batch_lines)):
+        n = min(batch_lines, lines - first)
+        k = rng.integers(0, stores * skus, n)
+        frame = pl.DataFrame(
+            {
+                "_k": k,
+                "sold_at": pl.Series(np.sort(rng.integers(0, span_us, n)) + start_us).cast(
+                    pl.Datetime("us", "UTC")
+                ),
+                "quantity": np.where(rng.random(n) < 0.02, -1.0, rng.integers(1, 4, n)),
+                "unit_price": np.full(n, 2.5),
+            }
+        ).select(
+            pl.format("L{}-{}", pl.lit(b), pl.int_range(pl.len())).alias("event_id"),
+            pl.format("S{}", (pl.col("_k") // skus).cast(pl.String).str.zfill(3)).alias("store_id"),
+            pl.format("SKU{}", (pl.col("_k") % skus).cast(pl.String).str.zfill(5)).alias("sku_id"),
+            "sold_at",
+            "quantity",
+            "unit_price",
+        )
+        report = lake.append_events(validate_events(frame))
+        assert report.accepted == n, report
+    done.write_text(str(lines))
+    return data_dir
