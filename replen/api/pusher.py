@@ -10,6 +10,8 @@ number of API workers (`replen serve` starts it, or `replen push-velocity` runs 
 from __future__ import annotations
 
 import multiprocessing as mp
+import signal
+import threading
 from typing import Any
 
 from replen.settings import Settings
@@ -17,11 +19,17 @@ from replen.settings import Settings
 __all__ = ["VelocityPusher", "pusher_main"]
 
 
-def pusher_main(settings: dict[str, Any], stop: Any) -> None:
-    """Entry point of the pusher process (also used by `replen push-velocity`)."""
+def pusher_main(settings: dict[str, Any]) -> None:
+    """Entry point of the pusher process (also `replen push-velocity`): runs until SIGTERM
+    or SIGINT, then finishes its round and checkpoints."""
     from jobs.runtime import Runtime
     from jobs.velocity import run_pusher
 
+    # A signal, not a shared Event: an Event's waiter killed in the middle of a wait would
+    # leave its lock held and hang the parent's set().
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
     run_pusher(Runtime(Settings(**settings)), stop)
 
 
@@ -31,10 +39,9 @@ class VelocityPusher:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         ctx = mp.get_context("spawn")
-        self._stop = ctx.Event()
         self._process = ctx.Process(
             target=pusher_main,
-            args=(settings.model_dump(), self._stop),
+            args=(settings.model_dump(),),
             name="velocity-pusher",
             daemon=True,
         )
@@ -46,10 +53,11 @@ class VelocityPusher:
         """Ask the pusher to finish its round; terminate it after ``grace`` seconds. Safe
         at any point: the next pusher resumes from the last checkpoint and folds every
         batch not yet in it (nothing acknowledged is lost, nothing counted twice)."""
-        self._stop.set()
+        if self._process.is_alive():
+            self._process.terminate()  # SIGTERM: the pusher finishes its round
         self._process.join(grace)
         if self._process.is_alive():
-            self._process.terminate()
+            self._process.kill()
             self._process.join(30)
 
     def drain(self, timeout: float = 60.0) -> bool:

@@ -41,10 +41,9 @@ def push_velocity_cmd() -> None:
     quiet_libraries()
     from replen.api.pusher import pusher_main
 
-    stop = _stop_on_signals()
     settings = load_settings()
     console.print(f"pushing velocity from {settings.lake_dir} to {settings.online_store}")
-    pusher_main(settings.model_dump(), stop)
+    pusher_main(settings.model_dump())
 
 
 @consume_app.command("pos")
