@@ -62,7 +62,7 @@ class DaskEngine:
 
     name = "dask"
 
-    def __init__(self, address: str, *, timeout: float = 30.0) -> None:
+    def __init__(self, address: str, *, timeout: float = 20.0) -> None:
         from distributed import Client
 
         try:

@@ -202,17 +202,30 @@ def train(
 
     from jobs.retrain import HistorySource, retrain
     from jobs.runtime import Runtime
+    from kernel.errors import InvalidInput
     from replen.settings import Settings
 
     with errors():
-        overrides = {
-            k: v
-            for k, v in {"train_engine": engine, "dask_address": address}.items()
-            if v is not None
-        }
         settings = load_settings()
-        if overrides:
-            settings = Settings(**(settings.model_dump() | overrides))
+        if engine not in (None, "local", "dask"):
+            raise InvalidInput(
+                f"--engine {engine!r}: choose local or dask",
+                field="engine",
+                value=engine,
+                rule="engine.choice",
+            )
+        chosen, where = engine or settings.train_engine, address or settings.dask_address
+        if chosen == "dask" and not where:
+            raise InvalidInput(
+                "--engine dask needs the scheduler's address",
+                field="address",
+                value=None,
+                rule="address.required",
+                hint="pass --address tcp://HOST:PORT or set REPLEN_DASK_ADDRESS",
+            )
+        settings = Settings(
+            **(settings.model_dump() | {"train_engine": chosen, "dask_address": where})
+        )
         rt = Runtime(settings)
         with Progress(
             TextColumn("training"),
