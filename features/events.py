@@ -409,9 +409,7 @@ def _parse_time(column: pl.Series) -> list[pl.Series]:
 
 def _payloads(raw: pl.DataFrame, lines: pl.Series) -> pl.Series:
     """The original lines (JSON) at ``lines``; mapped inputs keep them as ``src.*``."""
-    picked = raw.join(
-        pl.DataFrame({"_line": lines}), on="_line", how="semi", maintain_order="right"
-    )
+    picked = raw[lines]  # ``_line`` is the row position: a gather, not a join
     if "_json" in raw.columns:  # the line exactly as received (HTTP)
         return picked["_json"]
     source = [c for c in raw.columns if c.startswith("src.")]
@@ -425,7 +423,7 @@ def _payloads(raw: pl.DataFrame, lines: pl.Series) -> pl.Series:
 def _raw_values(raw: pl.DataFrame, bad: pl.DataFrame) -> pl.Series:
     """The offending field's value as received (text), for the quarantine record."""
     fields = [c for c in EVENT_SCHEMA if c in raw.columns]
-    received = raw.join(bad.select("_line"), on="_line", how="semi").select(
+    received = raw[bad["_line"]].select(
         "_line", *[pl.col(c).cast(pl.String).alias(f"_v_{c}") for c in fields]
     )
     joined = bad.select("_line", "_field").join(

@@ -27,7 +27,7 @@ from typing import Any, BinaryIO
 import polars as pl
 
 from features.events import EVENT_SCHEMA, REJECT_SCHEMA, ValidationResult, same_body
-from features.lake_index import EventIndex, id_hashes
+from features.lake_index import EventIndex, id_hashes, repeated
 
 __all__ = ["BatchReport", "Lake"]
 
@@ -262,9 +262,9 @@ class Lake:
         found by id hash first, then compared by id: exact, and cheap when there are none.
         """
         same = same_body("", "_other")
-        maybe = pl.Series(id_hashes(accepted["event_id"])).is_duplicated()
-        if maybe.any():
-            rows = maybe.arg_true()
+        maybe = repeated(id_hashes(accepted["event_id"]))
+        if maybe is not None:
+            rows = pl.Series(maybe).arg_true()
             later = rows.filter(~accepted["event_id"].gather(rows).is_first_distinct())
             is_first = pl.Series([True] * accepted.height).scatter(later, False)
             first = accepted.filter(is_first)
@@ -305,7 +305,8 @@ class Lake:
         if events.is_empty():
             return []
         path = self.events_dir / _commit_day(batch_id) / f"part-{batch_id}.parquet"
-        _atomic_parquet(events.select(_EVENT_COLUMNS).sort("sold_at"), path)
+        # zstd level 1: twice as fast as the default level for ~10% larger parts.
+        _atomic_parquet(events.select(_EVENT_COLUMNS).sort("sold_at"), path, level=1)
         return [path]
 
     def _write_quarantine(self, rejected: pl.DataFrame, batch_id: str) -> Path:
@@ -421,9 +422,9 @@ def _new_batch_id() -> str:
     return f"{datetime.now(UTC):%Y%m%dT%H%M%S%f}-{uuid.uuid4().hex[:8]}"
 
 
-def _atomic_parquet(frame: pl.DataFrame, path: Path) -> None:
+def _atomic_parquet(frame: pl.DataFrame, path: Path, level: int | None = None) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_write(path, frame.write_parquet)
+    _atomic_write(path, lambda handle: frame.write_parquet(handle, compression_level=level))
 
 
 def _atomic_bytes(data: bytes, path: Path) -> None:

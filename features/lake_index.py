@@ -3,7 +3,8 @@
 The lake deduplicates every batch against every event it holds; scanning all ids per batch
 would cost in proportion to the lake. This index keeps each event's id hash (8 bytes) and
 part number (4 bytes): a sorted base searched by bisection and a bounded dict of recent
-additions, inserted into the base once they outgrow it by a fraction (amortised). A hash
+small additions; additions are only queued when a part commits and indexed at the next
+lookup, large ones straight into the base (one sort of the new, one insert: amortised). A hash
 match only names a part to read: the caller compares the ids themselves, so a collision
 costs a read, never a wrong answer.
 """
@@ -13,12 +14,19 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-__all__ = ["EventIndex", "id_hashes"]
+__all__ = ["EventIndex", "id_hashes", "repeated"]
 
 
 def id_hashes(ids: pl.Series) -> np.ndarray:
     """64-bit hashes of event ids (stable within one process, which is all the index needs)."""
     return ids.hash(seed=0).to_numpy()
+
+
+def repeated(hashes: np.ndarray) -> np.ndarray | None:
+    """Where a hash occurs more than once (None when none does): one sort, no hash table."""
+    ordered = np.sort(hashes)
+    twice = ordered[1:][ordered[1:] == ordered[:-1]]
+    return np.isin(hashes, twice) if twice.size else None
 
 
 class EventIndex:
@@ -31,27 +39,37 @@ class EventIndex:
         self._recent: dict[int, int] = {}
         self._recent_h: list[np.ndarray] = []
         self._recent_f: list[np.ndarray] = []
+        self._queued: list[tuple[np.ndarray, int]] = []
 
     def __len__(self) -> int:
-        return len(self._base_h) + sum(len(h) for h in self._recent_h)
+        queued = sum(len(h) for h, _ in self._queued)
+        return len(self._base_h) + sum(len(h) for h in self._recent_h) + queued
 
     def add(self, ids: pl.Series, file: str) -> None:
-        """Index the event ids of one committed part."""
+        """Queue the event ids of one committed part (indexed at the next lookup)."""
         if ids.is_empty():
             return
-        number = len(self.files)
         self.files.append(file)
-        hashes = id_hashes(ids)
-        self._recent_h.append(hashes)
-        self._recent_f.append(np.full(len(hashes), number, dtype=np.uint32))
-        self._recent.update(dict.fromkeys(hashes.tolist(), number))
-        if len(self._recent) > min(500_000, max(50_000, len(self._base_h) // 8)):
-            self._merge()
+        self._queued.append((id_hashes(ids), len(self.files) - 1))
+
+    def _settle(self) -> None:
+        """Index the queued parts: small ones into the dict, the rest into the base."""
+        queued, self._queued = self._queued, []
+        for hashes, number in queued:
+            self._recent_h.append(hashes)
+            self._recent_f.append(np.full(len(hashes), number, dtype=np.uint32))
+        pending = sum(len(h) for h in self._recent_h)
+        if pending > min(500_000, max(50_000, len(self._base_h) // 8)):
+            self._merge()  # all at once: one sort of the new hashes, one insert
+            return
+        for hashes, number in queued:
+            self._recent.update(dict.fromkeys(hashes.tolist(), number))
 
     def candidate_files(self, ids: pl.Series) -> list[str]:
         """Parts that may hold any of ``ids`` (their id hashes match)."""
         if ids.is_empty() or len(self) == 0:
             return []
+        self._settle()
         hashes = id_hashes(ids)
         found: set[int] = set()
         if len(self._base_h):
