@@ -24,14 +24,23 @@ KEEP_DAYS = 40  # > the 28-day window, so late lines within it still land in a k
 _KEYS = ("store_id", "sku_id")
 _KEY_SCHEMA = {"store_id": pl.String, "sku_id": pl.String, "last_sale": pl.Date}
 _RECENT_SCHEMA = {"store_id": pl.String, "sku_id": pl.String, "date": pl.Date, "units": pl.Float64}
+_HASH = {"_k": pl.UInt64}  # a hash of the key, in memory only: touched keys are found by it
+
+
+def _key_hash() -> pl.Expr:
+    return pl.struct(*_KEYS).hash(seed=0).alias("_k")
 
 
 @dataclass
 class VelocityState:
     """Per store×SKU last sale and recent daily units, folded from lake batches."""
 
-    keys: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=_KEY_SCHEMA))
-    recent: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=_RECENT_SCHEMA))
+    keys: pl.DataFrame = field(
+        default_factory=lambda: pl.DataFrame(schema={**_KEY_SCHEMA, **_HASH})
+    )
+    recent: pl.DataFrame = field(
+        default_factory=lambda: pl.DataFrame(schema={**_RECENT_SCHEMA, **_HASH})
+    )
     newest: date | None = None  # newest sales day folded so far: velocity is as of it
     pushed_as_of: date | None = None  # as-of day of the last full push (set by the pusher)
     folded: set[str] = field(default_factory=set)
@@ -50,20 +59,23 @@ class VelocityState:
         if events.is_empty():
             return pl.DataFrame(schema={k: pl.String for k in _KEYS})
         q = pl.col("quantity")
-        days = events.group_by(*_KEYS, pl.col("sold_at").dt.date().alias("date")).agg(
-            q.filter(q > 0).sum().cast(pl.Float64).alias("units")
+        days = (
+            events.group_by(*_KEYS, pl.col("sold_at").dt.date().alias("date"))
+            .agg(q.filter(q > 0).sum().cast(pl.Float64).alias("units"))
+            .with_columns(_key_hash())
         )
         newest = days["date"].max()
         assert isinstance(newest, date)
         self.newest = max(self.newest, newest) if self.newest else newest
-        touched = days.group_by(*_KEYS).agg(
+        touched = days.group_by(*_KEYS, "_k").agg(
             pl.col("date").filter(pl.col("units") > 0).max().alias("last_sale")
         )
         # Append now, aggregate when read; compact once the appended rows outgrow the
         # compacted ones, so that a fold costs in proportion to its batch (amortised).
         cut = self.newest - timedelta(days=KEEP_DAYS)
-        self.keys = pl.concat([self.keys, touched], rechunk=False)
-        self.recent = pl.concat([self.recent, days.filter(pl.col("date") > cut)], rechunk=False)
+        self.keys = pl.concat([self.keys, touched.select(self.keys.columns)], rechunk=False)
+        fresh = days.filter(pl.col("date") > cut).select(self.recent.columns)
+        self.recent = pl.concat([self.recent, fresh], rechunk=False)
         if self.keys.height > 2 * self._compact_keys + 10_000:
             self.keys = _keys_compacted(self.keys)
             self._compact_keys = self.keys.height
@@ -90,8 +102,13 @@ class VelocityState:
         as_of = self.newest
         base, recent = self.keys, self.recent
         if keys is not None:
-            base = base.join(keys.select(*_KEYS), on=list(_KEYS), how="semi")
-            recent = recent.join(keys.select(*_KEYS), on=list(_KEYS), how="semi")
+            wanted = keys.select(*_KEYS).unique()
+            hashes = wanted.select(_key_hash())["_k"].implode()
+            # by hash first (cheap on the whole state), then exactly (on the few left)
+            base = base.filter(pl.col("_k").is_in(hashes)).join(wanted, on=list(_KEYS), how="semi")
+            recent = recent.filter(pl.col("_k").is_in(hashes)).join(
+                wanted, on=list(_KEYS), how="semi"
+            )
         base = _keys_compacted(base)
         age = (pl.lit(as_of) - pl.col("date")).dt.total_days()
         sums = recent.group_by(*_KEYS).agg(
@@ -118,10 +135,10 @@ class VelocityState:
         self.keys, self.recent = _keys_compacted(self.keys), _recent_compacted(self.recent)
         frame = pl.concat(
             [
-                self.keys.with_columns(
+                self.keys.drop("_k").with_columns(
                     pl.lit(None, pl.Date).alias("date"), pl.lit(None, pl.Float64).alias("units")
                 ),
-                self.recent.with_columns(pl.lit(None, pl.Date).alias("last_sale")),
+                self.recent.drop("_k").with_columns(pl.lit(None, pl.Date).alias("last_sale")),
             ],
             how="diagonal",
         ).with_columns(pl.col("date").is_null().alias("is_key"))
@@ -145,8 +162,10 @@ class VelocityState:
             return cls()
         meta = pl.read_parquet_metadata(path)
         frame = pl.read_parquet(path)
-        keys = frame.filter(pl.col("is_key")).select(list(_KEY_SCHEMA))
-        recent = frame.filter(~pl.col("is_key")).select(list(_RECENT_SCHEMA))
+        keys = frame.filter(pl.col("is_key")).select(list(_KEY_SCHEMA)).with_columns(_key_hash())
+        recent = (
+            frame.filter(~pl.col("is_key")).select(list(_RECENT_SCHEMA)).with_columns(_key_hash())
+        )
 
         def day(name: str) -> date | None:
             text = meta.get(f"replen.{name}", "")
@@ -162,8 +181,8 @@ class VelocityState:
 
 
 def _keys_compacted(keys: pl.DataFrame) -> pl.DataFrame:
-    return keys.group_by(*_KEYS).agg(pl.col("last_sale").max()).sort(*_KEYS)
+    return keys.group_by(*_KEYS, "_k").agg(pl.col("last_sale").max()).sort(*_KEYS)
 
 
 def _recent_compacted(recent: pl.DataFrame) -> pl.DataFrame:
-    return recent.group_by(*_KEYS, "date").agg(pl.col("units").sum())
+    return recent.group_by(*_KEYS, "date", "_k").agg(pl.col("units").sum())
