@@ -52,6 +52,28 @@ def _wait(url: str, proc: subprocess.Popen, timeout: float = 60) -> None:
     raise RuntimeError(f"server at {url} did not start")
 
 
+def _group_peaks_mb(pgid: int) -> dict[str, int]:
+    """Peak resident memory (VmHWM) of every process of the server's group, by role."""
+    peaks: dict[str, int] = {}
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            if os.getpgid(int(proc.name)) != pgid:
+                continue
+            status = (proc / "status").read_text()
+            cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except (OSError, ProcessLookupError):
+            continue
+        hwm = next(
+            (int(x.split()[1]) // 1024 for x in status.splitlines() if x.startswith("VmHWM")), 0
+        )
+        role = (
+            "serve" if "replen.cli" in cmd else "worker/pusher" if "spawn_main" in cmd else "other"
+        )
+        key = f"{role}-{proc.name}"
+        peaks[key] = hwm
+    return peaks
+
+
 def _lake_lines(data_dir: Path) -> int:
     from features.lake import Lake
 
@@ -190,8 +212,9 @@ def main() -> None:
             for w in warm:
                 for row in w:
                     row["event_id"] = "warm-" + row["event_id"]
-            for _ in range(args.workers):  # reach every worker (imports, lake index)
-                _send(f"http://127.0.0.1:{port}", warm, 1)
+            # Reach every worker (imports, its lake index): concurrent requests spread.
+            warm_all = _batches(4 * args.workers, 10, 2, 2, run + "-warm")
+            _send(f"http://127.0.0.1:{port}", warm_all, 2 * args.workers)
             _send(f"http://127.0.0.1:{base_port}", warm, 1)
             # The pusher folds a big lake once on its first start: wait until it follows.
             mark = httpx.get(
@@ -205,6 +228,7 @@ def main() -> None:
                 params={"since": mark["samples_total"], "wait": 300},
                 timeout=400,
             ).json()
+            peaks = _group_peaks_mb(replen.pid)
         finally:
             os.killpg(replen.pid, signal.SIGTERM)
             echo.terminate()
@@ -224,6 +248,7 @@ def main() -> None:
         "ack_to_online_p50_s": round(latency["p50"], 3),
         "ack_to_online_p99_s": round(latency["p99"], 3),
         "push_samples": latency["samples"],
+        "server_peak_rss_mb": peaks,
         "push_errors": latency["errors"],
     }
     if not args.json:
