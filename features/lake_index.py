@@ -1,12 +1,12 @@
-"""Which lake parts may hold an event id: 64-bit hashes, sorted, searched in O(log n).
+"""Which lake parts may hold an event id: id hashes and part numbers, sorted, bisected.
 
 The lake deduplicates every batch against every event it holds; scanning all ids per batch
-would cost in proportion to the lake. This index keeps each event's id hash (8 bytes) and
-part number (4 bytes): a sorted base searched by bisection and a bounded dict of recent
-small additions; additions are only queued when a part commits and indexed at the next
-lookup, large ones straight into the base (one sort of the new, one insert: amortised). A hash
-match only names a part to read: the caller compares the ids themselves, so a collision
-costs a read, never a wrong answer.
+would cost in proportion to the lake. This index packs, for each event, the top 42 bits of
+its id hash and its part number (22 bits) into one 64-bit word: one sorted array, 8 bytes
+per event, searched by bisection. Parts are queued when they commit and indexed at the next
+lookup — small ones into a dict, large ones (or many) sorted and inserted into the array at
+once (amortised). A match only names a part to read: the caller compares the ids
+themselves, so a collision costs a read, never a wrong answer.
 """
 
 from __future__ import annotations
@@ -14,7 +14,12 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-__all__ = ["EventIndex", "id_hashes", "repeated"]
+__all__ = ["MAX_PARTS", "EventIndex", "id_hashes", "repeated"]
+
+_PART_BITS = 22
+MAX_PARTS = 1 << _PART_BITS  # 4M parts: 20 billion lines at 5,000 per HTTP batch
+_PART_MASK = np.uint64(MAX_PARTS - 1)
+_SHIFT = np.uint64(_PART_BITS)
 
 
 def id_hashes(ids: pl.Series) -> np.ndarray:
@@ -34,67 +39,69 @@ class EventIndex:
 
     def __init__(self) -> None:
         self.files: list[str] = []
-        self._base_h = np.empty(0, dtype=np.uint64)
-        self._base_f = np.empty(0, dtype=np.uint32)
-        self._recent: dict[int, int] = {}
-        self._recent_h: list[np.ndarray] = []
-        self._recent_f: list[np.ndarray] = []
-        self._queued: list[tuple[np.ndarray, int]] = []
+        self._base = np.empty(0, dtype=np.uint64)  # sorted (hash prefix << 22 | part)
+        self._recent: dict[int, set[int]] = {}  # hash prefix → parts, for small additions
+        self._recent_keys: list[np.ndarray] = []
+        self._queued: list[np.ndarray] = []
 
     def __len__(self) -> int:
-        queued = sum(len(h) for h, _ in self._queued)
-        return len(self._base_h) + sum(len(h) for h in self._recent_h) + queued
+        pending = sum(len(k) for k in self._recent_keys) + sum(len(k) for k in self._queued)
+        return len(self._base) + pending
 
     def add(self, ids: pl.Series, file: str) -> None:
         """Queue the event ids of one committed part (indexed at the next lookup)."""
         if ids.is_empty():
             return
+        number = len(self.files)
+        if number >= MAX_PARTS:
+            raise OverflowError(f"the lake index holds at most {MAX_PARTS:,} parts")
         self.files.append(file)
-        self._queued.append((id_hashes(ids), len(self.files) - 1))
-
-    def _settle(self) -> None:
-        """Index the queued parts: small ones into the dict, the rest into the base."""
-        queued, self._queued = self._queued, []
-        for hashes, number in queued:
-            self._recent_h.append(hashes)
-            self._recent_f.append(np.full(len(hashes), number, dtype=np.uint32))
-        pending = sum(len(h) for h in self._recent_h)
-        if pending > min(500_000, max(50_000, len(self._base_h) // 8)):
-            self._merge()  # all at once: one sort of the new hashes, one insert
-            return
-        for hashes, number in queued:
-            self._recent.update(dict.fromkeys(hashes.tolist(), number))
+        self._queued.append(_keys(id_hashes(ids), number))
 
     def candidate_files(self, ids: pl.Series) -> list[str]:
-        """Parts that may hold any of ``ids`` (their id hashes match)."""
+        """Parts that may hold any of ``ids`` (their id hash prefixes match)."""
         if ids.is_empty() or len(self) == 0:
             return []
         self._settle()
-        hashes = id_hashes(ids)
+        prefixes = id_hashes(ids) >> _SHIFT
         found: set[int] = set()
-        if len(self._base_h):
-            lo = np.searchsorted(self._base_h, hashes, side="left")
-            hi = np.searchsorted(self._base_h, hashes, side="right")
-            for a, b in zip(lo[hi > lo].tolist(), hi[hi > lo].tolist(), strict=True):
-                found.update(self._base_f[a:b].tolist())
+        if len(self._base):
+            lo = np.searchsorted(self._base, prefixes << _SHIFT, side="left")
+            hi = np.searchsorted(self._base, (prefixes + np.uint64(1)) << _SHIFT, side="left")
+            hit = hi > lo
+            for a, b in zip(lo[hit].tolist(), hi[hit].tolist(), strict=True):
+                found.update((self._base[a:b] & _PART_MASK).tolist())
         if self._recent:
-            recent = self._recent
-            found.update(recent[h] for h in hashes.tolist() if h in recent)
-            # a hash seen twice among recent parts keeps only the latest in the dict
-            if len(recent) < sum(len(h) for h in self._recent_h):
-                for h_arr, f_arr in zip(self._recent_h, self._recent_f, strict=True):
-                    hit = np.isin(h_arr, hashes)
-                    if hit.any():
-                        found.update(np.unique(f_arr[hit]).tolist())
+            for p in prefixes.tolist():
+                found.update(self._recent.get(p, ()))
         return [self.files[i] for i in sorted(found)]
 
+    def _settle(self) -> None:
+        """Index the queued parts: into the dict while few, else into the sorted array."""
+        if not self._queued:
+            return
+        queued, self._queued = self._queued, []
+        self._recent_keys.extend(queued)
+        pending = sum(len(k) for k in self._recent_keys)
+        if pending > min(200_000, max(50_000, len(self._base) // 8)):
+            self._merge()
+            return
+        for keys in queued:
+            for prefix, part in zip(
+                (keys >> _SHIFT).tolist(), (keys & _PART_MASK).tolist(), strict=True
+            ):
+                self._recent.setdefault(prefix, set()).add(part)
+
     def _merge(self) -> None:
-        """Insert the recent hashes into the sorted base: O(base + recent log recent)."""
-        h = np.concatenate(self._recent_h)
-        f = np.concatenate(self._recent_f)
-        order = np.argsort(h, kind="stable")
-        h, f = h[order], f[order]
-        at = np.searchsorted(self._base_h, h, side="right")
-        self._base_h = np.insert(self._base_h, at, h)
-        self._base_f = np.insert(self._base_f, at, f)
-        self._recent, self._recent_h, self._recent_f = {}, [], []
+        """Sort the pending keys and insert them into the array: O(n + k log k)."""
+        new = np.concatenate(self._recent_keys)
+        self._recent_keys, self._recent = [], {}
+        new.sort()
+        if not len(self._base):
+            self._base = new
+            return
+        self._base = np.insert(self._base, np.searchsorted(self._base, new), new)
+
+
+def _keys(hashes: np.ndarray, part: int) -> np.ndarray:
+    return ((hashes >> _SHIFT) << _SHIFT) | np.uint64(part)
