@@ -423,8 +423,14 @@ def _new_batch_id() -> str:
 
 
 def _atomic_parquet(frame: pl.DataFrame, path: Path, level: int | None = None) -> None:
+    """Parquet by path (polars writes it in parallel; a Python handle would serialise it),
+    then the same temp name, fsync, rename and folder fsync as :func:`_atomic_write`."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_write(path, lambda handle: frame.write_parquet(handle, compression_level=level))
+    tmp = path.with_name(path.name + ".tmp")
+    frame.write_parquet(tmp, compression_level=level)
+    _fsync(tmp)
+    os.replace(tmp, path)
+    _fsync(path.parent)
 
 
 def _atomic_bytes(data: bytes, path: Path) -> None:
