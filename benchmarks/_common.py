@@ -106,3 +106,118 @@ def load_m5(path: Path, series: int | None = None, seed: int = 0, covariates: bo
         .drop("first")
         .sort("store_id", "sku_id", "date")
     )
+
+
+def synthetic_history(path: Path, series: int, days: int = 730, seed: int = 0) -> Path:
+    """Write (once) a daily-sales Parquet file of ``series`` store×SKU series: smooth,
+    erratic, intermittent and lumpy demand with weekly and yearly cycles, some series
+    starting late. Written in slices, so any size fits in little memory."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if path.exists():
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    end = np.datetime64("2026-06-30")
+    dates = np.arange(end - np.timedelta64(days - 1, "D"), end + np.timedelta64(1, "D"))
+    t = np.arange(days)
+    weekly = np.array([0.8, 0.9, 0.95, 1.0, 1.15, 1.35, 0.85])[(t + 3) % 7]
+    yearly = 1 + 0.25 * np.sin(2 * np.pi * t / 365.25)
+    skus_per_store = 1000
+    tmp = path.with_name(path.name + ".tmp")
+    schema = pa.schema(
+        [
+            ("store_id", pa.string()),
+            ("sku_id", pa.string()),
+            ("date", pa.date32()),
+            ("units", pa.float64()),
+        ]
+    )
+    with pq.ParquetWriter(tmp, schema) as writer:
+        for start in range(0, series, 2000):
+            n = min(2000, series - start)
+            ids = np.arange(start, start + n)
+            kind = rng.choice(4, size=n, p=[0.4, 0.1, 0.3, 0.2])
+            level = rng.uniform(2, 30, n)
+            p_sale = rng.uniform(0.05, 0.3, n)
+            lam = level[:, None] * weekly[None, :] * yearly[None, :]
+            smooth = rng.poisson(lam)
+            erratic = rng.negative_binomial(2, 2 / (2 + lam))
+            sale = rng.random((n, days)) < p_sale[:, None]
+            intermittent = sale * (1 + rng.poisson(1.0, (n, days)))
+            lumpy = sale * rng.geometric(0.1, (n, days))
+            units = np.choose(kind[:, None], [smooth, erratic, intermittent, lumpy])
+            first = np.where(rng.random(n) < 0.05, rng.integers(days - 60, days - 10, n), 0)
+            keep = t[None, :] >= first[:, None]
+            rows = np.nonzero(keep)
+            store = np.char.add("S", np.char.zfill((ids // skus_per_store).astype(str), 4))
+            sku = np.char.add("SKU", np.char.zfill((ids % skus_per_store).astype(str), 5))
+            table = pa.table(
+                {
+                    "store_id": store[rows[0]],
+                    "sku_id": sku[rows[0]],
+                    "date": dates[rows[1]],
+                    "units": units[rows].astype(np.float64),
+                },
+                schema=schema,
+            )
+            writer.write_table(table)
+    tmp.replace(path)
+    return path
+
+
+def synthetic_lake(
+    data_dir: Path,
+    lines: int,
+    *,
+    batch_lines: int = 250_000,
+    stores: int = 50,
+    skus: int = 400,
+    days: int = 730,
+    seed: int = 0,
+) -> Path:
+    """Fill (once) the POS lake of ``data_dir`` with ``lines`` lines over the ``days`` days
+    before today, committed through the real lake (validation, deduplication, fsync) in
+    batches of ``batch_lines``. Returns the data directory."""
+    import datetime as dt
+
+    import numpy as np
+    import polars as pl
+
+    from features.events import validate_events
+    from features.lake import Lake
+
+    done = data_dir / "lake-lines.txt"
+    if done.exists() and int(done.read_text()) == lines:
+        return data_dir
+    lake = Lake(data_dir / "lake")
+    rng = np.random.default_rng(seed)
+    today = dt.datetime.now(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    start_us = int((today - dt.timedelta(days=days)).timestamp() * 1e6)
+    span_us = days * 86_400 * 1_000_000
+    for b, first in enumerate(range(0, lines, batch_lines)):
+        n = min(batch_lines, lines - first)
+        k = rng.integers(0, stores * skus, n)
+        frame = pl.DataFrame(
+            {
+                "_k": k,
+                "sold_at": pl.Series(np.sort(rng.integers(0, span_us, n)) + start_us).cast(
+                    pl.Datetime("us", "UTC")
+                ),
+                "quantity": np.where(rng.random(n) < 0.02, -1.0, rng.integers(1, 4, n)),
+                "unit_price": np.full(n, 2.5),
+            }
+        ).select(
+            pl.format("L{}-{}", pl.lit(b), pl.int_range(pl.len())).alias("event_id"),
+            pl.format("S{}", (pl.col("_k") // skus).cast(pl.String).str.zfill(3)).alias("store_id"),
+            pl.format("SKU{}", (pl.col("_k") % skus).cast(pl.String).str.zfill(5)).alias("sku_id"),
+            "sold_at",
+            "quantity",
+            "unit_price",
+        )
+        report = lake.append_events(validate_events(frame))
+        assert report.accepted == n, report
+    done.write_text(str(lines))
+    return data_dir

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlsplit
 
 import polars as pl
 
@@ -24,7 +25,13 @@ from kernel.errors import NotReady
 if TYPE_CHECKING:  # pragma: no cover
     from feast import FeatureStore
 
-__all__ = ["INPUT_VIEWS", "VELOCITY_FEATURES", "FeatureStoreClient"]
+__all__ = [
+    "INPUT_VIEWS",
+    "VELOCITY_FEATURES",
+    "FeatureStoreClient",
+    "online_store_config",
+    "registry_config",
+]
 
 VELOCITY_FEATURES = ("units_1d", "units_7d", "units_28d", "days_since_last_sale")
 _VIEW = "sku_velocity"
@@ -36,9 +43,13 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 @dataclass
 class FeatureStoreClient:
-    """A Feast store rooted at ``repo_path`` (SQLite online store, file offline store)."""
+    """A Feast store rooted at ``repo_path``: DuckDB offline store over Parquet files under
+    it; online store ``"sqlite"`` (a file there) or a Redis URL; registry a file there
+    (default) or a SQLAlchemy URL shared by every process."""
 
     repo_path: Path
+    online_store: str = "sqlite"
+    registry: str | None = None
 
     def __post_init__(self) -> None:
         self.repo_path = Path(self.repo_path).resolve()
@@ -54,7 +65,7 @@ class FeatureStoreClient:
     @property
     def store(self) -> FeatureStore:
         if self._store is None:
-            self._store = _open_store(self.repo_path)
+            self._store = _open_store(self.repo_path, self.online_store, self.registry)
         return self._store
 
     def apply(self) -> list[str]:
@@ -80,9 +91,15 @@ class FeatureStoreClient:
 
         marker = self.repo_path / _APPLIED
         current = marker.exists() and marker.read_text().strip() == definitions.DEFINITIONS_VERSION
-        if not self._applied and not (current and (self.repo_path / "registry.db").exists()):
+        if not self._applied and not (current and self._registry_holds_views()):
             self.apply()
         self._applied = True
+
+    def _registry_holds_views(self) -> bool:
+        """A file registry exists, or a SQL registry (shared by URL) lists the views."""
+        if self.registry is None or "://" not in self.registry:
+            return Path(registry_config(self.repo_path, self.registry)).exists()
+        return _VIEW in {v.name for v in self.store.list_feature_views()}
 
     def write_offline(self, velocity: pl.DataFrame) -> Path:
         """Replace the offline velocity table (a derived cache of the lake)."""
@@ -126,6 +143,8 @@ class FeatureStoreClient:
     def rebuild(self, velocity_history: pl.DataFrame) -> int:
         """Recreate Feast from lake-derived velocity: wipe online store and registry, re-apply,
         rewrite the offline table and materialize everything. Returns rows materialized."""
+        with contextlib.suppress(Exception):  # a registry that never existed: nothing to drop
+            self.store.teardown()  # online rows (SQLite file or Redis keys) and the registry
         self._store = None
         for name in ("registry.db", "online_store.db"):
             (self.repo_path / name).unlink(missing_ok=True)
@@ -403,20 +422,54 @@ def _quiet() -> Iterator[None]:
         yield
 
 
-def _open_store(repo_path: Path) -> FeatureStore:
+def _open_store(repo_path: Path, online_store: str, registry: str | None) -> FeatureStore:
     from feast import FeatureStore, RepoConfig
 
     repo_path.mkdir(parents=True, exist_ok=True)
     config = RepoConfig(
         project="replen",
         provider="local",
-        registry=str(repo_path / "registry.db"),
-        online_store={"type": "sqlite", "path": str(repo_path / "online_store.db")},
+        registry=registry_config(repo_path, registry),
+        online_store=online_store_config(repo_path, online_store),
         offline_store={"type": "duckdb"},  # point-in-time joins in SQL: ~100× the file store
         entity_key_serialization_version=3,
         repo_path=repo_path,
     )
     return FeatureStore(config=config)
+
+
+def online_store_config(repo_path: Path, online_store: str) -> dict[str, Any]:
+    """Feast's online store config for ``"sqlite"`` or a ``redis://`` / ``rediss://`` URL.
+
+    Redis writes skip Feast's event-time check (``skip_dedup``): velocity pushed twice on
+    the same day carries the same event time, and Feast would keep the first, stale
+    value. Every writer recomputes from the lake (the truth), so the last write is right.
+    """
+    if online_store == "sqlite":
+        return {"type": "sqlite", "path": str(repo_path / "online_store.db")}
+    url = urlsplit(online_store)
+    if url.scheme not in ("redis", "rediss") or not url.hostname:
+        raise ValueError(
+            f"online_store={online_store!r}: expected 'sqlite' or redis://host:port/db"
+        )
+    parts = [f"{url.hostname}:{url.port or 6379}"]
+    db = url.path.strip("/")
+    if db:
+        parts.append(f"db={int(db)}")
+    if url.password:
+        parts.append(f"password={unquote(url.password)}")
+    if url.scheme == "rediss":
+        parts.append("ssl=true")
+    return {"type": "redis", "connection_string": ",".join(parts), "skip_dedup": True}
+
+
+def registry_config(repo_path: Path, registry: str | None) -> Any:
+    """A registry file under the repo (default), another path, or a SQL registry by URL."""
+    if registry is None:
+        return str(repo_path / "registry.db")
+    if "://" in registry:
+        return {"registry_type": "sql", "path": registry, "cache_ttl_seconds": 60}
+    return str(Path(registry).resolve())
 
 
 def _to_feast_frame(velocity: pl.DataFrame) -> Any:

@@ -8,6 +8,7 @@ from datetime import date
 import polars as pl
 
 from forecasting.candidates import FALLBACK, GLOBAL, build, candidates_for, components, freq_of
+from forecasting.engine import cross_validation
 
 __all__ = ["backtest", "cutoffs", "series_errors", "window_errors"]
 
@@ -62,10 +63,8 @@ def backtest(
                 n_jobs=n_jobs,
                 fallback_model=build([FALLBACK], freq)[0],
             )
-            cv = pl.DataFrame(
-                sf.cross_validation(
-                    df=group, h=horizon + gap, n_windows=n_windows, step_size=horizon
-                )
+            cv = cross_validation(
+                sf, group, h=horizon + gap, n_windows=n_windows, step_size=horizon
             ).with_columns(
                 pl.col("ds").cast(pl.Date),
                 pl.col("cutoff").cast(pl.Date),

@@ -89,7 +89,9 @@ class Registered:
 
 
 class Registry:
-    """Tracking and model registry at ``tracking_uri`` (SQLite file by default).
+    """Tracking and model registry at ``tracking_uri``: a SQLite file by default, or an
+    MLflow tracking server (``http://host:port``) that stores runs in its database and
+    artifacts where it was told to.
 
     Everything goes through an ``MlflowClient`` bound to ``tracking_uri``: the process-wide
     fluent state of MLflow (``mlflow.set_tracking_uri``, the active run) is neither read nor
@@ -106,7 +108,10 @@ class Registry:
         self._mlflow = mlflow
         self.client = mlflow.MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
         found = self.client.get_experiment_by_name(experiment)
-        if found is None:
+        if found is None and tracking_uri.startswith(("http://", "https://")):
+            # A tracking server decides where artifacts live (its --artifacts-destination).
+            exp_id = self.client.create_experiment(experiment)
+        elif found is None:
             artifact_root.mkdir(parents=True, exist_ok=True)
             exp_id = self.client.create_experiment(
                 experiment, artifact_location=artifact_root.as_uri()

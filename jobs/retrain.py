@@ -1,20 +1,30 @@
-"""Weekly retrain: backtest and select per-series models, log and register them in MLflow."""
+"""Weekly retrain: backtest and select per-series models, log and register them in MLflow.
+
+The series are trained in chunks (``train_chunk_series``, bounded memory) on the engine the
+settings name: this process, or a Dask cluster (``train_engine = "dask"``,
+``dask_address``). History comes from the Feast training frame (default), a frame, or a
+Parquet file read chunk by chunk.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import polars as pl
 
 from forecasting.candidates import freq_of
-from forecasting.gate import gate
+from forecasting.chunks import train_chunked
+from forecasting.engine import DaskEngine, Engine, LocalEngine
 from forecasting.plots import plot_backtest
 from forecasting.train import TrainResult, train
 from jobs.model_inputs import training_history
 from jobs.runtime import NoSales, Runtime
 
-__all__ = ["RetrainSummary", "backtest_only", "retrain"]
+__all__ = ["HistorySource", "RetrainSummary", "backtest_only", "engine_for", "retrain"]
+
+_KEYS = ["store_id", "sku_id"]
 
 
 @dataclass(frozen=True)
@@ -30,6 +40,8 @@ class RetrainSummary:
     gate: str
     feature_service: str | None = None
     suspect_blocks: int = 0
+    engine: str = "local"
+    chunks: int = 1
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -64,20 +76,56 @@ def backtest_only(
     )
 
 
+@dataclass(frozen=True)
+class HistorySource:
+    """The series to train (``keys``) and how to load the history of some of them."""
+
+    keys: pl.DataFrame
+    load: Callable[[pl.DataFrame], pl.DataFrame]
+
+    @classmethod
+    def of_frame(cls, history: pl.DataFrame) -> HistorySource:
+        keys = history.select(_KEYS).unique()
+        return cls(keys, lambda part: history.join(part, on=_KEYS, how="semi"))
+
+    @classmethod
+    def of_file(cls, path: Path, freq: str = "daily") -> HistorySource:
+        """A history file: Parquet is read chunk by chunk, other formats whole."""
+        from replen.io import read_history, scan_history
+
+        if path.suffix.lower() in (".parquet", ".pq"):
+            keys, load = scan_history(path, freq)
+            return cls(keys, load)
+        return cls.of_frame(read_history(path, freq))
+
+
+def engine_for(rt: Runtime) -> Engine:
+    """The training engine the settings name (a Dask client connects here)."""
+    s = rt.settings
+    if s.train_engine == "dask":
+        assert s.dask_address  # the settings validator requires it
+        return DaskEngine(s.dask_address)
+    return LocalEngine()
+
+
 def retrain(
     rt: Runtime,
-    history: pl.DataFrame | None = None,
+    history: pl.DataFrame | HistorySource | None = None,
     *,
     costly: bool = False,
     candidates: Mapping[str, tuple[str, ...]] | None = None,
     freq: str = "daily",
+    engine: Engine | None = None,
+    chunk_series: int | None = None,
+    on_chunk: Callable[[int, int, int], None] | None = None,
 ) -> RetrainSummary:
     """Train on ``history`` (default: the training frame from Feast, built from the lake
     and the reference files) and register the result as a new version.
 
     The version becomes ``champion`` only if it beats the current one on the same backtest
-    windows (see :func:`forecasting.gate.gate`); otherwise ``challenger``. The feature
-    service the frame came from is recorded with the run.
+    windows (see :func:`forecasting.gate.gate`, combined over chunks); otherwise
+    ``challenger``. The feature service the frame came from is recorded with the run.
+    ``engine`` and ``chunk_series`` default to the settings.
     """
     s = rt.settings
     features: dict[str, str] = {}
@@ -90,21 +138,35 @@ def retrain(
             "version": FORECASTING_SERVICE_VERSION,
             "source": "feast.get_historical_features",
         }
-    if history.is_empty():
+    source = history if isinstance(history, HistorySource) else HistorySource.of_frame(history)
+    if source.keys.is_empty():
         raise NoSales("no sales history to train on")
     daily = freq == "daily"
-    result = train(
-        history,
-        horizon=s.backtest_horizon_days if daily else freq_of(freq).backtest,
-        n_windows=s.backtest_windows,
-        costly=costly,
-        candidates=candidates,
-        freq=freq,
-        gap=s.backtest_gap_days if daily else 0,
-        protection_days=_planned_protection(rt) if daily else None,
-    )
+    own_engine = engine is None
+    engine = engine or engine_for(rt)
     current = rt.registry_for(freq).champions_table("champion")
-    decision = gate(history, result, current[0] if current else None, margin=s.champion_margin)
+    try:
+        trained = train_chunked(
+            source.keys,
+            source.load,
+            chunk_series=chunk_series or s.train_chunk_series,
+            engine=engine,
+            incumbent=current[0] if current else None,
+            margin=s.champion_margin,
+            on_chunk=on_chunk,
+            horizon=s.backtest_horizon_days if daily else freq_of(freq).backtest,
+            n_windows=s.backtest_windows,
+            costly=costly,
+            candidates=candidates,
+            freq=freq,
+            gap=s.backtest_gap_days if daily else 0,
+            protection_days=_planned_protection(rt) if daily else None,
+        )
+    finally:
+        if own_engine and isinstance(engine, DaskEngine):
+            engine.close()
+    result, decision = trained.result, trained.decision
+    assert decision is not None
     plot = plot_backtest(result.cv, result.champions, s.out_dir / "backtest.png")
     reg = rt.registry_for(freq).log_training(result, decision, plot=plot, features=features)
     return RetrainSummary(
@@ -119,6 +181,8 @@ def retrain(
         gate=decision.reason,
         feature_service=features.get("service"),
         suspect_blocks=result.checks.height,
+        engine=trained.engine,
+        chunks=trained.chunks,
     )
 
 

@@ -57,7 +57,8 @@ class Runtime:
 
     @cached_property
     def features(self) -> FeatureStoreClient:
-        return FeatureStoreClient(self.settings.feast_dir)
+        s = self.settings
+        return FeatureStoreClient(s.feast_dir, s.online_store, s.feast_registry)
 
     @cached_property
     def reference(self) -> ReferenceStore:

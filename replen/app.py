@@ -26,23 +26,24 @@ log = logging.getLogger("replen.app")
 PROBLEM = "application/problem+json"
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the app; one runtime and one velocity pusher per process."""
+def create_app(settings: Settings | None = None, *, pusher: bool = True) -> FastAPI:
+    """Build the app: one runtime per process, and (``pusher``) the velocity pusher
+    process. With several API workers, one pusher serves them all: see `replen serve`."""
     settings = settings or Settings()
     runtime = Runtime(settings)
     replen.metrics.register_ledger(settings.db_url)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        pusher = VelocityPusher(settings)
         app.state.runtime = runtime
-        app.state.pusher = pusher
-        pusher.start()
+        app.state.pusher = VelocityPusher(settings) if pusher else None
+        if app.state.pusher is not None:
+            app.state.pusher.start()
         try:
             yield
         finally:
-            pusher.drain()
-            pusher.stop()
+            if app.state.pusher is not None:
+                app.state.pusher.stop()
 
     app = FastAPI(
         title="Replen",
@@ -72,21 +73,31 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return run_monitor(request.app.state.runtime, record=False).to_dict()
 
     @app.get("/v1/ops/push-latency", tags=["ops"])
-    def push_latency(request: Request, reset: bool = False) -> dict[str, Any]:
-        """Seconds from POS acknowledgement to online visibility of velocity (this process).
+    def push_latency(request: Request, since: int = 0, wait: float = 60.0) -> dict[str, Any]:
+        """Seconds from a POS batch's commit (its acknowledgement) to its velocity being
+        online, as the velocity pusher measured them.
 
-        Waits for pending pushes first; ``reset`` clears the samples after answering.
+        Waits up to ``wait`` seconds for the batches committed so far to be pushed; counts
+        only the samples after the first ``since`` (pass ``samples_total`` of an earlier
+        answer to measure an interval).
         """
         import numpy as np
 
-        pusher = request.app.state.pusher
-        pusher.drain()
-        lat = np.array(pusher.latencies) if pusher.latencies else np.array([np.nan])
-        if reset:
-            pusher.latencies = []
+        from jobs.velocity import read_stats, wait_pushed
+
+        rt = request.app.state.runtime
+        drained = wait_pushed(rt, wait)
+        stats = read_stats(rt)
+        total = int(stats.get("samples", 0))
+        recent: list[float] = stats.get("latencies", [])
+        fresh = recent[-(total - since) :] if total > since else []
+        lat = np.array(fresh) if fresh else np.array([np.nan])
         return {
-            "samples": len(pusher.latencies),
-            "pushed_rows": pusher.pushed,
+            "drained": drained,
+            "samples": len(fresh),
+            "samples_total": total,
+            "pushed_rows": int(stats.get("pushed_rows", 0)),
+            "errors": stats.get("errors", []),
             "p50": float(np.nanpercentile(lat, 50)),
             "p99": float(np.nanpercentile(lat, 99)),
             "max": float(np.nanmax(lat)),
@@ -168,3 +179,9 @@ def _map_errors(app: FastAPI) -> None:
                 "detail": "the server failed on this request; its log has the details",
             },
         )
+
+
+def create_worker_app() -> FastAPI:
+    """One of several API workers (`replen serve --workers N`): settings from the
+    environment, no pusher of its own (the serve command runs one for all workers)."""
+    return create_app(Settings(), pusher=False)

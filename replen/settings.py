@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -97,6 +98,36 @@ class Settings(BaseSettings):
         3, ge=0, description="Missed slots per job run on restart; older ones are recorded skipped."
     )
     probe_seconds: float = Field(1.0, ge=0, description="Duration of the 'probe' test job.")
+    # Scale-out: the same code on existing engines (one box by default)
+    online_store: str = Field(
+        "sqlite",
+        description="Feast online store: 'sqlite' (a file under data_dir) or a Redis URL "
+        "(redis://[:password@]host:port/db, rediss:// for TLS).",
+    )
+    feast_registry: str | None = Field(
+        None,
+        description="Feast registry: a file (default <data_dir>/feast/registry.db) or a "
+        "SQLAlchemy URL (postgresql+psycopg://…) that every process shares.",
+    )
+    redis_url: str = Field(
+        "redis://127.0.0.1:6379/0", description="Redis holding the POS stream (`consume pos`)."
+    )
+    pos_stream: str = Field("replen:pos", min_length=1, description="Redis stream of POS events.")
+    pos_group: str = Field(
+        "replen-ingest", min_length=1, description="Consumer group that ingests the POS stream."
+    )
+    train_engine: Literal["local", "dask"] = Field(
+        "local", description="Where the retrain computes: this process or a Dask cluster."
+    )
+    dask_address: str | None = Field(
+        None, description="Dask scheduler (tcp://host:port) when train_engine is 'dask'."
+    )
+    train_chunk_series: int = Field(
+        10_000,
+        ge=1,
+        description="Series per retrain chunk: bounds memory (~0.3 GB per 1,000 series); "
+        "each chunk is one selection pool.",
+    )
 
     @field_validator("mlflow_tracking_uri")
     @classmethod
@@ -112,6 +143,24 @@ class Settings(BaseSettings):
         if bad:
             raise ValueError(f"quantiles must lie strictly between 0 and 1, got {bad}")
         return sorted(set(value))
+
+    @field_validator("online_store")
+    @classmethod
+    def _check_online_store(cls, value: str) -> str:
+        if value != "sqlite" and not value.startswith(("redis://", "rediss://")):
+            raise ValueError(
+                "online_store must be 'sqlite' or a Redis URL (redis://host:port/db), "
+                f"got {value!r}"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _check_engine(self) -> Settings:
+        if self.train_engine == "dask" and not self.dask_address:
+            raise ValueError(
+                "train_engine 'dask' needs dask_address (REPLEN_DASK_ADDRESS=tcp://host:port)"
+            )
+        return self
 
     @classmethod
     def settings_customise_sources(

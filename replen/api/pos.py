@@ -13,14 +13,12 @@ from pydantic import BaseModel
 from features.events import EVENT_SCHEMA
 from jobs.refresh import IngestSummary, ingest_pos
 from jobs.runtime import Runtime
-from replen.api.deps import get_pusher, get_runtime
-from replen.api.pusher import VelocityPusher
+from replen.api.deps import get_runtime
 from replen.metrics import INGEST_SECONDS, POS_LINES
 
 router = APIRouter(prefix="/v1", tags=["ingest"])
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
-PusherDep = Annotated[VelocityPusher, Depends(get_pusher)]
 
 
 class LineError(BaseModel):
@@ -120,7 +118,7 @@ def parse_lines(body: bytes, content_type: str) -> tuple[pl.DataFrame, list[Line
 
 
 @router.post("/pos/events", response_model=BatchResponse)
-async def post_pos_events(request: Request, rt: RuntimeDep, pusher: PusherDep) -> BatchResponse:
+async def post_pos_events(request: Request, rt: RuntimeDep) -> BatchResponse:
     """Ingest POS events; answers once they are durable in the lake.
 
     Send a JSON array or NDJSON (``Content-Type: application/x-ndjson``). Every line is
@@ -141,8 +139,6 @@ async def post_pos_events(request: Request, rt: RuntimeDep, pusher: PusherDep) -
             LineError(**{k: r[k] for k in LineError.model_fields})
             for r in rejected.iter_rows(named=True)
         ]
-        if summary.accepted:
-            pusher.submit(frame.select("store_id", "sku_id").unique().drop_nulls())
     received = summary.received + len(parse_errors)
     POS_LINES.labels("accepted").inc(summary.accepted)
     POS_LINES.labels("duplicate").inc(summary.duplicates)

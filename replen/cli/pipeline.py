@@ -173,6 +173,18 @@ def train(
         bool, typer.Option(help="Also try AutoETS/Theta where classes allow (much slower).")
     ] = False,
     freq: FreqOpt = "daily",
+    engine: Annotated[
+        str | None,
+        typer.Option(help="local or dask (default: REPLEN_TRAIN_ENGINE, else local)."),
+    ] = None,
+    address: Annotated[
+        str | None,
+        typer.Option(help="Dask scheduler, tcp://host:port (default: REPLEN_DASK_ADDRESS)."),
+    ] = None,
+    chunk_series: Annotated[
+        int | None,
+        typer.Option(min=1, help="Series per chunk (default: REPLEN_TRAIN_CHUNK_SERIES)."),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Backtest candidate models per series, pick champions, log and register in MLflow.
@@ -181,16 +193,61 @@ def train(
     prices, promotions, calendar, item attributes, point-in-time). Suspect blocks of
     history are masked first (`replen checks`). The new version becomes `champion` only if
     it beats the current champion on the same backtest windows (by
-    REPLEN_CHAMPION_MARGIN); otherwise it is the `challenger`.
+    REPLEN_CHAMPION_MARGIN); otherwise it is the `challenger`. Series are trained in chunks
+    of bounded memory, here or on a Dask cluster (`--engine dask --address tcp://HOST:PORT`:
+    the statistical candidates' backtests run on the cluster, the global boosted model and
+    the profile model are fitted in this process; daily data only).
     """
     quiet_libraries()
-    from jobs.retrain import retrain
-    from jobs.runtime import Runtime
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    rt = Runtime(load_settings())
-    frame = history_frame(rt, history, freq) if history is not None or freq != "daily" else None
-    with console.status("training"):
-        result = retrain(rt, frame, costly=costly, freq=freq)
+    from jobs.retrain import HistorySource, retrain
+    from jobs.runtime import Runtime
+    from kernel.errors import InvalidInput
+    from replen.settings import Settings
+
+    settings = load_settings()
+    if engine not in (None, "local", "dask"):
+        raise InvalidInput(
+            f"--engine {engine!r}: choose local or dask",
+            field="engine",
+            value=engine,
+            rule="engine.choice",
+        )
+    chosen, where = engine or settings.train_engine, address or settings.dask_address
+    if chosen == "dask" and not where:
+        raise InvalidInput(
+            "--engine dask needs the scheduler's address",
+            field="address",
+            value=None,
+            rule="address.required",
+            hint="pass --address tcp://HOST:PORT or set REPLEN_DASK_ADDRESS",
+        )
+    settings = Settings(**(settings.model_dump() | {"train_engine": chosen, "dask_address": where}))
+    rt = Runtime(settings)
+    with Progress(
+        TextColumn("training"),
+        BarColumn(),
+        TextColumn("chunk {task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=console,
+        disable=as_json,
+        transient=True,
+    ) as progress:
+        task = progress.add_task("train", total=None)
+        source: HistorySource | None = None  # None: the Feast training frame
+        if history is not None:
+            source = HistorySource.of_file(history, freq)
+        elif freq != "daily":
+            history_frame(rt, history, freq)  # refuses: the POS lake holds daily sales
+        result = retrain(
+            rt,
+            source,
+            costly=costly,
+            freq=freq,
+            chunk_series=chunk_series,
+            on_chunk=lambda done, total, _: progress.update(task, completed=done, total=total),
+        )
     data = result.to_dict()
     flat = {k: v for k, v in data.items() if k != "metrics"} | dict(result.metrics)
     emit(data, as_json, lambda: out.print(kv_table("Retrain", flat)))
