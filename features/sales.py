@@ -10,6 +10,7 @@ from kernel.errors import NotReady
 
 __all__ = [
     "DAILY_SALES_COLUMNS",
+    "VELOCITY_SCHEMA",
     "daily_sales",
     "last_date",
     "velocity",
@@ -92,6 +93,17 @@ def daily_sales(
     daily = _attach_stock(daily, inventory, tz)
     return daily.select([pl.col(c).cast(t) for c, t in _DAILY_SCHEMA.items()])
 
+
+VELOCITY_SCHEMA: dict[str, pl.DataType] = {
+    "store_id": pl.String(),
+    "sku_id": pl.String(),
+    "as_of": pl.Date(),
+    "units_1d": pl.Float64(),
+    "units_7d": pl.Float64(),
+    "units_28d": pl.Float64(),
+    "days_since_last_sale": pl.Int64(),
+}
+"""The columns of :func:`velocity` (and of the online ``sku_velocity`` view)."""
 
 _DAILY_SCHEMA: dict[str, pl.DataType] = {
     "store_id": pl.String(),

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,7 +19,9 @@ from urllib.parse import unquote, urlsplit
 
 import polars as pl
 
+from features.sales import VELOCITY_SCHEMA
 from kernel.errors import NotReady
+from kernel.files import atomic_write_path, write_parquet
 
 if TYPE_CHECKING:  # pragma: no cover
     from feast import FeatureStore
@@ -299,14 +300,7 @@ def _with_absolute_paths(objects: list[Any], repo_path: Path) -> list[Any]:
 
 
 def _write_atomically(frame: pl.DataFrame, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    os.close(fd)
-    try:
-        frame.write_parquet(tmp)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    write_parquet(frame, path)
 
 
 _TS = pl.Datetime("us", "UTC")
@@ -404,15 +398,8 @@ def _plan_frame(plan: pl.DataFrame, as_of: date) -> pl.DataFrame:
 
 def write_offline_velocity(path: Path, velocity: pl.DataFrame) -> None:
     """Atomically write the offline velocity table in the layout the Feast file source reads."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     frame = _to_feast_frame(velocity)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    os.close(fd)
-    try:
-        frame.to_parquet(tmp, index=False)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    atomic_write_path(path, lambda tmp: frame.to_parquet(tmp, index=False))
 
 
 @contextlib.contextmanager
@@ -499,17 +486,7 @@ def _event_timestamp(velocity: pl.DataFrame) -> pl.Expr:
 
 
 def _empty_velocity() -> pl.DataFrame:
-    return pl.DataFrame(
-        schema={
-            "store_id": pl.String,
-            "sku_id": pl.String,
-            "as_of": pl.Date,
-            "units_1d": pl.Float64,
-            "units_7d": pl.Float64,
-            "units_28d": pl.Float64,
-            "days_since_last_sale": pl.Int64,
-        }
-    )
+    return pl.DataFrame(schema=VELOCITY_SCHEMA)
 
 
 def _timestamp_span(velocity: pl.DataFrame) -> tuple[datetime, datetime]:

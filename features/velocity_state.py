@@ -9,14 +9,15 @@ exactly the velocity :func:`features.sales.velocity` computes from the whole lak
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 
 import polars as pl
+
+from features.sales import VELOCITY_SCHEMA
+from kernel.files import atomic_write_path
 
 __all__ = ["KEEP_DAYS", "VelocityState"]
 
@@ -88,15 +89,7 @@ class VelocityState:
     def velocity(self, keys: pl.DataFrame | None = None) -> pl.DataFrame:
         """Velocity as of ``newest`` for ``keys`` (default: every store×SKU ever seen),
         in the columns of :func:`features.sales.velocity`."""
-        schema = {
-            "store_id": pl.String,
-            "sku_id": pl.String,
-            "as_of": pl.Date,
-            "units_1d": pl.Float64,
-            "units_7d": pl.Float64,
-            "units_28d": pl.Float64,
-            "days_since_last_sale": pl.Int64,
-        }
+        schema = VELOCITY_SCHEMA
         if self.newest is None:
             return pl.DataFrame(schema=schema)
         as_of = self.newest
@@ -147,13 +140,8 @@ class VelocityState:
             "pushed_as_of": self.pushed_as_of.isoformat() if self.pushed_as_of else "",
             "folded": json.dumps(sorted(self.folded)),
         }
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        os.close(fd)
-        try:
-            frame.write_parquet(tmp, metadata={f"replen.{k}": v for k, v in meta.items()})
-            os.replace(tmp, path)
-        finally:
-            Path(tmp).unlink(missing_ok=True)
+        metadata = {f"replen.{k}": v for k, v in meta.items()}
+        atomic_write_path(path, lambda tmp: frame.write_parquet(tmp, metadata=metadata))
 
     @classmethod
     def load(cls, path: Path) -> VelocityState:

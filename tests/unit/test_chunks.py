@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import polars as pl
 import pytest
+from polars.testing import assert_frame_equal
 
 from forecasting.chunks import combine_gates, series_chunks, train_chunked
 from forecasting.gate import GateDecision
@@ -36,7 +37,9 @@ def test_one_chunk_is_exactly_a_plain_train(daily) -> None:
     )
     plain = train(daily, horizon=14, n_windows=2)
     assert out.chunks == 1
-    assert out.result.champions.equals(plain.champions)
+    # The same models and numbers; sums may differ in the last bit (polars aggregates in
+    # parallel, in no fixed order).
+    assert_frame_equal(out.result.champions, plain.champions, check_exact=False, rel_tol=1e-9)
     assert out.result.metrics.keys() == plain.metrics.keys()
 
 

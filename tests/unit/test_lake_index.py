@@ -36,3 +36,17 @@ def test_colliding_hashes_cost_reads_never_wrong_answers(tmp_path, chain, monkey
     assert (first.accepted, first.duplicates) == (100, 0)
     assert (second.accepted, second.duplicates, second.rejected) == (50, 50, 0)
     assert lake.scan_events().collect()["event_id"].is_unique().all()
+
+
+def test_a_hash_collision_never_merges_distinct_lines_when_ids_are_derived(monkeypatch) -> None:
+    """Derived ids (``key:n``) count occurrences among hash-repeated keys; a collision only
+    adds a line to the exact count by key, so distinct keys still get occurrence 0."""
+    import features.mapping as mapping_module
+
+    raw = pl.DataFrame({"invoice": ["x", "y", "x", "z"], "line": ["1", "2", "1", "3"]})
+    honest = mapping_module._derived_ids(raw, ("invoice", "line")).to_list()
+    monkeypatch.setattr(  # every key's hash collides with every other's
+        mapping_module, "repeated", lambda hashes: np.ones(len(hashes), dtype=bool)
+    )
+    forced = mapping_module._derived_ids(raw, ("invoice", "line")).to_list()
+    assert forced == honest == ["x:1:0", "y:2:0", "x:1:1", "z:3:0"]
