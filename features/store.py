@@ -412,6 +412,9 @@ def _quiet() -> Iterator[None]:
 def _open_store(repo_path: Path, online_store: str, registry: str | None) -> FeatureStore:
     from feast import FeatureStore, RepoConfig
 
+    # Feast's import sets DeprecationWarnings to "once"; ibis (its DuckDB offline store)
+    # raises some on every materialization: not the user's business.
+    warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"ibis(\.|$)")
     repo_path.mkdir(parents=True, exist_ok=True)
     config = RepoConfig(
         project="replen",

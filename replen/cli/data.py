@@ -188,19 +188,24 @@ def checks_cmd(history: HistoryOpt = None, as_json: JsonOpt = False) -> None:
         out.print("No suspect blocks: every week looks like demand.")
         return
     table = Table(
-        title=f"{blocks.height} suspect block(s), masked at retrain", title_justify="left"
+        title=f"{blocks.height} suspect block(s), masked at retrain",
+        title_justify="left",
+        caption="store/sku empty: the whole chain or store; rule shift: level shift without "
+        "the weekly cycle, price: prices missing",
+        caption_justify="left",
     )
-    for col in ("scope", "store", "sku", "from", "to", "weeks", "rule", "level×"):
-        table.add_column(col, justify="right" if col in ("weeks", "level×") else "left")
+    short = {"level_shift_no_cycle": "shift", "price_missing": "price"}
+    for col in ("store", "sku", "from", "to", "weeks", "rule", "level×"):
+        right = col in ("weeks", "level×")
+        table.add_column(col, justify="right" if right else "left", no_wrap=True)
     for r in blocks.iter_rows(named=True):
         table.add_row(
-            r["scope"],
             r["store_id"] or "",
             r["sku_id"] or "",
             str(r["start"]),
             str(r["end"]),
             str(r["weeks"]),
-            r["rule"],
+            short.get(r["rule"], r["rule"]),
             f"{r['level_ratio']:.2f}" if r["level_ratio"] is not None else "",
         )
     out.print(table)

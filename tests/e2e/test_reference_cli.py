@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+from support import replen_exe
 
 pytestmark = pytest.mark.slow
 
 
 def _replen(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    exe = shutil.which("replen")
-    assert exe, "the `replen` console script is not installed"
+    exe = replen_exe()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("REPLEN_", "MLFLOW_"))}
     return subprocess.run(
         [exe, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=900, check=False

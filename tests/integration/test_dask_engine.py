@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 
 import polars as pl
 import pytest
+from support import replen_exe
 
 from forecasting.chunks import train_chunked
 from forecasting.engine import DaskEngine, LocalEngine, engine_context
@@ -66,18 +66,19 @@ def test_dask_and_local_pick_the_same_champions_and_forecast_alike(daily, cluste
     finally:
         engine.close()
     assert (local.chunks, remote.chunks, remote.engine) == (2, 2, "dask")
-    assert remote.result.champions.equals(local.result.champions)
+    # Same models everywhere; sums may differ in the last bit (polars aggregates in parallel).
+    _assert_same(remote.result.champions, local.result.champions)
     order = ["unique_id", "model"]
-    assert remote.result.errors.sort(order).equals(local.result.errors.sort(order))
+    _assert_same(remote.result.errors.sort(order), local.result.errors.sort(order))
     for key, value in local.result.metrics.items():
-        assert remote.result.metrics[key] == pytest.approx(value, rel=1e-12), key
+        assert remote.result.metrics[key] == pytest.approx(value, rel=1e-9), key
     a = forecast(
         daily, local.result.champions, horizon=14, quantiles=[0.5, 0.95], model_version="v"
     )
     b = forecast(
         daily, remote.result.champions, horizon=14, quantiles=[0.5, 0.95], model_version="v"
     )
-    assert a.sort([*KEYS, "date"]).equals(b.sort([*KEYS, "date"]))
+    _assert_same(a.sort([*KEYS, "date"]), b.sort([*KEYS, "date"]))
 
 
 def test_costly_models_are_fitted_as_dask_tasks_with_the_same_parameters(daily, cluster) -> None:
@@ -103,8 +104,7 @@ def test_costly_models_are_fitted_as_dask_tasks_with_the_same_parameters(daily, 
 def test_replen_train_engine_dask_from_the_command_line(settings, daily, cluster, tmp_path):
     path = tmp_path / "history.parquet"
     daily.write_parquet(path)
-    exe = shutil.which("replen")
-    assert exe
+    exe = replen_exe()
     env = {
         **os.environ,
         "REPLEN_DATA_DIR": str(settings.data_dir),
@@ -112,7 +112,9 @@ def test_replen_train_engine_dask_from_the_command_line(settings, daily, cluster
         "REPLEN_TRAIN_CHUNK_SERIES": "8",
     }
     args = ["--history", str(path), "--json", "--engine", "dask", "--address", cluster]
-    done = subprocess.run([exe, "train", *args], env=env, capture_output=True, text=True)
+    done = subprocess.run(
+        [exe, "train", *args], env=env, capture_output=True, text=True, timeout=900
+    )
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout.strip().splitlines()[-1])
     assert (summary["engine"], summary["chunks"], summary["alias"]) == ("dask", 2, "champion")

@@ -6,13 +6,13 @@ from __future__ import annotations
 import json
 import os
 import random
-import shutil
 import signal
 import subprocess
 import time
 
 import polars as pl
 import pytest
+from support import replen_exe
 
 from features.streams import RedisStreamSource
 from jobs.consume import consume_pos
@@ -85,8 +85,7 @@ def test_bad_entries_are_quarantined_with_the_entry_as_received(settings, redis_
 def test_kill_9_at_random_points_loses_and_doubles_nothing(settings, redis_url, chain):
     events = chain.pos
     _publish(redis_url, events)
-    exe = shutil.which("replen")
-    assert exe
+    exe = replen_exe()
     env = {
         **os.environ,
         "REPLEN_DATA_DIR": str(settings.data_dir),
@@ -113,7 +112,12 @@ def test_kill_9_at_random_points_loses_and_doubles_nothing(settings, redis_url, 
             mid_stream_kills += 1
         proc.wait()
     final = subprocess.run(
-        [*cmd, "--until-idle", "2"], env=env, capture_output=True, text=True, check=True
+        [*cmd, "--until-idle", "2"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=600,
     )
     summary = json.loads(final.stdout.strip().splitlines()[-1])
     assert mid_stream_kills >= 1, "no run was killed while consuming: publish more events"
