@@ -173,7 +173,7 @@ def series_errors(cv: pl.DataFrame, scale: pl.DataFrame | None = None) -> pl.Dat
     per_window = windows.group_by("unique_id", "demand_class", "model").agg(
         pl.col("cum_err").abs().mean().alias("loss"),
         pl.col("cum_err").pow(2).mean().sqrt().alias("cum_rmse"),
-        pl.col("h").first().alias("h"),
+        pl.col("h").max().alias("h"),  # scored periods per window (censored ones left out)
     )
     daily = cv.group_by("unique_id", "model").agg(
         err.abs().mean().alias("mae"),
