@@ -15,6 +15,7 @@ __all__ = [
     "EVENT_SCHEMA",
     "REJECT_SCHEMA",
     "ValidationResult",
+    "parse_timestamps",
     "same_body",
     "validate_events",
 ]
@@ -364,6 +365,13 @@ def _as_text(name: str) -> pl.Expr:
 
 def _as_float(name: str) -> pl.Expr:
     return pl.col(name).cast(pl.String).str.strip_chars().cast(pl.Float64, strict=False).alias(name)
+
+
+def parse_timestamps(column: pl.Series, name: str) -> tuple[pl.Series, pl.Series]:
+    """Timestamps with an offset → UTC (``name``), and a flag of values that had none
+    (``_naive``): the parser every feed shares (POS ``sold_at``, stock ``as_of`` …)."""
+    aware, naive = _parse_time(column)
+    return aware.alias(name), naive
 
 
 def _parse_time(column: pl.Series) -> list[pl.Series]:

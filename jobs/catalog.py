@@ -52,6 +52,13 @@ def monitor(rt: Runtime) -> dict[str, Any]:
     }
 
 
+def deliver(rt: Runtime) -> dict[str, Any]:
+    """Send approved POs to the ERP (outbox): one pass; failures back off, 4xx dead-letter."""
+    from jobs.erp import deliver_once
+
+    return deliver_once(rt).to_dict()
+
+
 def probe(rt: Runtime) -> dict[str, Any]:
     """Scheduler self-test: waits ``probe_seconds`` and reports when it ran."""
     started = datetime.now(UTC)
@@ -64,6 +71,7 @@ JOBS: dict[str, Callable[[Runtime], dict[str, Any]]] = {
     "retrain": retrain,
     "replenish": replenish,
     "monitor": monitor,
+    "deliver": deliver,
     "probe": probe,
 }
 

@@ -12,7 +12,7 @@ import polars as pl
 from features.events import validate_events
 from features.lake import BatchReport
 from features.sales import last_date, velocity_history
-from jobs.runtime import MasterDataMissing, NoSales, Runtime
+from jobs.runtime import NoSales, Runtime
 from jobs.velocity import PUSH_LOCK
 
 __all__ = [
@@ -187,9 +187,10 @@ def rebuild_features(rt: Runtime) -> FeatureRefresh:
 
 
 def _known_keys(rt: Runtime) -> tuple[set[str] | None, set[str] | None]:
-    try:
-        items = rt.load_master("items")
-        stock = rt.load_master("stock")
-    except MasterDataMissing:
-        return None, None
-    return set(stock["store_id"].to_list()), set(items["sku_id"].to_list())
+    """Stores and SKUs named in the master data (or stock positions), to flag POS lines of
+    unknown ones; None where nothing is loaded yet."""
+    stores = rt.positions.master("stores")["store_id"].to_list()
+    skus = rt.positions.master("items")["sku_id"].to_list()
+    if not stores:
+        stores = rt.positions.latest()["store_id"].unique().to_list()
+    return (set(stores) or None), (set(skus) or None)

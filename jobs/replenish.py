@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
-from datetime import date, timedelta
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
@@ -15,7 +16,9 @@ from jobs.runtime import NoSales, Runtime
 from kernel.errors import InvalidInput, NotFound, NotReady
 from kernel.files import write_csv, write_table
 from replenishment.leadtime import lead_time_demand
-from replenishment.planner import protection_spans, suggest
+from replenishment.planner import Suggestion, protection_spans, suggest
+from replenishment.position import own_on_order, stock_position, triage
+from replenishment.rules import Rules
 
 __all__ = [
     "PlanSummary",
@@ -36,6 +39,7 @@ class PlanSummary:
     plan_date: str
     model_version: str
     series: int
+    planned: int
     purchase_orders: int
     lines: int
     units: int
@@ -43,8 +47,12 @@ class PlanSummary:
     currency: str
     replaced: int
     kept_reviewed: int
+    superseded: int
+    unplanned: int
+    unplanned_by_reason: dict[str, int]
     forecast_path: str
     csv_path: str
+    unplanned_items: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -146,7 +154,11 @@ def plot_po(rt: Runtime, po_id: int, path: Path) -> Path:
 def forecast_and_plan(
     rt: Runtime, plan_date: date | None = None, history: pl.DataFrame | None = None
 ) -> PlanSummary:
-    """Make (or remake) the suggestions of ``plan_date`` (default: the day after history)."""
+    """Make (or remake) the suggestions of ``plan_date`` (default: the day after history).
+
+    Only store×SKUs with an item rule, a stock position as of the plan date and sales
+    history are sized; the others are stored as unplanned with their reason. Open
+    suggestions of earlier plan dates are superseded by this plan."""
     s = rt.settings
     history = history if history is not None else rt.history()
     if history.is_empty():
@@ -154,25 +166,43 @@ def forecast_and_plan(
     last = last_date(history)
     plan_date = plan_date or (last + timedelta(days=1))
     rules = rt.rules()
-    keys = history.select("store_id", "sku_id").unique()
-    spans = protection_spans(keys, rules, plan_date, s.service_level)
-    longest = spans.select(pl.col("protection_days").max().fill_null(1.0)).item()
-    need = math.ceil(float(longest)) + (plan_date - last).days
-    horizon = max(s.forecast_horizon_days, need)
-    forecast = forecast_with_champion(rt, history, horizon)
-    demand = lead_time_demand(forecast, _shift_spans(spans, plan_date, last))
-    sug = suggest(demand, _position(rt, plan_date), rules, spans)
-    report = rt.orders.replace_suggestions(plan_date, sug)
+    positions = rt.positions.latest(plan_date)
+    history_keys = history.select("store_id", "sku_id").unique()
+    keys = pl.concat([history_keys, positions.select("store_id", "sku_id")]).unique()
+    plannable, unplanned = triage(keys, rules, positions, history_keys)
+    on = ["store_id", "sku_id"]
+    forecast: pl.DataFrame | None = None
+    if plannable.is_empty():
+        sug = _nothing(rules)
+    else:
+        planned_history = history.join(plannable, on=on, how="semi")
+        spans = protection_spans(plannable, rules, plan_date, s.service_level)
+        longest = spans.select(pl.col("protection_days").max().fill_null(1.0)).item()
+        need = math.ceil(float(longest)) + (plan_date - last).days
+        horizon = max(s.forecast_horizon_days, need)
+        forecast = forecast_with_champion(rt, planned_history, horizon)
+        planned_positions = positions.join(plannable, on=on, how="semi")
+        window, shifted = _from_position(forecast, spans, planned_positions, plan_date, last)
+        demand = lead_time_demand(window, shifted)
+        oldest = planned_positions["as_of"].min()
+        own_lines, receipts = rt.orders.own_orders(
+            known_before=oldest if isinstance(oldest, datetime) else None
+        )
+        own = own_on_order(own_lines, receipts, planned_positions)
+        sug = suggest(demand, stock_position(planned_positions, own), rules, spans)
+    report = rt.orders.replace_suggestions(plan_date, sug, unplanned=unplanned)
 
     out = s.out_dir
     forecast_path = out / f"forecast_{plan_date}.parquet"
-    write_table(forecast, forecast_path)
+    if forecast is not None:
+        write_table(forecast, forecast_path)
     csv_path = out / f"po_suggestions_{plan_date}.csv"
     _write_csv(sug.lines, csv_path)
     return PlanSummary(
         plan_date=str(plan_date),
-        model_version=str(forecast["model_version"][0]),
+        model_version=str(forecast["model_version"][0]) if forecast is not None else "",
         series=keys.height,
+        planned=plannable.height,
         purchase_orders=report.created,
         lines=sug.lines.height,
         units=int(sug.lines["quantity"].sum()),
@@ -180,28 +210,71 @@ def forecast_and_plan(
         currency=str(sug.headers["currency"][0]) if sug.headers.height else s.currency,
         replaced=report.replaced,
         kept_reviewed=report.kept_reviewed,
+        superseded=report.superseded,
+        unplanned=unplanned.height,
+        unplanned_by_reason=dict(unplanned.group_by("reason").len().sort("reason").iter_rows()),
         forecast_path=str(forecast_path),
         csv_path=str(csv_path),
+        unplanned_items=unplanned.select("store_id", "sku_id", "reason").to_dicts(),
     )
 
 
-def _shift_spans(spans: pl.DataFrame, plan_date: date, last: date) -> pl.DataFrame:
-    """The forecast starts the day after history; cover the gap up to the plan date too."""
-    gap = (plan_date - last).days - 1
-    return spans.with_columns(pl.col("protection_days") + gap)
+def _nothing(rules: Rules) -> Suggestion:
+    """An empty plan (nothing could be sized), with the columns a stored plan needs."""
+    headers = pl.DataFrame(
+        schema={
+            "supplier_id": pl.String,
+            "store_id": pl.String,
+            "order_date": pl.Date,
+            "expected_delivery": pl.Date,
+            "lines": pl.UInt32,
+            "units": pl.Int64,
+            "value": pl.Float64,
+            "currency": pl.String,
+            "model_version": pl.String,
+        }
+    )
+    lines = headers.drop("lines", "units").with_columns(
+        pl.lit(None, dtype=pl.String).alias("sku_id"),
+        pl.lit(None, dtype=pl.Int64).alias("quantity"),
+    )
+    return Suggestion(headers=headers, lines=lines, evaluated=lines, held=headers)
+
+
+def _from_position(
+    forecast: pl.DataFrame,
+    spans: pl.DataFrame,
+    positions: pl.DataFrame,
+    plan_date: date,
+    last: date,
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The demand a plan must cover starts after what the stock position already reflects.
+
+    The forecast starts the day after sales history. A position taken on day D at or after
+    18:00 UTC reflects D's sales (before that, only the days before D): forecast days up to
+    then are already in the position and are dropped; days from there to the plan date
+    are added to the protection period. With history up to yesterday and last night's
+    position, nothing changes; with a newer position than history, no day is counted twice.
+    """
+    on = ["store_id", "sku_id"]
+    starts = positions.select(
+        *on,
+        pl.max_horizontal(
+            pl.lit(last + timedelta(days=1)),
+            (pl.col("as_of") - pl.duration(hours=18)).dt.date() + pl.duration(days=1),
+        ).alias("_start"),
+    )
+    window = forecast.join(starts, on=on).filter(pl.col("date") >= pl.col("_start")).drop("_start")
+    shifted = (
+        spans.join(starts, on=on)
+        .with_columns(
+            pl.col("protection_days")
+            + (pl.lit(plan_date) - pl.col("_start")).dt.total_days().cast(pl.Float64)
+        )
+        .drop("_start")
+    )
+    return window, shifted
 
 
 def _write_csv(lines: pl.DataFrame, path: Path) -> None:
     write_csv(lines.with_columns(pl.col(pl.Float64).round(3)), path)
-
-
-def _position(rt: Runtime, plan_date: date) -> pl.DataFrame:
-    """Stock position: on hand and on order from the stock feed, plus POs approved here but
-    not yet sent to the ERP."""
-    stock = rt.stock()
-    approved = rt.orders.open_on_order(plan_date)
-    return (
-        stock.join(approved, on=["store_id", "sku_id"], how="left")
-        .with_columns((pl.col("on_order") + pl.col("po_on_order").fill_null(0.0)).alias("on_order"))
-        .drop("po_on_order")
-    )

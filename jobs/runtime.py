@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from functools import cached_property
-from pathlib import Path
 
 import polars as pl
 from sqlalchemy.engine import Engine
@@ -15,9 +14,10 @@ from features.sales import daily_sales
 from features.store import FeatureStoreClient
 from jobs.ledger import AlertStore, RunLedger
 from kernel.errors import NotReady
-from kernel.files import write_table
 from replen.settings import Settings
+from replenishment.erp.outbox import Outbox
 from replenishment.orders import OrderStore
+from replenishment.positions import PositionStore
 from replenishment.rules import Rules
 from replenishment.rules_store import RulesStore
 
@@ -32,7 +32,7 @@ def ensure_schema(url: str) -> Engine:
 
 
 class MasterDataMissing(NotReady):
-    """Suppliers, items or stock positions have not been loaded yet."""
+    """Replenishment rules (suppliers and items) have not been loaded yet."""
 
 
 class NoSales(NotReady):
@@ -102,22 +102,6 @@ class Runtime:
             raise NoSales()
         return sales
 
-    def master_path(self, name: str) -> Path:
-        return self.settings.master_dir / f"{name}.parquet"
-
-    def save_master(self, **frames: pl.DataFrame) -> None:
-        for name, frame in frames.items():
-            write_table(frame, self.master_path(name))
-
-    def load_master(self, name: str) -> pl.DataFrame:
-        path = self.master_path(name)
-        if not path.exists():
-            raise MasterDataMissing(
-                f"no {name} master data at {path}; run `replen demo` or load your own with "
-                f"`replen generate --out DIR` as a template"
-            )
-        return pl.read_parquet(path)
-
     @cached_property
     def rules_store(self) -> RulesStore:
         return RulesStore(self.engine)
@@ -140,5 +124,12 @@ class Runtime:
             )
         return rules
 
-    def stock(self) -> pl.DataFrame:
-        return self.load_master("stock")
+    @cached_property
+    def outbox(self) -> Outbox:
+        """Deliveries of approved PO versions to the ERP."""
+        return Outbox(self.engine)
+
+    @cached_property
+    def positions(self) -> PositionStore:
+        """Stock positions, item and store names, rejected feed rows."""
+        return PositionStore(self.engine)

@@ -1,4 +1,4 @@
-"""The Replen HTTP service: POS and inventory ingestion, monitoring, Prometheus metrics."""
+"""The Replen HTTP service: POS, inventory and ERP feeds, monitoring, Prometheus metrics."""
 
 from __future__ import annotations
 
@@ -51,9 +51,11 @@ def create_app(settings: Settings | None = None, *, pusher: bool = True) -> Fast
         version="0.1.0",
         lifespan=lifespan,
     )
+    from replen.api.feeds import router as feeds_router
     from replen.api.pos import router as pos_router
 
     app.include_router(pos_router)
+    app.include_router(feeds_router)
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict[str, str]:

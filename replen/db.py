@@ -9,6 +9,8 @@ from typing import Any
 from sqlalchemy import MetaData, create_engine, inspect
 from sqlalchemy.engine import Engine
 
+from kernel.sql import engine_for
+
 __all__ = ["connect", "current", "engine", "head", "include_object", "metadata", "upgrade"]
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
@@ -19,7 +21,7 @@ def metadata() -> MetaData:
     """Every table Replen owns, from the stages that own them."""
     from jobs.ledger import Base as LedgerBase
     from jobs.lock import LockRow  # noqa: F401  (registers the lock table on LedgerBase)
-    from replenishment.orders import Base as OrdersBase
+    from replenishment.models import Base as OrdersBase
     from replenishment.rules_store import _meta as rules_meta
 
     combined = MetaData()
@@ -29,22 +31,15 @@ def metadata() -> MetaData:
     return combined
 
 
-_ENGINES: dict[str, Engine] = {}
 _MIGRATED: dict[str, str] = {}
 _GUARD = threading.Lock()
 
 
 def engine(url: str) -> Engine:
-    """The process's one engine (and connection pool) for ``url``.
-
-    SQLite waits up to 30 s for another writer instead of failing at once with "database is
-    locked" (the scheduler, the server and the CLI share one file).
-    """
-    with _GUARD:
-        if url not in _ENGINES:
-            args = {"timeout": 30} if url.startswith("sqlite") else {}
-            _ENGINES[url] = create_engine(url, connect_args=args)
-        return _ENGINES[url]
+    """The process's one engine (and connection pool) for ``url``: on SQLite in WAL mode,
+    waiting for another writer instead of failing, writes taking the lock first
+    (:mod:`kernel.sql`)."""
+    return engine_for(url)
 
 
 def connect(url: str) -> Engine:

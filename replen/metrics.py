@@ -79,6 +79,25 @@ class LedgerCollector:
         yield runs
         yield last_ok
         yield alerts
+        yield from self._outbox()
+
+    def _outbox(self):  # type: ignore[no-untyped-def]
+        """Deliveries to the ERP by status (a growing ``pending`` or any ``dead`` needs eyes)."""
+        from prometheus_client.core import GaugeMetricFamily
+        from sqlalchemy.exc import SQLAlchemyError
+
+        from replenishment.erp.outbox import Outbox
+
+        outbox = GaugeMetricFamily(
+            "replen_erp_outbox", "PO versions in the ERP outbox, by status", labels=["status"]
+        )
+        try:
+            counts = Outbox(self.db_url).counts()
+        except SQLAlchemyError:  # not migrated yet: nothing to show
+            return
+        for status in ("pending", "delivered", "dead", "cancelled"):
+            outbox.add_metric([status], counts.get(status, 0))
+        yield outbox
 
 
 def register_ledger(db_url: str) -> None:

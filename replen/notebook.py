@@ -71,13 +71,19 @@ def open_installation(*, small: bool | None = None) -> Installation:
 
 
 def _synthetic_chain(rt: Runtime, small: bool) -> None:
+    from jobs.erp import ingest_feed
     from jobs.model_inputs import ingest_reference
     from jobs.refresh import ingest_inventory, ingest_pos
     from replen.synthetic import REFERENCE_FILES, generate
     from replenishment.rules import Rules
 
     chain = generate(stores=2 if small else 4, skus=8 if small else 25, days=240 if small else 730)
-    rt.save_master(stock=chain.stock, items=chain.items)
+    for kind, frame in (
+        ("items", chain.item_master()),
+        ("stores", chain.store_master()),
+        ("stock", chain.stock),
+    ):
+        ingest_feed(rt, kind, frame, source=f"synthetic {kind}")
     rt.rules_store.save(Rules.from_frames(chain.suppliers, chain.items), "notebook")
     ingest_pos(rt, chain.pos, push=False, chunk_rows=max(chain.pos.height, 1))
     ingest_inventory(rt, chain.inventory)

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -89,6 +89,7 @@ class Settings(BaseSettings):
             "retrain": "0 2 * * sun",
             "replenish": "0 5 * * *",
             "monitor": "* * * * *",
+            "deliver": "*/5 * * * *",
         },
         description="Job name → crontab (5 fields) or 'every <N>s'.",
     )
@@ -128,6 +129,30 @@ class Settings(BaseSettings):
         description="Series per retrain chunk: bounds memory (~0.3 GB per 1,000 series); "
         "each chunk is one selection pool.",
     )
+    # ERP delivery (outbox) and adapters
+    erp_adapter: Literal["webhook", "odoo", "file"] | None = Field(
+        None, description="How approved POs reach the ERP: webhook, odoo or file."
+    )
+    erp_url: str | None = Field(
+        None, description="Webhook endpoint, or the Odoo server's base URL (…/jsonrpc is added)."
+    )
+    erp_dir: Path | None = Field(None, description="Folder of the file adapter (one file per PO).")
+    erp_hmac_key: SecretStr | None = Field(None, description="Webhook signing key (HMAC-SHA256).")
+    erp_odoo_db: str | None = Field(None, description="Odoo database name.")
+    erp_odoo_user: str | None = Field(None, description="Odoo login of the integration user.")
+    erp_odoo_api_key: SecretStr | None = Field(None, description="Odoo API key (or password).")
+    erp_timeout_seconds: float = Field(10.0, gt=0, description="Per request to the ERP.")
+    erp_backoff_base_seconds: float = Field(2.0, gt=0, description="First retry delay.")
+    erp_backoff_cap_seconds: float = Field(300.0, gt=0, description="Longest retry delay.")
+    erp_max_attempts: int = Field(
+        30, ge=1, description="Attempts before a delivery that keeps failing is dead-lettered."
+    )
+    erp_lease_seconds: float = Field(
+        120.0, gt=0, description="A claimed delivery is another worker's after this long."
+    )
+    erp_batch_size: int = Field(50, ge=1, le=1000, description="Deliveries claimed at once.")
+    erp_concurrency: int = Field(4, ge=1, le=64, description="Requests in flight per worker.")
+    erp_poll_seconds: float = Field(5.0, gt=0, description="Idle wait of `erp deliver --loop`.")
 
     @field_validator("mlflow_tracking_uri")
     @classmethod
@@ -188,10 +213,6 @@ class Settings(BaseSettings):
         return self.data_dir / "reference"
 
     @property
-    def master_dir(self) -> Path:
-        return self.data_dir / "master"
-
-    @property
     def out_dir(self) -> Path:
         return self.data_dir / "out"
 
@@ -212,7 +233,7 @@ class Settings(BaseSettings):
         return (self.mlflow_dir / "artifacts").resolve()
 
     def ensure_dirs(self) -> None:
-        for path in (self.data_dir, self.lake_dir, self.feast_dir, self.master_dir, self.out_dir):
+        for path in (self.data_dir, self.lake_dir, self.feast_dir, self.out_dir):
             path.mkdir(parents=True, exist_ok=True)
         self.mlflow_dir.mkdir(parents=True, exist_ok=True)
 

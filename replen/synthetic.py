@@ -55,7 +55,7 @@ class SyntheticRetail:
         # Rules as CSV, the format `replen rules load` reads.
         rules = directory / "rules"
         rules.mkdir(exist_ok=True)
-        write_csv(self.suppliers.drop("name"), rules / "suppliers.csv")
+        write_csv(self.suppliers, rules / "suppliers.csv")
         write_csv(
             self.items.select(
                 "sku_id", "supplier_id", "unit_cost", "pack_size", "moq_units", "shelf_life_days"
@@ -63,6 +63,16 @@ class SyntheticRetail:
             rules / "items.csv",
         )
         paths["rules"] = rules
+        # What a retailer's systems export: stock positions, item and store names.
+        stock = directory / "stock_positions.csv"
+        write_csv(
+            self.stock.with_columns(pl.col("as_of").dt.strftime("%Y-%m-%dT%H:%M:%S%:z")), stock
+        )
+        paths["stock_positions"] = stock
+        for name, frame in (("item_master", self.item_master()), ("stores", self.store_master())):
+            path = directory / f"{name}.csv"
+            write_csv(frame, path)
+            paths[name] = path
         # Reference files as CSV, the format `replen ingest calendar|prices|…` reads.
         reference = directory / "reference"
         reference.mkdir(exist_ok=True)
@@ -72,6 +82,26 @@ class SyntheticRetail:
                 write_csv(frame, reference / f"{name}.csv")
                 paths[name] = reference / f"{name}.csv"
         return paths
+
+    def item_master(self) -> pl.DataFrame:
+        """Item names as an ERP exports them (``replen ingest items``)."""
+        return self.items.select(
+            "sku_id",
+            pl.format("Article {}", pl.col("sku_id").str.slice(3)).alias("name"),
+            "description",
+            pl.lit("unit").alias("unit"),
+            pl.format("Dept {}", pl.col("supplier_id").str.slice(3)).alias("department"),
+            pl.lit(None, dtype=pl.String).alias("category"),
+        )
+
+    def store_master(self) -> pl.DataFrame:
+        """Store names (``replen ingest stores``)."""
+        stores = self.stock.select("store_id").unique().sort("store_id")
+        return stores.with_columns(
+            pl.format("Store {}", pl.col("store_id").str.slice(1)).alias("name"),
+            pl.lit("North").alias("region"),
+            pl.lit("Europe/Paris").alias("timezone"),
+        )
 
 
 def generate(

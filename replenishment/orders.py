@@ -1,32 +1,37 @@
-"""PO store (SQLAlchemy): suggested POs with explained lines and an audit trail."""
+"""PO store: suggested POs with explained lines, stored by plan date (superseding older ones,
+with what could not be planned); review in ``review.py``; reading for screens and plans."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
+from typing import Any
 
 import polars as pl
-from sqlalchemy import (
-    JSON,
-    Date,
-    DateTime,
-    Float,
-    ForeignKey,
-    Integer,
-    String,
-    create_engine,
-    select,
-    update,
-)
+from sqlalchemy import Table, delete, insert, select, update
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
 
-from kernel.errors import Conflict, InvalidInput, NotFound
+from kernel.sql import engine_for, now_utc, read_session, utc, write_session
+from replenishment.models import (
+    AuditEntry,
+    Base,
+    ItemMaster,
+    PoLine,
+    PurchaseOrder,
+    Receipt,
+    Unplanned,
+)
 from replenishment.planner import Suggestion
 from replenishment.policy import EXPLANATION_COLUMNS
+from replenishment.review import OPEN, REVIEWED, TRANSITIONS, OrderError, Review, delivery_key
+
+_PO: Table = PurchaseOrder.__table__  # type: ignore[assignment]
+_LINE: Table = PoLine.__table__  # type: ignore[assignment]
+_AUDIT: Table = AuditEntry.__table__  # type: ignore[assignment]
 
 __all__ = [
+    "OPEN",
     "TRANSITIONS",
     "Base",
     "OrderError",
@@ -34,72 +39,8 @@ __all__ = [
     "PoLine",
     "PurchaseOrder",
     "ReplaceReport",
+    "delivery_key",
 ]
-
-REVIEWED = ("approved", "rejected", "exported", "acknowledged")
-# Status machine: who may follow whom.
-TRANSITIONS = {
-    "suggested": ("approved", "rejected"),
-    "approved": ("exported", "rejected"),
-    "exported": ("acknowledged",),
-    "rejected": (),
-    "acknowledged": (),
-}
-
-
-class OrderError(Conflict):
-    """A PO action that the PO's state or the input does not allow; says what would."""
-
-
-class Base(DeclarativeBase):
-    pass
-
-
-class PurchaseOrder(Base):
-    __tablename__ = "purchase_orders"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    plan_date: Mapped[date] = mapped_column(Date, index=True)
-    supplier_id: Mapped[str] = mapped_column(String(64), index=True)
-    store_id: Mapped[str] = mapped_column(String(64), index=True)
-    order_date: Mapped[date] = mapped_column(Date)
-    expected_delivery: Mapped[date] = mapped_column(Date)
-    status: Mapped[str] = mapped_column(String(16), default="suggested", index=True)
-    currency: Mapped[str] = mapped_column(String(3))
-    value: Mapped[float] = mapped_column(Float)
-    model_version: Mapped[str] = mapped_column(String(32))
-    stale: Mapped[bool] = mapped_column(default=False)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    lines: Mapped[list[PoLine]] = relationship(
-        back_populates="po", cascade="all, delete-orphan", order_by="PoLine.sku_id"
-    )
-
-
-class PoLine(Base):
-    __tablename__ = "po_lines"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    po_id: Mapped[int] = mapped_column(
-        ForeignKey("purchase_orders.id", ondelete="CASCADE"), index=True
-    )
-    sku_id: Mapped[str] = mapped_column(String(64))
-    quantity: Mapped[int] = mapped_column(Integer)
-    suggested_quantity: Mapped[int] = mapped_column(Integer)
-    unit_cost: Mapped[float] = mapped_column(Float)
-    value: Mapped[float] = mapped_column(Float)
-    explanation: Mapped[dict] = mapped_column(JSON)
-    po: Mapped[PurchaseOrder] = relationship(back_populates="lines")
-
-
-class AuditEntry(Base):
-    __tablename__ = "po_audit"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    po_id: Mapped[int | None] = mapped_column(Integer, index=True, nullable=True)
-    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    actor: Mapped[str] = mapped_column(String(64))
-    action: Mapped[str] = mapped_column(String(32))
-    detail: Mapped[dict] = mapped_column(JSON)
 
 
 @dataclass(frozen=True)
@@ -107,67 +48,79 @@ class ReplaceReport:
     created: int
     replaced: int
     kept_reviewed: int
+    superseded: int = 0
+    unplanned: int = 0
 
 
-class OrderStore:
-    """Suggested POs in a SQL database (SQLite file by default, PostgreSQL by URL).
-
-    The tables come from the migrations (``replen.db.upgrade``), never from this class."""
+class OrderStore(Review):
+    """Suggested POs in a SQL database (SQLite file by default, PostgreSQL by URL); the
+    schema comes from the migrations (``replen db upgrade``). Review actions (approve,
+    reject, edit, revisions) come from :class:`replenishment.review.Review`."""
 
     def __init__(self, engine: Engine | str) -> None:
-        self.engine = create_engine(engine) if isinstance(engine, str) else engine
+        self.engine = engine_for(engine)
 
+    # Planning ------------------------------------------------------------------------------
     def replace_suggestions(
-        self, plan_date: date, suggestion: Suggestion, actor: str = "planner-job"
+        self,
+        plan_date: date,
+        suggestion: Suggestion,
+        actor: str = "planner-job",
+        unplanned: pl.DataFrame | None = None,
     ) -> ReplaceReport:
-        """Store today's suggestions in one transaction.
+        """Store a plan's suggestions in one transaction.
 
         Unreviewed suggestions of the same plan date are replaced; a supplier×store whose PO
-        was already reviewed that day keeps it and gets no new suggestion.
+        was already reviewed that day keeps it and gets no new suggestion. Suggestions of
+        earlier plan dates still open are superseded: the newer plan sees the same need
+        with fresher data, and the need must never be ordered twice. ``unplanned`` (store×
+        SKUs the plan did not size, with the reason) replaces that date's list.
         """
-        now = datetime.now(UTC)
-        with Session(self.engine) as session, session.begin():
-            old = session.scalars(
-                select(PurchaseOrder).where(PurchaseOrder.plan_date == plan_date)
+        now = now_utc()
+        po_t, line_t = _PO, _LINE
+        with write_session(self.engine) as session:
+            conn = session.connection()
+            old = conn.execute(
+                select(po_t.c.id, po_t.c.supplier_id, po_t.c.store_id, po_t.c.status).where(
+                    po_t.c.plan_date == plan_date
+                )
             ).all()
             reviewed = {(p.supplier_id, p.store_id) for p in old if p.status in REVIEWED}
-            stale = [p for p in old if p.status not in REVIEWED]
-            for po in stale:
-                session.delete(po)
-            lines_by_po = suggestion.lines.partition_by(
-                "supplier_id", "store_id", as_dict=True, maintain_order=True
-            )
-            created = 0
-            for head in suggestion.headers.iter_rows(named=True):
-                key = (head["supplier_id"], head["store_id"])
-                if key in reviewed:
-                    continue
-                po = PurchaseOrder(
-                    plan_date=plan_date,
-                    supplier_id=head["supplier_id"],
-                    store_id=head["store_id"],
-                    order_date=head["order_date"],
-                    expected_delivery=head["expected_delivery"],
-                    status="suggested",
-                    currency=head["currency"],
-                    value=float(head["value"]),
-                    model_version=str(head["model_version"]),
-                    created_at=now,
+            stale = [p.id for p in old if p.status == "suggested"]
+            for start in range(0, len(stale), 500):
+                chunk = stale[start : start + 500]
+                conn.execute(delete(line_t).where(line_t.c.po_id.in_(chunk)))
+                conn.execute(delete(po_t).where(po_t.c.id.in_(chunk)))
+            superseded = conn.execute(
+                update(po_t)
+                .where(po_t.c.plan_date < plan_date, po_t.c.status == "suggested")
+                .values(status="superseded")
+                .returning(po_t.c.id)
+            ).all()
+            if superseded:
+                conn.execute(
+                    insert(_AUDIT),
+                    [
+                        {
+                            "po_id": po_id,
+                            "at": now,
+                            "actor": actor,
+                            "action": "superseded",
+                            "detail": {"by_plan": plan_date.isoformat()},
+                        }
+                        for (po_id,) in superseded
+                    ],
                 )
-                for line in lines_by_po[key].iter_rows(named=True):
-                    po.lines.append(
-                        PoLine(
-                            sku_id=line["sku_id"],
-                            quantity=int(line["quantity"]),
-                            suggested_quantity=int(line["quantity"]),
-                            unit_cost=float(line["unit_cost"]),
-                            value=float(line["value"]),
-                            explanation=_explanation(line),
-                        )
+            created = self._add_suggestions(conn, plan_date, suggestion, reviewed, now)
+            n_unplanned = 0
+            if unplanned is not None:
+                session.execute(delete(Unplanned).where(Unplanned.plan_date == plan_date))
+                rows = unplanned.select("store_id", "sku_id", "reason", "detail").to_dicts()
+                if rows:
+                    session.execute(
+                        insert(Unplanned), [{**r, "plan_date": plan_date} for r in rows]
                     )
-                session.add(po)
-                created += 1
-            session.flush()
+                n_unplanned = len(rows)
             session.add(
                 AuditEntry(
                     po_id=None,
@@ -179,132 +132,143 @@ class OrderStore:
                         "created": created,
                         "replaced": len(stale),
                         "kept_reviewed": len(reviewed),
+                        "superseded": len(superseded),
+                        "unplanned": n_unplanned,
                     },
                 )
             )
-        return ReplaceReport(created=created, replaced=len(stale), kept_reviewed=len(reviewed))
-
-    # Review ---------------------------------------------------------------------------------
-    def transition(
-        self, po_id: int, to: str, actor: str, reason: str | None = None, detail: dict | None = None
-    ) -> str:
-        """Move a PO to status ``to`` (see ``TRANSITIONS``); audited. Returns the old status."""
-        if to == "rejected" and not reason:
-            raise InvalidInput(
-                "rejecting a PO needs a reason",
-                field="reason",
-                rule="reason.required",
-                hint="give one with --reason",
-            )
-        with Session(self.engine) as session, session.begin():
-            po = self._po(session, po_id)
-            allowed = TRANSITIONS.get(po.status, ())
-            if to not in allowed:
-                raise OrderError(
-                    f"PO {po_id} is {po.status}; it can become "
-                    f"{' or '.join(allowed) if allowed else 'nothing else'}, not {to}"
-                )
-            before = po.status
-            po.status = to
-            session.add(
-                AuditEntry(
-                    po_id=po_id,
-                    at=datetime.now(UTC),
-                    actor=actor,
-                    action=to,
-                    detail={"from": before, "to": to, "reason": reason, **(detail or {})},
-                )
-            )
-        return before
-
-    def edit_line(
-        self, po_id: int, sku_id: str, quantity: int, actor: str, reason: str
-    ) -> tuple[int, int]:
-        """Change a suggested line's quantity (reason required); returns (old, new)."""
-        if not reason:
-            raise InvalidInput(
-                "an edit needs a reason, kept in the audit trail",
-                field="reason",
-                rule="reason.required",
-                hint="give one with --reason",
-            )
-        if quantity < 0:
-            raise InvalidInput(
-                f"quantity={quantity} must be >= 0 units",
-                field="quantity",
-                value=quantity,
-                rule="quantity.nonnegative",
-            )
-        with Session(self.engine) as session, session.begin():
-            po = self._po(session, po_id)
-            if po.status != "suggested":
-                raise OrderError(f"PO {po_id} is {po.status}; only suggested POs can be edited")
-            line = next((x for x in po.lines if x.sku_id == sku_id), None)
-            if line is None:
-                raise NotFound(
-                    f"PO {po_id} has no line for sku_id={sku_id!r}; lines: "
-                    f"{[x.sku_id for x in po.lines]}"
-                )
-            old = line.quantity
-            line.quantity = quantity
-            line.value = quantity * line.unit_cost
-            po.value = sum(x.value for x in po.lines)
-            session.add(
-                AuditEntry(
-                    po_id=po_id,
-                    at=datetime.now(UTC),
-                    actor=actor,
-                    action="edit",
-                    detail={"sku_id": sku_id, "from": old, "to": quantity, "reason": reason},
-                )
-            )
-        return old, quantity
-
-    def history(self, po_id: int) -> list[dict]:
-        """The PO's audit trail, oldest first."""
-        with Session(self.engine) as session:
-            self._po(session, po_id)
-            return [
-                {"at": a.at, "actor": a.actor, "action": a.action, "detail": a.detail}
-                for a in session.scalars(
-                    select(AuditEntry).where(AuditEntry.po_id == po_id).order_by(AuditEntry.id)
-                )
-            ]
+        return ReplaceReport(
+            created=created,
+            replaced=len(stale),
+            kept_reviewed=len(reviewed),
+            superseded=len(superseded),
+            unplanned=n_unplanned,
+        )
 
     @staticmethod
-    def _po(session: Session, po_id: int) -> PurchaseOrder:
-        po = session.get(PurchaseOrder, po_id)
-        if po is None:
-            raise NotFound(f"no purchase order with id {po_id}", hint="see `replen orders list`")
-        return po
-
-    def open_on_order(self, as_of: date) -> pl.DataFrame:
-        """Units on POs approved here but not yet exported, due after ``as_of``, per
-        store×SKU. Exported POs are in the ERP and so already in its on-order figure; these
-        are not yet, and must count in the position or the next plan would order twice."""
-        stmt = (
-            select(PurchaseOrder.store_id, PoLine.sku_id, PoLine.quantity)
-            .join(PoLine)
-            .where(
-                PurchaseOrder.status == "approved",
-                PurchaseOrder.expected_delivery > as_of,
+    def _add_suggestions(
+        conn: Any,
+        plan_date: date,
+        suggestion: Suggestion,
+        reviewed: set[tuple[str, str]],
+        now: datetime,
+    ) -> int:
+        """Insert the suggested POs and their lines in bulk (two statements)."""
+        heads = [
+            h
+            for h in suggestion.headers.iter_rows(named=True)
+            if (h["supplier_id"], h["store_id"]) not in reviewed
+        ]
+        if not heads:
+            return 0
+        ids = (
+            conn.execute(
+                insert(_PO).returning(_PO.c.id, sort_by_parameter_order=True),
+                [
+                    {
+                        "plan_date": plan_date,
+                        "supplier_id": h["supplier_id"],
+                        "store_id": h["store_id"],
+                        "order_date": h["order_date"],
+                        "expected_delivery": h["expected_delivery"],
+                        "status": "suggested",
+                        "currency": h["currency"],
+                        "value": float(h["value"]),
+                        "model_version": str(h["model_version"]),
+                        "stale": False,
+                        "created_at": now,
+                        "revision": 1,
+                    }
+                    for h in heads
+                ],
             )
+            .scalars()
+            .all()
         )
-        with Session(self.engine) as session:
+        po_of = {(h["supplier_id"], h["store_id"]): i for h, i in zip(heads, ids, strict=True)}
+        lines = [
+            {
+                "po_id": po_of[(line["supplier_id"], line["store_id"])],
+                "sku_id": line["sku_id"],
+                "quantity": int(line["quantity"]),
+                "suggested_quantity": int(line["quantity"]),
+                "unit_cost": float(line["unit_cost"]),
+                "value": float(line["value"]),
+                "explanation": _explanation(line),
+                "received_quantity": 0.0,
+            }
+            for line in suggestion.lines.iter_rows(named=True)
+            if (line["supplier_id"], line["store_id"]) in po_of
+        ]
+        if lines:
+            conn.execute(insert(_LINE), lines)
+        return len(heads)
+
+    # Reading -------------------------------------------------------------------------------
+    def own_orders(self, known_before: datetime | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:
+        """Lines of POs ordered here that a stock position may not count yet, and their
+        receipts: ``(lines: po_id, store_id, sku_id, quantity, erp_known_at; receipts: po_id,
+        sku_id, quantity, received_at)``. POs the ERP held before ``known_before`` and that
+        were fully received are left out: every position newer than that counts them."""
+        stmt = (
+            select(
+                PurchaseOrder.id,
+                PurchaseOrder.store_id,
+                PoLine.sku_id,
+                PoLine.quantity,
+                PoLine.confirmed_quantity,
+                PurchaseOrder.erp_known_at,
+                PurchaseOrder.status,
+            )
+            .join(PoLine)
+            .where(PurchaseOrder.status.in_([*OPEN, "received"]))
+        )
+        with read_session(self.engine) as session:
             rows = session.execute(stmt).all()
-        frame = pl.DataFrame(
-            rows,
-            schema={"store_id": pl.String, "sku_id": pl.String, "quantity": pl.Int64},
+            ids = sorted({r[0] for r in rows})
+            receipts: list[Any] = []
+            for start in range(0, len(ids), 500):
+                receipts += session.execute(
+                    select(
+                        Receipt.po_id, Receipt.sku_id, Receipt.quantity, Receipt.received_at
+                    ).where(Receipt.po_id.in_(ids[start : start + 500]))
+                ).all()
+        lines = pl.DataFrame(
+            [
+                (i, s, k, float(c if c is not None else q), utc(known))
+                for i, s, k, q, c, known, status in rows
+                if not (
+                    status == "received"
+                    and known is not None
+                    and known_before is not None
+                    and utc(known) < known_before  # type: ignore[operator]
+                )
+            ],
+            schema={
+                "po_id": pl.Int64,
+                "store_id": pl.String,
+                "sku_id": pl.String,
+                "quantity": pl.Float64,
+                "erp_known_at": pl.Datetime("us", "UTC"),
+            },
             orient="row",
         )
-        return frame.group_by("store_id", "sku_id").agg(
-            pl.col("quantity").sum().cast(pl.Float64).alias("po_on_order")
+        got = pl.DataFrame(
+            [(i, k, float(q), utc(t)) for i, k, q, t in receipts],
+            schema={
+                "po_id": pl.Int64,
+                "sku_id": pl.String,
+                "quantity": pl.Float64,
+                "received_at": pl.Datetime("us", "UTC"),
+            },
+            orient="row",
         )
+        return lines, got
 
     def mark_stale(self, actor: str = "planner-job") -> int:
         """Flag every unreviewed suggestion as stale (today's plan failed); returns POs."""
-        now = datetime.now(UTC)
-        with Session(self.engine) as session, session.begin():
+        now = now_utc()
+        with write_session(self.engine) as session:
             result = session.execute(
                 update(PurchaseOrder).where(PurchaseOrder.status == "suggested").values(stale=True)
             )
@@ -320,12 +284,16 @@ class OrderStore:
             )
         return n
 
-    def purchase_orders(self, plan_date: date | None = None) -> pl.DataFrame:
+    def purchase_orders(
+        self, plan_date: date | None = None, status: str | None = None
+    ) -> pl.DataFrame:
         """Headers as a frame (one row per PO)."""
         stmt = select(PurchaseOrder)
         if plan_date is not None:
             stmt = stmt.where(PurchaseOrder.plan_date == plan_date)
-        with Session(self.engine) as session:
+        if status is not None:
+            stmt = stmt.where(PurchaseOrder.status == status)
+        with read_session(self.engine) as session:
             rows = [
                 {
                     "po_id": p.id,
@@ -335,22 +303,30 @@ class OrderStore:
                     "order_date": p.order_date,
                     "expected_delivery": p.expected_delivery,
                     "status": p.status,
+                    "revision": p.revision,
                     "lines": len(p.lines),
                     "value": p.value,
                     "currency": p.currency,
                     "model_version": p.model_version,
                     "stale": p.stale,
+                    "erp_ref": p.erp_ref,
                 }
                 for p in session.scalars(stmt.order_by(PurchaseOrder.id))
             ]
         return pl.DataFrame(rows, schema=_HEADER_SCHEMA)
 
-    def po_lines(self, plan_date: date | None = None) -> pl.DataFrame:
-        """Lines with their explanation fields flattened into columns."""
-        stmt = select(PoLine, PurchaseOrder).join(PurchaseOrder)
+    def po_lines(self, plan_date: date | None = None, po_id: int | None = None) -> pl.DataFrame:
+        """Lines with their explanation fields flattened into columns, and the item name."""
+        stmt = (
+            select(PoLine, PurchaseOrder, ItemMaster.name)
+            .join(PurchaseOrder)
+            .outerjoin(ItemMaster, ItemMaster.sku_id == PoLine.sku_id)
+        )
         if plan_date is not None:
             stmt = stmt.where(PurchaseOrder.plan_date == plan_date)
-        with Session(self.engine) as session:
+        if po_id is not None:
+            stmt = stmt.where(PurchaseOrder.id == po_id)
+        with read_session(self.engine) as session:
             rows = [
                 {
                     # The explanation's "quantity" is the suggestion; the line's own
@@ -358,27 +334,61 @@ class OrderStore:
                     **line.explanation,
                     "po_id": po.id,
                     "status": po.status,
+                    "revision": po.revision,
                     "supplier_id": po.supplier_id,
                     "store_id": po.store_id,
                     "sku_id": line.sku_id,
+                    "item_name": name,
                     "quantity": line.quantity,
                     "suggested_quantity": line.suggested_quantity,
+                    "received_quantity": line.received_quantity,
+                    "confirmed_quantity": line.confirmed_quantity,
                     "unit_cost": line.unit_cost,
                     "value": line.value,
                     "model_version": po.model_version,
                 }
-                for line, po in session.execute(stmt.order_by(PoLine.id)).all()
+                for line, po, name in session.execute(stmt.order_by(PoLine.id)).all()
             ]
         if not rows:  # no lines yet: still the columns every reader selects
             return pl.DataFrame(schema=_LINE_SCHEMA)
         return pl.DataFrame(rows, infer_schema_length=None)
 
+    def unplanned(self, plan_date: date | None = None) -> pl.DataFrame:
+        """Store×SKUs a plan did not size, with the reason (newest plan date if None)."""
+        with read_session(self.engine) as session:
+            if plan_date is None:
+                plan_date = session.scalar(
+                    select(Unplanned.plan_date).order_by(Unplanned.plan_date.desc()).limit(1)
+                )
+            rows = session.execute(
+                select(
+                    Unplanned.plan_date,
+                    Unplanned.store_id,
+                    Unplanned.sku_id,
+                    Unplanned.reason,
+                    Unplanned.detail,
+                )
+                .where(Unplanned.plan_date == plan_date)
+                .order_by(Unplanned.reason, Unplanned.store_id, Unplanned.sku_id)
+            ).all()
+        return pl.DataFrame(
+            rows,
+            schema={
+                "plan_date": pl.Date,
+                "store_id": pl.String,
+                "sku_id": pl.String,
+                "reason": pl.String,
+                "detail": pl.String,
+            },
+            orient="row",
+        )
+
     def audit(self) -> list[dict]:
-        with Session(self.engine) as session:
+        with read_session(self.engine) as session:
             return [
                 {
                     "po_id": a.po_id,
-                    "at": a.at,
+                    "at": utc(a.at),
                     "actor": a.actor,
                     "action": a.action,
                     "detail": a.detail,
@@ -407,11 +417,13 @@ _HEADER_SCHEMA = {
     "order_date": pl.Date,
     "expected_delivery": pl.Date,
     "status": pl.String,
+    "revision": pl.Int64,
     "lines": pl.Int64,
     "value": pl.Float64,
     "currency": pl.String,
     "model_version": pl.String,
     "stale": pl.Boolean,
+    "erp_ref": pl.String,
 }
 
 
@@ -423,9 +435,15 @@ def _explanation(line: dict) -> dict:
         "demand_sd",
         "min_order_fill",
         "budget_adjustment",
+        "erp_on_order",
+        "in_transit",
+        "replen_on_order",
+        "position_as_of",
     )
     out = {}
     for key in keep:
+        if key not in line:
+            continue
         value = line[key]
         out[key] = round(float(value), 6) if isinstance(value, float) else value
-    return json.loads(json.dumps(out))
+    return json.loads(json.dumps(out, default=str))

@@ -11,7 +11,9 @@ from kernel.distribution import expected_shortage
 from replenishment.policy import EXPLANATION_COLUMNS, order_quantities
 from replenishment.rules import Rules, next_order_date
 
-__all__ = ["Suggestion", "protection_spans", "suggest"]
+__all__ = ["POSITION_PARTS", "Suggestion", "expected_shortage", "protection_spans", "suggest"]
+
+POSITION_PARTS = ("erp_on_order", "in_transit", "replen_on_order", "position_as_of")
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,8 @@ def suggest(
     lines with the least cover first) or held (``hold``), as the supplier rule says.
     """
     stock_cols = [c for c in ("on_hand", "on_order", "backorders") if c in stock.columns]
+    # Parts of the position kept with each line to explain it (see replenishment.position).
+    parts = [c for c in POSITION_PARTS if c in stock.columns]
     rows = (
         spans.join(
             demand.select(
@@ -95,7 +99,9 @@ def suggest(
             on=["store_id", "sku_id"],
         )
         .join(
-            stock.select("store_id", "sku_id", *stock_cols), on=["store_id", "sku_id"], how="left"
+            stock.select("store_id", "sku_id", *stock_cols, *parts),
+            on=["store_id", "sku_id"],
+            how="left",
         )
         .join(
             rules.items.select(
@@ -153,6 +159,7 @@ def suggest(
             *[c for c in EXPLANATION_COLUMNS if c != "quantity"],
             "min_order_fill",
             "budget_adjustment",
+            *parts,
             "quantity",
         )
         .sort("supplier_id", "store_id", "sku_id")

@@ -32,6 +32,7 @@ _SCHEMAS: dict[str, dict[str, pl.DataType]] = {
         "min_order_action": pl.String(),
         "max_order_value": pl.Float64(),
         "currency": pl.String(),
+        "name": pl.String(),
     },
     "items": {
         "sku_id": pl.String(),
@@ -58,6 +59,7 @@ _OPTIONAL: dict[str, dict[str, Any]] = {
         "min_order_action": "hold",
         "max_order_value": None,
         "currency": "EUR",
+        "name": None,
     },
     "items": {"moq_units": 0, "pack_size": 1, "shelf_life_days": None, "round_up_fraction": 0.0},
     "overrides": {"service_level": None, "max_capacity": None, "min_presentation": None},

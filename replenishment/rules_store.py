@@ -17,6 +17,7 @@ from sqlalchemy import (
     delete,
     insert,
     select,
+    update,
 )
 from sqlalchemy.engine import Engine
 
@@ -37,6 +38,7 @@ _suppliers = Table(
     Column("min_order_action", String(8), nullable=False),
     Column("max_order_value", Float),
     Column("currency", String(3), nullable=False),
+    Column("name", String(256)),
 )
 _items = Table(
     "rules_items",
@@ -90,6 +92,26 @@ class RulesStore:
                 insert(_loads).values(loaded_at=datetime.now(UTC), source=source, **counts)
             )
         return counts
+
+    def update_lead_times(self, lead_times: dict[str, tuple[float, float]], source: str) -> None:
+        """Set suppliers' lead time mean and standard deviation (days), in one transaction,
+        recorded as a load from ``source``."""
+        with self.engine.begin() as conn:
+            for supplier_id, (mean, std) in lead_times.items():
+                conn.execute(
+                    update(_suppliers)
+                    .where(_suppliers.c.supplier_id == supplier_id)
+                    .values(lead_time_mean=mean, lead_time_std=std)
+                )
+            conn.execute(
+                insert(_loads).values(
+                    loaded_at=datetime.now(UTC),
+                    source=source[:1024],
+                    suppliers=len(lead_times),
+                    items=0,
+                    overrides=0,
+                )
+            )
 
     def load(self) -> Rules | None:
         """The stored rules, or None if none were ever loaded."""

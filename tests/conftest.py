@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import polars as pl
@@ -57,6 +58,31 @@ def procs(tmp_path: Path):
         yield started
     finally:
         started.close()
+
+
+@pytest.fixture(scope="session")
+def _migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from replen.db import upgrade
+
+    path = tmp_path_factory.mktemp("db") / "template.db"
+    upgrade(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture()
+def db_url(tmp_path: Path, _migrated_template: Path) -> str:
+    """A SQLite database at the newest migration (a copy of one migrated once)."""
+    target = tmp_path / "replen.db"
+    shutil.copy(_migrated_template, target)
+    return f"sqlite:///{target}"
+
+
+@pytest.fixture()
+def rt(settings, db_url: str):
+    """A Runtime on temporary paths and a migrated database."""
+    from jobs.runtime import Runtime
+
+    return Runtime(settings.model_copy(update={"database_url": db_url}))
 
 
 def _stop_server(proc) -> None:  # type: ignore[no-untyped-def]

@@ -207,13 +207,30 @@ def history_frame(rt: Any, history: Path | None, freq: str = "daily") -> Any:
 
 def render_explained(lines: Any) -> None:
     for row in lines.iter_rows(named=True):
+        name = f" {row['item_name']}" if row.get("item_name") else ""
         out.print(
-            f"[bold]{row['store_id']} / {row['sku_id']}[/] ({row['supplier_id']}): "
+            f"[bold]{row['store_id']} / {row['sku_id']}[/]{name} ({row['supplier_id']}): "
             f"order [bold green]{row['quantity']}[/] = forecast over "
             f"{row['protection_days']:.1f} days {row['demand_mean']:.1f} + safety stock "
             f"{row['safety_stock']:.1f} → target {row['target_level']:.1f} − position "
             f"{row['position']:.0f} (on hand {row['on_hand']:.0f} + on order "
-            f"{row['on_order']:.0f}) = need {row['raw_need']:.1f}; packs of "
+            f"{row['on_order']:.0f}{_on_order_parts(row)}) = need {row['raw_need']:.1f}; packs of "
             f"{row['pack_size']} → {row['after_pack']:.0f}; MOQ {row['moq_units']} → "
             f"{row['after_moq']:.0f}"
         )
+
+
+def _on_order_parts(row: dict[str, Any]) -> str:
+    """What ``on order`` is made of, when the line knows: the ERP's open orders, units in
+    transit, Replen's own POs the stock position does not count yet; and backorders."""
+    parts = [
+        (row.get("erp_on_order"), "ERP"),
+        (row.get("in_transit"), "in transit"),
+        (row.get("replen_on_order"), "ordered here"),
+    ]
+    shown = [f"{v:.0f} {label}" for v, label in parts if v]
+    text = (
+        f": {', '.join(shown)}" if len(shown) > 1 or (shown and not row.get("erp_on_order")) else ""
+    )
+    back = row.get("backorders") or 0
+    return text + (f" − backorders {back:.0f}" if back else "")

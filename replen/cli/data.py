@@ -30,11 +30,13 @@ from replen.cli._common import (
 
 ingest_app = sub_app(
     "ingest",
-    "Load POS lines and stock snapshots into the lake; calendar, price list, promotions and "
-    "item attributes beside it.",
+    "Load POS lines, stock positions, item/store names, ERP receipts and acknowledgements; "
+    "calendar, price list, promotions and item attributes beside them.",
 )
 features_app = sub_app("features", "Daily sales and velocity in the Feast feature store.")
-quarantine_app = sub_app("quarantine", "Rejected POS lines, kept with the rule they broke.")
+quarantine_app = sub_app(
+    "quarantine", "Rejected lines of every feed, kept with the rule they broke and the raw line."
+)
 rules_app = sub_app("rules", "Replenishment rules: suppliers, items, store×SKU overrides.")
 
 
@@ -104,13 +106,95 @@ def ingest_inventory_cmd(
     ],
     as_json: JsonOpt = False,
 ) -> None:
-    """Append stock snapshots (zero on hand marks a stockout day)."""
+    """On-hand history for demand censoring (zero on hand marks a stockout day).
+
+    Not what the plan starts from: that is the stock position (`replen ingest stock`)."""
     from features.inventory import read_inventory
     from jobs.refresh import ingest_inventory
     from jobs.runtime import Runtime
 
     rows = ingest_inventory(Runtime(load_settings()), read_inventory(file))
     emit({"rows": rows}, as_json, lambda: out.print(f"{rows:,} snapshots committed"))
+
+
+FeedFile = Annotated[
+    Path, typer.Argument(help="CSV (.gz), Parquet or NDJSON file.", exists=True, dir_okay=False)
+]
+
+
+def _ingest_feed(kind: str, file: Path, as_json: bool) -> None:
+    from jobs.erp import ingest_feed
+    from jobs.runtime import Runtime
+    from kernel.inputs import read_table
+
+    rt = Runtime(load_settings())
+    raw = read_table(file, strings=True)
+    first = 2 if file.name.lower().endswith((".csv", ".csv.gz", ".tsv", ".txt")) else 1
+    with console.status(f"loading {file.name}", spinner="dots"):
+        report = ingest_feed(rt, kind, raw, source=str(file), first_line=first)
+    data = report.to_dict()
+
+    def render() -> None:
+        hidden = {"rejected_by_rule", "notes"} | (
+            {"older_than_current"} if kind != "stock" else set()
+        )
+        shown = {k: v for k, v in data.items() if k not in hidden}
+        out.print(kv_table(f"{kind} from {file.name}", shown))
+        for note in report.notes:
+            out.print(note)
+        if report.rejected:
+            out.print(kv_table("Rejected by rule", report.rejected_by_rule))
+            out.print(f"rejected rows: [bold]replen quarantine list --feed {kind}[/]")
+
+    emit(data, as_json, render)
+
+
+@ingest_app.command("stock")
+def ingest_stock_cmd(file: FeedFile, as_json: JsonOpt = False) -> None:
+    """Stock positions from the ERP or store system: what the plan starts from.
+
+    Columns: store_id, sku_id, as_of (ISO-8601 with offset), on_hand; optional on_order
+    (open ERP POs), in_transit, backorders (default 0). Each row is checked (rules named
+    `<field>.<rule>`, rejected rows kept: `replen quarantine list --feed stock`); a resend is
+    a duplicate, the same store×SKU×as_of with other values a correction; every as_of is
+    kept and the plan uses the latest one up to its date. A store×SKU without a position
+    is not planned.
+    """
+    _ingest_feed("stock", file, as_json)
+
+
+@ingest_app.command("items")
+def ingest_items_cmd(file: FeedFile, as_json: JsonOpt = False) -> None:
+    """Item names: sku_id, name; optional description, unit, department, category.
+
+    Loaded by sku_id (a later load updates); shown on every screen and sent to the ERP."""
+    _ingest_feed("items", file, as_json)
+
+
+@ingest_app.command("stores")
+def ingest_stores_cmd(file: FeedFile, as_json: JsonOpt = False) -> None:
+    """Store names: store_id, name; optional region, timezone (IANA, e.g. Europe/Paris)."""
+    _ingest_feed("stores", file, as_json)
+
+
+@ingest_app.command("receipts")
+def ingest_receipts_cmd(file: FeedFile, as_json: JsonOpt = False) -> None:
+    """Goods receipts from the ERP: receive POs fully or in part.
+
+    Columns: receipt_id, po_id (Replen's PO id, the ERP order's origin) or erp_po_number,
+    sku_id, quantity, received_at; optional store_id (checked against the PO). A receipt
+    line already stored is a duplicate. Lead times are measured from these
+    (`replen rules lead-times`)."""
+    _ingest_feed("receipts", file, as_json)
+
+
+@ingest_app.command("acks")
+def ingest_acks_cmd(file: FeedFile, as_json: JsonOpt = False) -> None:
+    """PO acknowledgements from the ERP: an ordered PO becomes acknowledged.
+
+    Columns: po_id or erp_po_number; optional erp_po_number, sku_id with
+    confirmed_quantity and confirmed_delivery (YYYY-MM-DD), acknowledged_at."""
+    _ingest_feed("acks", file, as_json)
 
 
 # reference files and data checks -------------------------------------------------------------
@@ -259,6 +343,7 @@ def features_show(
 @quarantine_app.command("list")
 def quarantine_list(
     rule: Annotated[str | None, typer.Option(help="Only this rule, e.g. quantity.bound.")] = None,
+    feed: Annotated[str, typer.Option(help="pos, stock, items, stores, receipts or acks.")] = "pos",
     limit: Annotated[int, typer.Option(min=1, help="Lines to show.")] = 20,
     as_json: JsonOpt = False,
 ) -> None:
@@ -267,7 +352,17 @@ def quarantine_list(
 
     from jobs.runtime import Runtime
 
-    q = Runtime(load_settings()).lake.quarantine()
+    rt = Runtime(load_settings())
+    if feed == "pos":
+        q = rt.lake.quarantine()
+        key = "event_id"
+    else:
+        from features.feeds import FEEDS
+
+        if feed not in FEEDS:
+            raise ValueError(f"--feed {feed!r} unknown; choose pos or {', '.join(FEEDS)}")
+        q = rt.positions.rejects(feed)
+        key = "key"
     if rule:
         q = q.filter(pl.col("rule") == rule)
     counts = dict(q.group_by("rule").len().sort("rule").iter_rows())
@@ -280,16 +375,15 @@ def quarantine_list(
         )
         return
     if q.is_empty():
-        out.print("the quarantine is empty: no line was rejected")
+        out.print(f"the {feed} quarantine is empty: no line was rejected")
         return
-    out.print(kv_table(f"Quarantine: {q.height:,} lines", counts))
+    out.print(kv_table(f"Quarantine ({feed}): {q.height:,} lines", counts))
     table = Table(title_justify="left")
-    for col in ("batch_id", "event_id", "rule", "value", "message"):
+    cols = ("line", key, "rule", "value", "message")
+    for col in cols:
         table.add_column(col, overflow="fold")
     for row in q.tail(limit).iter_rows(named=True):
-        table.add_row(
-            row["batch_id"], str(row["event_id"]), row["rule"], str(row["value"]), row["message"]
-        )
+        table.add_row(*["" if row.get(c) is None else str(row.get(c)) for c in cols])
     out.print(table)
 
 
@@ -433,3 +527,53 @@ _RULE_LABELS = {
     "max_capacity": "max units",
     "min_presentation": "min shown",
 }
+
+
+@rules_app.command("lead-times")
+def rules_lead_times(
+    update: Annotated[
+        bool,
+        typer.Option(
+            "--update",
+            help="Write the measured mean and standard deviation into the stored rules "
+            "(suppliers with at least --min-receipts received POs).",
+        ),
+    ] = False,
+    min_receipts: Annotated[int, typer.Option(min=1, help="Received POs needed.")] = 5,
+    actor: Annotated[str, typer.Option(help="Who does this.", envvar="USER")] = "planner",
+    as_json: JsonOpt = False,
+) -> None:
+    """Supplier lead times: configured (rules) against measured (order → first receipt):
+    mean, standard deviation, share of POs received by their expected delivery."""
+    from jobs.erp import lead_time_report, update_lead_times
+    from jobs.runtime import Runtime
+
+    rt = Runtime(load_settings())
+    report = lead_time_report(rt)
+    changes = update_lead_times(rt, min_receipts, actor) if update else {}
+    if as_json:
+        print(json.dumps({"suppliers": report.to_dicts(), "updated": changes}, default=str))
+        return
+    table = Table(title="Lead times (days)", title_justify="left")
+    for col in ("supplier", "rule mean", "rule std", "POs", "measured mean", "std", "on time"):
+        table.add_column(col, justify="left" if col == "supplier" else "right")
+    fmt = lambda v, p="{:.1f}": "" if v is None else p.format(v)  # noqa: E731
+    for r in report.iter_rows(named=True):
+        table.add_row(
+            r["supplier_id"],
+            fmt(r["configured_mean"]),
+            fmt(r["configured_std"]),
+            str(r["receipts"]),
+            fmt(r["measured_mean"]),
+            fmt(r["measured_std"]),
+            fmt(r["on_time_rate"], "{:.0%}"),
+        )
+    out.print(table)
+    if update:
+        out.print(
+            f"updated {len(changes)} supplier(s)"
+            if changes
+            else f"nothing updated: no supplier has {min_receipts}+ received POs"
+        )
+        if changes:
+            out.print("note: `replen rules load` replaces them again with the file's values")

@@ -38,7 +38,10 @@ def serve(
         ),
     ] = True,
 ) -> None:
-    """Run the HTTP service: POST /v1/pos/events, POST /v1/inventory, /metrics, /v1/monitor.
+    """Run the HTTP service: POS, stock positions, receipts, acknowledgements, /metrics.
+
+    Routes: POST /v1/pos/events, /v1/stock-positions, /v1/receipts, /v1/acknowledgements,
+    /v1/items, /v1/stores, /v1/inventory; GET /v1/monitor, /metrics; OpenAPI at /docs.
 
     Requests are answered once durable in the lake; one velocity pusher process (whatever
     the number of workers) then pushes the touched store×SKUs' velocity online.

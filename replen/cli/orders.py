@@ -1,4 +1,5 @@
-"""Order commands: review suggested purchase orders, approve, reject, edit, export."""
+"""Order commands: review suggested purchase orders, approve, reject, edit (a revision once
+approved), and what a plan could not size."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from rich.table import Table
 from replen.cli._common import (
     JsonOpt,
     emit,
-    errors,
+    kv_table,
     load_settings,
     out,
     render_explained,
@@ -26,35 +27,52 @@ orders_app = sub_app("orders", "Suggested purchase orders in the PO store.")
 @orders_app.command("list")
 def orders_list(
     plan_date: Annotated[str | None, typer.Option("--date", help="Only this plan date.")] = None,
+    status: Annotated[
+        str | None,
+        typer.Option(help="Only this status: suggested, approved, exported, acknowledged, …"),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """List suggested purchase orders."""
+    """List purchase orders."""
     from jobs.runtime import Runtime
 
-    with errors():
-        when = date.fromisoformat(plan_date) if plan_date else None
-        heads = Runtime(load_settings()).orders.purchase_orders(when)
+    when = date.fromisoformat(plan_date) if plan_date else None
+    heads = Runtime(load_settings()).orders.purchase_orders(when, status)
     if as_json:
         print(json.dumps({"purchase_orders": heads.to_dicts()}, default=str))
         return
     if heads.is_empty():
         out.print("no purchase orders yet: `replen plan` suggests them")
         return
-    table = Table(title="Purchase orders (`replen orders show ID` for one)", title_justify="left")
-    for col, justify in (("id", "right"), ("plan date", "left"), ("supplier", "left")):
-        table.add_column(col, justify=justify, no_wrap=True)  # type: ignore[arg-type]
-    for col in ("store", "status", "lines", "value"):
-        table.add_column(col, justify="right" if col in ("lines", "value") else "left")
-    for r in heads.iter_rows(named=True):
-        table.add_row(
-            str(r["po_id"]),
-            str(r["plan_date"]),
-            r["supplier_id"],
-            r["store_id"],
-            r["status"] + (" (stale)" if r["stale"] else ""),
-            str(r["lines"]),
-            f"{r['value']:,.2f} {r['currency']}",
+    from rich import box
+
+    table = Table(
+        title=f"Purchase orders ({heads.height})",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        collapse_padding=True,
+    )
+    shown = {
+        "po": "po_id",
+        "supplier": "supplier_id",
+        "store": "store_id",
+        "order": "order_date",
+        "delivery": "expected_delivery",
+        "status": "status",
+        "rev": "revision",
+        "lines": "lines",
+        "value": "value",
+    }
+    for label in shown:
+        table.add_column(
+            label, justify="right" if label in ("po", "rev", "lines", "value") else "left"
         )
+    for row in heads.iter_rows(named=True):
+        cells = [str(row[c]) for c in shown.values()]
+        cells[-1] = f"{row['value']:,.2f}"
+        cells[5] += " (stale)" if row["stale"] else ""
+        table.add_row(*cells)
     out.print(table)
 
 
@@ -74,14 +92,13 @@ def orders_show(
 ) -> None:
     """One PO: every line with the arithmetic behind its quantity, the audit trail, and
     with --plot a picture of each line's recent sales and the forecast it was sized on."""
-    import polars as pl
 
     from jobs.replenish import plot_po
     from jobs.runtime import Runtime
 
     rt = Runtime(load_settings())
     trail = rt.orders.history(po_id)  # NotFound if there is no such PO
-    lines = rt.orders.po_lines().filter(pl.col("po_id") == po_id)
+    lines = rt.orders.po_lines(po_id=po_id)
     if plot is not None:
         plot_po(rt, po_id, plot)
     if as_json:
@@ -97,8 +114,7 @@ def orders_show(
 def _transition(po_id: int, to: str, actor: str, reason: str | None, as_json: bool) -> None:
     from jobs.runtime import Runtime
 
-    with errors():
-        before = Runtime(load_settings()).orders.transition(po_id, to, actor, reason)
+    before = Runtime(load_settings()).orders.transition(po_id, to, actor, reason)
     emit(
         {"po_id": po_id, "from": before, "to": to},
         as_json,
@@ -110,7 +126,7 @@ def _transition(po_id: int, to: str, actor: str, reason: str | None, as_json: bo
 def orders_approve(
     po_id: int, actor: ActorOpt = "planner", reason: ReasonOpt = None, as_json: JsonOpt = False
 ) -> None:
-    """Approve a suggested PO (it will go to the ERP with the next export)."""
+    """Approve a suggested PO: it is queued for the ERP (`replen erp deliver`)."""
     _transition(po_id, "approved", actor, reason, as_json)
 
 
@@ -131,13 +147,16 @@ def orders_edit(
     actor: ActorOpt = "planner",
     as_json: JsonOpt = False,
 ) -> None:
-    """Change the quantity of one line of a suggested PO; a reason is required."""
+    """Change the quantity of one line; a reason is required.
+
+    A suggested PO changes in place; an approved, exported or acknowledged one gets a new
+    revision, queued for the ERP as a new version of the same order (never a second one).
+    """
     from jobs.runtime import Runtime
 
-    with errors():
-        old, new = Runtime(load_settings()).orders.edit_line(
-            po_id, sku_id, quantity, actor, reason or ""
-        )
+    old, new = Runtime(load_settings()).orders.edit_line(
+        po_id, sku_id, quantity, actor, reason or ""
+    )
     emit(
         {"po_id": po_id, "sku_id": sku_id, "from": old, "to": new},
         as_json,
@@ -145,32 +164,38 @@ def orders_edit(
     )
 
 
-@orders_app.command("export")
-def orders_export(
-    path: Annotated[Path, typer.Argument(help="CSV file for the ERP.")],
-    actor: ActorOpt = "replen-export",
+@orders_app.command("unplanned")
+def orders_unplanned(
+    plan_date: Annotated[
+        str | None, typer.Option("--date", help="Plan date (default: the newest plan).")
+    ] = None,
+    reason: Annotated[
+        str | None, typer.Option(help="Only no_position, no_rule or no_forecast.")
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, help="Rows to show.")] = 30,
     as_json: JsonOpt = False,
 ) -> None:
-    """Write every approved PO's lines to a CSV for the ERP, then mark those POs exported."""
-    import os
-
+    """Store×SKUs a plan did not size, and why: no stock position, no item rule, or no
+    sales history to forecast from. They are never ordered as if stock were zero."""
     import polars as pl
 
     from jobs.runtime import Runtime
 
-    with errors():
-        store = Runtime(load_settings()).orders
-        lines = store.po_lines().filter(pl.col("status") == "approved")
-        cols = ["po_id", "supplier_id", "store_id", "sku_id", "quantity", "unit_cost", "value"]
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        lines.select(cols).write_csv(tmp)
-        os.replace(tmp, path)  # the file is whole before any PO is marked exported
-        ids = sorted(set(lines["po_id"].to_list())) if lines.height else []
-        for po_id in ids:
-            store.transition(po_id, "exported", actor, detail={"file": str(path)})
-    emit(
-        {"purchase_orders": len(ids), "lines": lines.height, "path": str(path)},
-        as_json,
-        lambda: out.print(f"{len(ids)} POs, {lines.height} lines → {path}"),
-    )
+    when = date.fromisoformat(plan_date) if plan_date else None
+    rows = Runtime(load_settings()).orders.unplanned(when)
+    if reason:
+        rows = rows.filter(pl.col("reason") == reason)
+    counts = dict(rows.group_by("reason").len().sort("reason").iter_rows())
+    if as_json:
+        print(json.dumps({"by_reason": counts, "unplanned": rows.to_dicts()}, default=str))
+        return
+    if rows.is_empty():
+        out.print(f"nothing unplanned{f' on {plan_date}' if plan_date else ''}")
+        return
+    out.print(kv_table(f"Unplanned on {rows['plan_date'][0]}: {rows.height}", counts))
+    table = Table(title_justify="left")
+    for col in ("store_id", "sku_id", "reason", "detail"):
+        table.add_column(col, overflow="fold")
+    for r in rows.head(limit).iter_rows(named=True):
+        table.add_row(r["store_id"], r["sku_id"], r["reason"], r["detail"])
+    out.print(table)

@@ -121,12 +121,34 @@ def render_demo(s: dict[str, Any], settings: Settings) -> None:
     lines = rt.orders.po_lines(plan_date)
     if lines.height:
         render_explained(lines.sort("value", descending=True).head(3))
+    erp, nxt = s["erp"], s["next_plan"]
+    rec = erp["received"]
+    out.print(
+        f"\n[bold]ERP loop[/] (fake ERP on loopback, webhook): approved {erp['approved']} → "
+        f"delivered {erp['delivered']} → acknowledged "
+        f"{erp['acknowledged'].get('accepted', 0)} lines → received "
+        f"{rec.get('accepted', 0)} lines; new stock positions "
+        f"{erp['positions'].get('accepted', 0)}"
+    )
+    out.print(
+        f"[bold]Next plan[/] {nxt['plan_date']}: {nxt['purchase_orders']} POs, "
+        f"{nxt['lines']} lines, {nxt['value']:,.2f} {nxt['currency']}"
+    )
+    ex = nxt.get("example") or {}
+    if ex:
+        out.print(
+            f"  {ex['store_id']} / {ex['sku_id']} ({ex.get('item_name') or ''}): ordered "
+            f"{ex['ordered']}, on hand {ex['on_hand_before']:.0f} → "
+            f"{(ex['on_hand_after'] or 0):.0f} after the receipt; the next plan orders "
+            f"{ex['ordered_next']}"
+        )
     p = s["paths"]
     out.print(
         f"\n[bold]Look next[/]\n  PO lines with explanations: {p['csv']}\n"
         f"  Forecast: {p['forecast']}\n  Backtest plot: {p['backtest_plot']}\n"
         f"  MLflow UI: python3 -m uv run mlflow ui --backend-store-uri {p['mlflow']}\n"
-        f"  Review: python3 -m uv run replen orders list; … orders show ID --plot po.png"
+        f"  Review: python3 -m uv run replen orders list; … orders show ID --plot po.png\n"
+        f"  ERP: … replen erp status; … replen rules lead-times; fake ERP in {p['fake_erp']}"
     )
 
 
@@ -142,7 +164,8 @@ def generate(
     seed: int = 7,
     as_json: JsonOpt = False,
 ) -> None:
-    """Write a synthetic chain: POS lines (CSV + Parquet), suppliers, items, stock, inventory."""
+    """Write a synthetic chain: POS lines (CSV + Parquet), rules, stock positions, item and
+    store names, on-hand history — the files a retailer would load."""
     from replen.synthetic import generate as make
 
     chain = make(stores=stores, skus=skus, days=days, seed=seed)
@@ -382,7 +405,12 @@ def plan(
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Forecast with the champion and store today's suggested POs (replaces unreviewed ones)."""
+    """Forecast with the champion and store the day's suggested POs.
+
+    Replaces the day's unreviewed suggestions and supersedes open ones of earlier days.
+    Sizes only store×SKUs with an item rule, a stock position and sales history; the
+    others are listed as unplanned with their reason (`replen orders unplanned`).
+    """
     quiet_libraries()
     from jobs.replenish import forecast_and_plan
     from jobs.runtime import Runtime
@@ -390,7 +418,22 @@ def plan(
     when = date.fromisoformat(plan_date) if plan_date else None
     with console.status("planning"):
         summary = forecast_and_plan(Runtime(load_settings()), when)
-    emit(summary.to_dict(), as_json, lambda: out.print(kv_table("Plan", summary.to_dict())))
+    emit(summary.to_dict(), as_json, lambda: render_plan(summary.to_dict()))
+
+
+def render_plan(data: dict[str, Any]) -> None:
+    shown = {
+        k: v
+        for k, v in data.items()
+        if k not in ("unplanned_items", "unplanned_by_reason", "forecast_path")
+    }
+    out.print(kv_table("Plan", shown))
+    if data["unplanned"]:
+        reasons = ", ".join(f"{k} {v}" for k, v in data["unplanned_by_reason"].items())
+        out.print(
+            f"[bold yellow]{data['unplanned']} store×SKU(s) not planned[/] ({reasons}): "
+            "see [bold]replen orders unplanned[/]"
+        )
 
 
 @app.command()

@@ -6,6 +6,7 @@ import json
 import math
 import os
 import subprocess
+from datetime import date
 from pathlib import Path
 
 import polars as pl
@@ -101,7 +102,7 @@ def test_every_po_line_reproduces_the_policy_arithmetic(in_demo) -> None:
     rt, s = in_demo
     plan = s["plan"]
     assert plan["purchase_orders"] > 0 and plan["lines"] > 0
-    lines = rt.orders.po_lines()
+    lines = rt.orders.po_lines(date.fromisoformat(plan["plan_date"]))
     assert lines.height == plan["lines"]
     for r in lines.iter_rows(named=True):
         target = r["demand_mean"] + r["safety_stock"]
@@ -126,8 +127,14 @@ def test_rerun_is_idempotent(demo) -> None:
     again = json.loads(proc.stdout.strip().splitlines()[-1])
     assert again["ingest"]["accepted"] == 0
     assert again["ingest"]["duplicates"] == first["ingest"]["accepted"]
-    assert again["plan"]["replaced"] == first["plan"]["purchase_orders"]
-    assert again["plan"]["lines"] == first["plan"]["lines"]
+    assert again["ingest"]["stock_feed"]["duplicates"] == first["ingest"]["stock_feed"]["accepted"]
+    # The first plan's POs were approved and went through the ERP: kept, never resent.
+    assert again["plan"]["kept_reviewed"] == first["plan"]["purchase_orders"]
+    assert again["plan"]["purchase_orders"] == 0
+    assert (again["erp"]["approved"], again["erp"]["delivered"]) == (0, 0)
+    assert again["next_plan"]["plan_date"] == first["next_plan"]["plan_date"]
+    assert again["next_plan"]["replaced"] == first["next_plan"]["purchase_orders"]
+    assert again["next_plan"]["lines"] == first["next_plan"]["lines"]
 
 
 def test_other_parameters_need_reset(demo) -> None:
@@ -142,3 +149,29 @@ def test_help_lists_commands(tmp_path) -> None:
     assert proc.returncode == 0
     for cmd in ("demo", "generate", "ingest", "features", "train", "forecast", "plan", "orders"):
         assert cmd in proc.stdout
+
+
+def test_the_loop_closes_through_the_fake_erp(in_demo) -> None:
+    """plan → approve → deliver → acknowledge → receive → the next plan sees the receipts."""
+    rt, s = in_demo
+    erp, plan, follow = s["erp"], s["plan"], s["next_plan"]
+    assert erp["approved"] == erp["delivered"] == plan["purchase_orders"] > 0
+    assert erp["acknowledged"]["accepted"] == erp["received"]["accepted"] == plan["lines"]
+    heads = rt.orders.purchase_orders(date.fromisoformat(plan["plan_date"]))
+    assert set(heads["status"]) == {"received"} and heads["erp_ref"].is_not_null().all()
+    fake = sorted(
+        (o["po_id"], o["name"]) for o in _fake_orders(rt.settings.data_dir / "fake-erp" / "erp.db")
+    )
+    assert fake == sorted(zip(heads["po_id"], heads["erp_ref"], strict=True))  # once each
+    ex = follow["example"]
+    assert ex["on_hand_after"] == ex["on_hand_before"] + ex["received"]  # the receipt is seen
+    assert ex["ordered_next"] < ex["ordered"]
+    assert follow["plan_date"] > plan["plan_date"]
+
+
+def _fake_orders(path: Path) -> list[dict]:
+    import sqlite3
+
+    with sqlite3.connect(path) as db:
+        db.row_factory = sqlite3.Row
+        return [dict(r) for r in db.execute("SELECT po_id, name FROM orders")]

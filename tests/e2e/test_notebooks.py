@@ -18,6 +18,7 @@ NOISE = re.compile(r"\d+%\|[^\n]*\||it/s\]|Materializing|Downloading artifacts|W
 @pytest.fixture(scope="module")
 def installation(tmp_path_factory) -> Path:
     """A small installation with sales, stock, rules and reference files in its lake."""
+    from jobs.erp import ingest_feed
     from jobs.model_inputs import ingest_reference
     from jobs.refresh import ingest_inventory, ingest_pos
     from jobs.runtime import Runtime
@@ -28,7 +29,12 @@ def installation(tmp_path_factory) -> Path:
     home = tmp_path_factory.mktemp("installation")
     rt = Runtime(Settings(data_dir=home / "data", mlflow_dir=home / "mlflow"))
     chain = generate(stores=2, skus=8, days=240, seed=5)
-    rt.save_master(stock=chain.stock, items=chain.items)
+    for kind, frame in (
+        ("items", chain.item_master()),
+        ("stores", chain.store_master()),
+        ("stock", chain.stock),
+    ):
+        ingest_feed(rt, kind, frame, source=f"test {kind}")
     rt.rules_store.save(Rules.from_frames(chain.suppliers, chain.items), "test")
     ingest_pos(rt, chain.pos, push=False, chunk_rows=chain.pos.height)
     ingest_inventory(rt, chain.inventory)

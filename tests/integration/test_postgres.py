@@ -85,3 +85,93 @@ def test_po_store_ledger_lock_and_rules_on_postgres(pg_url) -> None:
     with pytest.raises(SchedulerBusy):
         SchedulerLock(pg_url).acquire()
     lock.release()
+
+
+def test_positions_outbox_and_receipts_on_postgres(pg_url) -> None:
+    from datetime import UTC, datetime
+
+    from replen.db import upgrade
+    from replenishment.erp.adapters import Accepted
+    from replenishment.erp.inbound import apply_receipts
+    from replenishment.erp.outbox import Outbox, RetryPolicy
+    from replenishment.orders import OrderStore
+    from replenishment.planner import Suggestion
+    from replenishment.positions import LoadReport, PositionStore
+
+    upgrade(pg_url)
+    positions = PositionStore(pg_url)
+    rows = pl.DataFrame(
+        {
+            "store_id": ["S1"],
+            "sku_id": ["x"],
+            "as_of": [datetime(2024, 1, 1, 22, tzinfo=UTC)],
+            "on_hand": [3.0],
+            "on_order": [0.0],
+            "in_transit": [0.0],
+            "backorders": [0.0],
+        }
+    )
+    empty = pl.DataFrame(
+        schema={
+            "line": pl.Int64,
+            "key": pl.String,
+            "rule": pl.String,
+            "field": pl.String,
+            "value": pl.String,
+            "message": pl.String,
+            "payload": pl.String,
+        }
+    )
+    report = positions.save_positions(rows, empty, LoadReport("stock", "b1", received=1), "t")
+    assert report.accepted == 1
+    again = positions.save_positions(rows, empty, LoadReport("stock", "b2", received=1), "t")
+    assert again.duplicates == 1
+    assert positions.latest(date(2024, 1, 2))["on_hand"].to_list() == [3.0]
+
+    day = date(2024, 1, 2)
+    lines = pl.DataFrame(
+        {
+            "supplier_id": ["A"],
+            "store_id": ["S1"],
+            "sku_id": ["x"],
+            "quantity": [12],
+            "unit_cost": [2.0],
+            "value": [24.0],
+        }
+    )
+    heads = pl.DataFrame(
+        {
+            "supplier_id": ["A"],
+            "store_id": ["S1"],
+            "order_date": [day],
+            "expected_delivery": [day],
+            "currency": ["EUR"],
+            "value": [24.0],
+            "model_version": ["1"],
+        }
+    )
+    store = OrderStore(pg_url)
+    store.replace_suggestions(day, Suggestion(heads, lines, lines, lines))
+    (po,) = store.purchase_orders(day)["po_id"].to_list()
+    assert store.approve_many([po], "ana") == ([po], {})
+    outbox = Outbox(pg_url)
+    policy = RetryPolicy()
+    (claim,) = outbox.claim("w1", 10, policy)
+    assert outbox.claim("w2", 10, policy) == []
+    outbox.record("w1", [(claim, Accepted("ERP-1"))], policy, "webhook", True)
+    assert store.purchase_orders(day)["status"].to_list() == ["exported"]
+    receipt = pl.DataFrame(
+        {
+            "_line": [1],
+            "receipt_id": ["GR1"],
+            "po_id": [float(po)],
+            "erp_po_number": [None],
+            "store_id": ["S1"],
+            "sku_id": ["x"],
+            "quantity": [12.0],
+            "received_at": [datetime(2024, 1, 3, 10, tzinfo=UTC)],
+        },
+        schema_overrides={"erp_po_number": pl.String},
+    )
+    assert apply_receipts(pg_url, receipt).received_in_full == 1
+    assert store.purchase_orders(day)["status"].to_list() == ["received"]

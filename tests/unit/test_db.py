@@ -32,10 +32,10 @@ def test_models_and_migrations_do_not_drift(tmp_path) -> None:
 
 
 def test_a_database_made_before_migrations_is_stamped(tmp_path) -> None:
-    from replenishment.orders import Base
+    from replenishment.models import Base
 
     url = f"sqlite:///{tmp_path / 'old.db'}"
-    Base.metadata.create_all(create_engine(url))  # as stores did before migrations existed
+    Base.metadata.create_all(create_engine(url))  # as before migrations existed
     assert current(url) is None
     assert upgrade(url) == head()
 

@@ -73,8 +73,8 @@ def test_po_under_the_supplier_minimum_is_held_or_filled() -> None:
     assert s2["quantity"] == s2["after_moq"] + s2["min_order_fill"]
 
 
-def test_rerun_replaces_unreviewed_and_keeps_reviewed(tmp_path) -> None:
-    store = OrderStore(connect(f"sqlite:///{tmp_path / 'po.db'}"))
+def test_rerun_replaces_unreviewed_and_keeps_reviewed(db_url) -> None:
+    store = OrderStore(db_url)
     first = store.replace_suggestions(DAY, _suggestion())
     assert (first.created, first.replaced) == (2, 0)
     with Session(store.engine) as session, session.begin():
@@ -92,14 +92,14 @@ def test_rerun_replaces_unreviewed_and_keeps_reviewed(tmp_path) -> None:
     assert [a["action"] for a in store.audit()] == ["plan", "plan"]
 
 
-def test_nothing_to_order_stores_no_po(tmp_path) -> None:
-    store = OrderStore(connect(f"sqlite:///{tmp_path / 'po.db'}"))
+def test_nothing_to_order_stores_no_po(db_url) -> None:
+    store = OrderStore(db_url)
     assert store.replace_suggestions(DAY, _suggestion(on_hand=100.0)).created == 0
     assert store.purchase_orders().is_empty()
 
 
-def test_mark_stale_flags_only_unreviewed_suggestions(tmp_path) -> None:
-    store = OrderStore(connect(f"sqlite:///{tmp_path / 'po.db'}"))
+def test_mark_stale_flags_only_unreviewed_suggestions(db_url) -> None:
+    store = OrderStore(db_url)
     store.replace_suggestions(DAY, _suggestion())
     with Session(store.engine) as session, session.begin():
         session.execute(
@@ -112,23 +112,26 @@ def test_mark_stale_flags_only_unreviewed_suggestions(tmp_path) -> None:
 
 def test_failed_plan_keeps_yesterdays_suggestions_marked_stale(settings, tmp_path) -> None:
     from jobs.ledger import RunLedger
+    from jobs.runtime import ensure_schema
     from jobs.scheduler import execute
 
     settings.ensure_dirs()
-    OrderStore(connect(settings.db_url)).replace_suggestions(DAY, _suggestion())
+    ensure_schema(settings.db_url)
+    OrderStore(settings.db_url).replace_suggestions(DAY, _suggestion())
     assert execute(settings, "replenish", "2024-01-02T05:00:00+00:00") == "failed"
     heads = OrderStore(settings.db_url).purchase_orders(DAY)
     assert heads.height == 2 and heads["stale"].all()
     assert RunLedger(connect(settings.db_url)).history("replenish")[0]["status"] == "failed"
 
 
-def test_review_moves_through_the_status_machine_with_an_audit_trail(tmp_path) -> None:
+def test_review_moves_through_the_status_machine_with_an_audit_trail(db_url) -> None:
     import pytest
 
     from kernel.errors import InvalidInput, NotFound
+    from replenishment.erp.outbox import Outbox
     from replenishment.orders import OrderError
 
-    store = OrderStore(connect(f"sqlite:///{tmp_path / 'po.db'}"))
+    store = OrderStore(db_url)
     store.replace_suggestions(DAY, _suggestion())
     heads = store.purchase_orders(DAY).sort("store_id")
     s1, s2 = heads["po_id"].to_list()
@@ -138,14 +141,18 @@ def test_review_moves_through_the_status_machine_with_an_audit_trail(tmp_path) -
     with pytest.raises(NotFound, match="no line for sku_id='zz'"):
         store.edit_line(s1, "zz", 1, "ana", "typo")
     store.transition(s1, "approved", "ana")
-    with pytest.raises(OrderError, match="only suggested POs can be edited"):
-        store.edit_line(s1, "x", 1, "ana", "late change")
-    with pytest.raises(OrderError, match="is approved; it can become exported or rejected"):
-        store.transition(s1, "acknowledged", "erp")
+    with pytest.raises(OrderError, match="is approved; it can become exported or acknowledged"):
+        store.transition(s1, "superseded", "ana")
     with pytest.raises(InvalidInput, match="needs a reason"):
         store.transition(s2, "rejected", "ana")
     store.transition(s2, "rejected", "ana", reason="supplier on holiday")
-    assert store.open_on_order(DAY).sort("sku_id")["po_on_order"].to_list() == [20.0, 13.0]
+    with pytest.raises(OrderError, match="is rejected; it can become nothing else"):
+        store.transition(s2, "approved", "ana")
+    # Approving wrote the delivery record of revision 1, in the same transaction.
+    pending = Outbox(db_url).deliveries("pending")
+    assert pending.select("po_id", "revision", "idempotency_key").rows() == [
+        (s1, 1, f"replen-po-{s1}-r1")
+    ]
     store.transition(s1, "exported", "erp-job")
     store.transition(s1, "acknowledged", "erp", detail={"erp_ref": "PO-778"})
     trail = [(h["action"], h["actor"]) for h in store.history(s1)]
@@ -157,7 +164,47 @@ def test_review_moves_through_the_status_machine_with_an_audit_trail(tmp_path) -
     ]
     line = store.po_lines(DAY).filter(pl.col("po_id") == s1).sort("sku_id").row(0, named=True)
     assert (line["quantity"], line["suggested_quantity"]) == (20, 16)
-    assert store.open_on_order(DAY).is_empty()  # exported POs are the ERP's to count
+
+
+def test_an_edit_after_delivery_is_a_new_revision_of_the_same_order(db_url) -> None:
+    from replenishment.erp.outbox import Outbox
+
+    store = OrderStore(db_url)
+    store.replace_suggestions(DAY, _suggestion())
+    po = int(store.purchase_orders(DAY).sort("store_id")["po_id"][0])
+    store.transition(po, "approved", "ana")
+    store.transition(po, "exported", "erp-job")
+    assert store.edit_line(po, "x", 8, "ana", "shop refit") == (16, 8)
+    head = store.purchase_orders(DAY).filter(pl.col("po_id") == po).row(0, named=True)
+    assert (head["status"], head["revision"]) == ("approved", 2)
+    keys = Outbox(db_url).deliveries().sort("revision")["idempotency_key"].to_list()
+    assert keys == [f"replen-po-{po}-r1", f"replen-po-{po}-r2"]
+    assert store.history(po)[-1]["action"] == "revise"
+
+
+def test_rejecting_an_approved_po_cancels_its_pending_delivery(db_url) -> None:
+    from replenishment.erp.outbox import Outbox
+
+    store = OrderStore(db_url)
+    store.replace_suggestions(DAY, _suggestion())
+    po = int(store.purchase_orders(DAY)["po_id"][0])
+    store.transition(po, "approved", "ana")
+    store.transition(po, "rejected", "ana", reason="double order by phone")
+    assert Outbox(db_url).deliveries()["status"].to_list() == ["cancelled"]
+
+
+def test_a_newer_plan_supersedes_open_suggestions_of_earlier_days(db_url) -> None:
+    from datetime import timedelta
+
+    store = OrderStore(db_url)
+    store.replace_suggestions(DAY, _suggestion())
+    approved = int(store.purchase_orders(DAY).sort("store_id")["po_id"][0])
+    store.transition(approved, "approved", "ana")
+    report = store.replace_suggestions(DAY + timedelta(days=1), _suggestion())
+    assert report.superseded == 1
+    old = store.purchase_orders(DAY).sort("store_id")
+    assert old["status"].to_list() == ["approved", "superseded"]
+    assert store.history(int(old["po_id"][1]))[-1]["action"] == "superseded"
 
 
 def test_budget_buys_the_most_shortage_avoided_per_money_first() -> None:
