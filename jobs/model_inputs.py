@@ -170,7 +170,12 @@ def forecast_inputs(rt: Runtime, history: pl.DataFrame, horizon: int) -> pl.Data
         .join(static, on=["store_id", "sku_id"], how="left")
         .join(now, on=["store_id", "sku_id", "date"], how="left")
     )
-    plans = state.select("store_id", "sku_id", "promo_dates").explode("promo_dates").drop_nulls()
+    # No promotions file loaded: the online column is all null (dtype null), not text.
+    plans = (
+        state.select("store_id", "sku_id", pl.col("promo_dates").cast(pl.List(pl.String)))
+        .explode("promo_dates")
+        .drop_nulls()
+    )
     planned = plans.select(
         "store_id",
         "sku_id",

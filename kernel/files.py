@@ -8,6 +8,7 @@ the previous file or none, never half of one; a full or read-only disk is a
 
 from __future__ import annotations
 
+import io
 import os
 import uuid
 from collections.abc import Callable
@@ -82,7 +83,19 @@ def write_table(frame: Any, path: Path) -> Path:
 def write_parquet(frame: Any, path: Path, *, level: int | None = None) -> Path:
     """A polars frame as Parquet (zstd at ``level``, polars' default if None), atomically,
     written by path so that polars compresses it in parallel."""
-    return atomic_write_path(path, lambda tmp: frame.write_parquet(tmp, compression_level=level))
+    try:
+        return atomic_write_path(
+            path, lambda tmp: frame.write_parquet(tmp, compression_level=level)
+        )
+    except StorageError:
+        raise
+    except Exception:
+        # polars reports a write that hit a full or read-only disk as its own error
+        # ("Invalid thrift: transport error"): encode in memory, then write the bytes, which
+        # surfaces the OS error (a StorageError), or succeeds if the failure was transient.
+        buffer = io.BytesIO()
+        frame.write_parquet(buffer, compression_level=level)
+        return write_bytes(buffer.getvalue(), path)
 
 
 def write_csv(frame: Any, path: Path) -> Path:
