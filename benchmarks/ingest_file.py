@@ -3,7 +3,8 @@
 Baseline (same run, same file): polars reads the CSV and writes one Parquet file — nothing
 else. Replen: read, map (UCI → contract), validate every line, deduplicate against the lake,
 write day partitions with fsync and commit the manifest. Reported: seconds, lines/s and the
-ratio Replen / baseline (aim ≥ 0.5). ``--push`` adds the Feast online push of velocity.
+ratio Replen / baseline (aim ≥ 0.5), the median over alternating pairs of runs. ``--push`` adds
+the Feast online push of velocity.
 """
 
 from __future__ import annotations
@@ -49,9 +50,15 @@ def main() -> None:
             )
             return ingest_pos(rt, raw, push=args.push, chunk_rows=raw.height).to_dict()
 
-    base = min(timed(baseline)[0] for _ in range(args.repeat))
-    runs = [timed(replen) for _ in range(args.repeat)]
+    # Alternate the two so that both see the same machine (it is shared and noisy); the
+    # ratio is the median of the pairs', the seconds the best of each.
+    bases, runs = [], []
+    for _ in range(args.repeat):
+        bases.append(timed(baseline)[0])
+        runs.append(timed(replen))
+    base = min(bases)
     best, summary = min(runs, key=lambda r: r[0])
+    pair_ratios = sorted(b / r[0] for b, r in zip(bases, runs, strict=True))
     lines = summary["received"]
     figures = {
         "benchmark": "ingest_file",
@@ -60,7 +67,8 @@ def main() -> None:
         "replen_seconds": round(best, 3),
         "baseline_lines_per_s": round(lines / base),
         "replen_lines_per_s": round(lines / best),
-        "ratio": round(base / best, 3),
+        "ratio": round(pair_ratios[len(pair_ratios) // 2], 3),
+        "ratio_of_bests": round(base / best, 3),
         "push": args.push,
         "accepted": summary["accepted"],
         "rejected": summary["rejected"],

@@ -273,6 +273,59 @@ def validate_events(
         _as_float("unit_price"),
         *_parse_time(frame["sold_at"]),
     )
+    checks = _checks(
+        now,
+        max_future_skew=max_future_skew,
+        max_abs_quantity=max_abs_quantity,
+        max_age=max_age,
+        max_unit_price=max_unit_price,
+        allowed_stores=allowed_stores,
+    )
+    # One pass decides good or bad; which rule a bad line broke is worked out for the
+    # (few) bad lines only.
+    judged = parsed.with_columns(
+        pl.any_horizontal([failed.fill_null(False) for _, _, failed, _ in checks]).alias("_bad")
+    )
+    good = judged.filter(~pl.col("_bad")).select(
+        [pl.col(c).cast(t) for c, t in EVENT_SCHEMA.items()]
+    )
+    rule = pl.lit(None, dtype=pl.String)
+    for name, check, failed, _ in reversed(checks):
+        rule = pl.when(failed.fill_null(False)).then(pl.lit(f"{name}.{check}")).otherwise(rule)
+    fields = {f"{name}.{check}": name for name, check, _, _ in checks}
+    texts = {f"{name}.{check}": text for name, check, _, text in checks}
+    bad = (
+        judged.filter(pl.col("_bad"))
+        .with_columns(rule.alias("_rule"))
+        .with_columns(
+            pl.col("_rule").replace_strict(fields, return_dtype=pl.String).alias("_field"),
+            pl.col("_rule").replace_strict(texts, return_dtype=pl.String).alias("_msg"),
+        )
+    )
+    # Only rejected lines need their original text: encode just those.
+    bad = bad.with_columns(_payloads(raw, bad["_line"]).alias("_payload"))
+    rejected = bad.select(
+        pl.col("_line").cast(pl.Int64).alias("line"),
+        pl.col("event_id"),
+        pl.col("_rule").alias("rule"),
+        pl.col("_field").alias("field"),
+        _raw_values(raw, bad).alias("value"),
+        pl.col("_msg").alias("message"),
+        pl.col("_payload").alias("payload"),
+    )
+    return ValidationResult(accepted=good, rejected=rejected)
+
+
+def _checks(
+    now: datetime,
+    *,
+    max_future_skew: timedelta,
+    max_abs_quantity: float,
+    max_age: timedelta,
+    max_unit_price: float,
+    allowed_stores: set[str] | None,
+) -> list[tuple[str, str, pl.Expr, str]]:
+    """The contract's rules in order: (field, rule, failed-when expression, message)."""
     limit = pl.lit(now + max_future_skew).cast(pl.Datetime("us", "UTC"))
     oldest = pl.lit(now - max_age).cast(pl.Datetime("us", "UTC"))
     scope = (
@@ -280,7 +333,7 @@ def validate_events(
         if allowed_stores is None
         else ~pl.col("store_id").is_in(sorted(allowed_stores))
     )
-    checks: list[tuple[str, str, pl.Expr, str]] = [
+    return [
         ("event_id", "required", pl.col("event_id").is_null(), "event_id is required"),
         ("event_id", "format", _bad_id("event_id"), f"event_id must be {ID_RULE}"),
         ("store_id", "required", pl.col("store_id").is_null(), "store_id is required"),
@@ -354,32 +407,6 @@ def validate_events(
             "currency must be an active ISO-4217 code (e.g. EUR, USD, GBP)",
         ),
     ]
-    rule = pl.lit(None, dtype=pl.String)
-    field = pl.lit(None, dtype=pl.String)
-    message = pl.lit(None, dtype=pl.String)
-    for name, check, failed, text in reversed(checks):
-        cond = failed.fill_null(False)
-        rule = pl.when(cond).then(pl.lit(f"{name}.{check}")).otherwise(rule)
-        field = pl.when(cond).then(pl.lit(name)).otherwise(field)
-        message = pl.when(cond).then(pl.lit(text)).otherwise(message)
-    judged = parsed.with_columns(rule.alias("_rule"), field.alias("_field"), message.alias("_msg"))
-
-    bad = judged.filter(pl.col("_rule").is_not_null())
-    # Only rejected lines need their original text: encode just those.
-    bad = bad.with_columns(_payloads(raw, bad["_line"]).alias("_payload"))
-    rejected = bad.select(
-        pl.col("_line").cast(pl.Int64).alias("line"),
-        pl.col("event_id"),
-        pl.col("_rule").alias("rule"),
-        pl.col("_field").alias("field"),
-        _raw_values(raw, bad).alias("value"),
-        pl.col("_msg").alias("message"),
-        pl.col("_payload").alias("payload"),
-    )
-    good = judged.filter(pl.col("_rule").is_null()).select(
-        [pl.col(c).cast(t) for c, t in EVENT_SCHEMA.items()]
-    )
-    return ValidationResult(accepted=good, rejected=rejected)
 
 
 def same_body(left_suffix: str = "", right_suffix: str = "_other") -> pl.Expr:
@@ -459,9 +486,7 @@ def _parse_time(column: pl.Series) -> list[pl.Series]:
 
 def _payloads(raw: pl.DataFrame, lines: pl.Series) -> pl.Series:
     """The original lines (JSON) at ``lines``; mapped inputs keep them as ``src.*``."""
-    picked = raw.join(
-        pl.DataFrame({"_line": lines}), on="_line", how="semi", maintain_order="right"
-    )
+    picked = raw[lines]  # ``_line`` is the row position: a gather, not a join
     if "_json" in raw.columns:  # the line exactly as received (HTTP)
         return picked["_json"]
     source = [c for c in raw.columns if c.startswith("src.")]
@@ -475,7 +500,7 @@ def _payloads(raw: pl.DataFrame, lines: pl.Series) -> pl.Series:
 def _raw_values(raw: pl.DataFrame, bad: pl.DataFrame) -> pl.Series:
     """The offending field's value as received (text), for the quarantine record."""
     fields = [c for c in EVENT_SCHEMA if c in raw.columns]
-    received = raw.join(bad.select("_line"), on="_line", how="semi").select(
+    received = raw[bad["_line"]].select(
         "_line", *[pl.col(c).cast(pl.String).alias(f"_v_{c}") for c in fields]
     )
     joined = bad.select("_line", "_field").join(

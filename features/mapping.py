@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import polars as pl
 
 from features.events import EVENT_SCHEMA
+from features.lake_index import repeated
 from kernel.errors import InvalidInput
 
 __all__ = ["BUILTIN", "ColumnMapping", "apply_mapping", "parse_mapping"]
@@ -120,17 +121,18 @@ def _derived_ids(raw: pl.DataFrame, columns: tuple[str, ...]) -> pl.Series:
     """``key:n``: the key columns joined, and the line's occurrence of that key in the file.
 
     Deterministic for the same file, so a resend yields the same ids. Occurrences are
-    counted only among repeated keys (a window over every line would cost a second).
+    counted only among repeated keys (a window over every line would cost a second), found
+    by their 64-bit hashes first (a hash collision only adds a line to the exact count).
     """
     key = raw.select(
         pl.concat_str([pl.col(c).cast(pl.String).fill_null("") for c in columns], separator=":")
     ).to_series()
     occurrence = pl.zeros(raw.height, dtype=pl.Int64, eager=True)
-    repeated = key.is_duplicated()
-    if repeated.any():
+    maybe = repeated(key.hash(seed=0).to_numpy())
+    if maybe is not None:
         rep = (
             pl.DataFrame({"key": key, "i": pl.int_range(raw.height, eager=True)})
-            .filter(repeated)
+            .filter(pl.Series(maybe))
             .with_columns(pl.int_range(pl.len()).over("key").cast(pl.Int64).alias("n"))
         )
         occurrence = occurrence.scatter(rep["i"], rep["n"])

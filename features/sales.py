@@ -10,6 +10,7 @@ from kernel.errors import NotReady
 
 __all__ = [
     "DAILY_SALES_COLUMNS",
+    "VELOCITY_SCHEMA",
     "daily_sales",
     "last_date",
     "velocity",
@@ -26,6 +27,7 @@ DAILY_SALES_COLUMNS = (
     "price",
     "on_hand",
     "stockout",
+    "promo_units",
 )
 
 
@@ -40,7 +42,8 @@ def daily_sales(
 
     ``units`` counts units sold (positive lines), ``returns`` units returned (negative lines,
     as a positive number), ``revenue`` the net amount, ``price`` the realised unit price of
-    sales (null on days without sales). A series runs from its first event to ``end``
+    sales (null on days without sales), ``promo_units`` the units sold on lines carrying a
+    ``promo_id``. A series runs from its first event to ``end``
     (default: the last event day). ``on_hand`` is the latest stock snapshot at or before the
     day, carried forward; ``stockout`` is true when that on-hand is zero, so forecasting can
     treat the day's sales as censored demand. Days are cut in time zone ``tz``.
@@ -48,6 +51,11 @@ def daily_sales(
     lazy = events.lazy() if isinstance(events, pl.DataFrame) else events
     day = pl.col("sold_at").dt.convert_time_zone(tz).dt.date().alias("date")
     q = pl.col("quantity")
+    on_promo = (
+        pl.col("promo_id").is_not_null()
+        if "promo_id" in lazy.collect_schema().names()
+        else pl.lit(False)
+    )
     agg = (
         lazy.group_by("store_id", "sku_id", day)
         .agg(
@@ -55,6 +63,7 @@ def daily_sales(
             (-q.filter(q < 0)).sum().alias("returns"),
             (q * pl.col("unit_price")).sum().alias("revenue"),
             (q * pl.col("unit_price")).filter(q > 0).sum().alias("_sales_value"),
+            q.filter((q > 0) & on_promo).sum().alias("promo_units"),
         )
         .collect()
     )
@@ -70,7 +79,7 @@ def daily_sales(
     daily = (
         calendar.join(agg, on=["store_id", "sku_id", "date"], how="left")
         .with_columns(
-            pl.col("units", "returns", "revenue", "_sales_value").fill_null(0.0),
+            pl.col("units", "returns", "revenue", "_sales_value", "promo_units").fill_null(0.0),
         )
         .with_columns(
             pl.when(pl.col("units") > 0)
@@ -85,6 +94,17 @@ def daily_sales(
     return daily.select([pl.col(c).cast(t) for c, t in _DAILY_SCHEMA.items()])
 
 
+VELOCITY_SCHEMA: dict[str, pl.DataType] = {
+    "store_id": pl.String(),
+    "sku_id": pl.String(),
+    "as_of": pl.Date(),
+    "units_1d": pl.Float64(),
+    "units_7d": pl.Float64(),
+    "units_28d": pl.Float64(),
+    "days_since_last_sale": pl.Int64(),
+}
+"""The columns of :func:`velocity` (and of the online ``sku_velocity`` view)."""
+
 _DAILY_SCHEMA: dict[str, pl.DataType] = {
     "store_id": pl.String(),
     "sku_id": pl.String(),
@@ -95,6 +115,7 @@ _DAILY_SCHEMA: dict[str, pl.DataType] = {
     "price": pl.Float64(),
     "on_hand": pl.Float64(),
     "stockout": pl.Boolean(),
+    "promo_units": pl.Float64(),
 }
 
 

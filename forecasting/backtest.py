@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from datetime import date
 
 import polars as pl
 
-from forecasting.candidates import FALLBACK, build, candidates_for, components, freq_of
+from forecasting.candidates import FALLBACK, GLOBAL, build, candidates_for, components, freq_of
+from forecasting.engine import cross_validation
 
-__all__ = ["backtest", "coverage", "series_errors"]
+__all__ = ["backtest", "cutoffs", "series_errors", "window_errors"]
 
 
 def backtest(
@@ -22,37 +24,61 @@ def backtest(
     on_class: Callable[[str, int], None] | None = None,
     candidates: Mapping[str, tuple[str, ...]] | None = None,
     freq: str = "daily",
+    gap: int = 0,
+    extra: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     """Cross-validate each class's candidates on its series.
 
     ``train``: ``unique_id, ds, y``; ``classes``: ``unique_id, demand_class``. Windows are
-    non-overlapping, ``horizon`` days each, the last ending on the last day of history.
-    ``candidates`` overrides the candidate names per class (e.g. to try one model only).
+    :func:`cutoffs` apart by ``horizon`` periods; each scores the ``horizon`` periods after
+    a ``gap`` (the days between the last data and the first day planned), the last window
+    ending on the last day of history. ``extra``: forecasts of models fitted outside
+    statsforecast (``unique_id, cutoff, ds`` and one column per model, e.g. the global
+    ones), joined in by name. ``candidates`` overrides the candidate names per class.
     Returns long rows ``unique_id, demand_class, cutoff, ds, y, model, yhat``.
     """
     from statsforecast import StatsForecast
 
+    outside = [c for c in (extra.columns if extra is not None else []) if c not in _KEYS]
     out = []
     for cls, ids in classes.group_by("demand_class", maintain_order=True):
         name = str(cls[0])
         names = (
             tuple(candidates[name])
             if candidates and name in candidates
-            else candidates_for(name, costly=costly)
+            else candidates_for(name, costly=costly, freq=freq)
+        )
+        names = tuple(
+            n for n in names if all(p in outside or p not in GLOBAL for p in n.split("+"))
         )
         group = train.join(ids.select("unique_id"), on="unique_id")
-        if group.is_empty():
+        if group.is_empty() or not names:
             continue
         base = components(names)
-        sf = StatsForecast(
-            models=build(base, freq),
-            freq=freq_of(freq).alias,
-            n_jobs=n_jobs,
-            fallback_model=build([FALLBACK], freq)[0],
-        )
-        cv = pl.DataFrame(
-            sf.cross_validation(df=group, h=horizon, n_windows=n_windows, step_size=horizon)
-        ).with_columns(pl.col(list(base)).cast(pl.Float64).fill_nan(None).clip(lower_bound=0.0))
+        stats_models = tuple(b for b in base if b not in outside)
+        if stats_models:
+            sf = StatsForecast(
+                models=build(stats_models, freq),
+                freq=freq_of(freq).alias,
+                n_jobs=n_jobs,
+                fallback_model=build([FALLBACK], freq)[0],
+            )
+            cv = cross_validation(
+                sf, group, h=horizon + gap, n_windows=n_windows, step_size=horizon
+            ).with_columns(
+                pl.col("ds").cast(pl.Date),
+                pl.col("cutoff").cast(pl.Date),
+                pl.col(list(stats_models)).cast(pl.Float64).fill_nan(None).clip(lower_bound=0.0),
+            )
+        else:
+            cv = _outside_windows(group, extra, horizon, gap, n_windows, freq)
+        if gap:
+            cv = cv.filter(pl.col("ds") > pl.col("cutoff") + _offset(gap, freq))
+        used = [b for b in base if b in outside]
+        if used and extra is not None:
+            cv = cv.join(extra.select(*_KEYS, *used), on=list(_KEYS), how="left").with_columns(
+                pl.col(used).fill_null(0.0)
+            )
         # Combinations (and legacy names) are means of base model columns.
         derived = [n for n in names if n not in base]
         cv = cv.with_columns([pl.mean_horizontal(list(components([n]))).alias(n) for n in derived])
@@ -85,6 +111,52 @@ def backtest(
     )
 
 
+def cutoffs(
+    last: date, *, horizon: int, n_windows: int, gap: int = 0, freq: str = "daily"
+) -> list[date]:
+    """The backtest origins, oldest first: the last one ``horizon + gap`` periods before
+    ``last``, the others ``horizon`` periods apart (as statsforecast places them)."""
+    return [
+        _shift(last, -(horizon + gap + horizon * (n_windows - 1 - j)), freq)
+        for j in range(n_windows)
+    ]
+
+
+_KEYS = ("unique_id", "cutoff", "ds")
+
+
+def _shift(day: date, periods: int, freq: str) -> date:
+    unit = freq_of(freq).alias[1:]
+    return pl.select(pl.lit(day).dt.offset_by(f"{periods}{unit}")).item()
+
+
+def _offset(periods: int, freq: str) -> pl.Expr:
+    unit = freq_of(freq).alias[1:]
+    return pl.lit(f"{periods}{unit}")
+
+
+def _outside_windows(
+    group: pl.DataFrame,
+    extra: pl.DataFrame | None,
+    horizon: int,
+    gap: int,
+    n_windows: int,
+    freq: str,
+) -> pl.DataFrame:
+    """The backtest rows (actuals per window) when no statsforecast model is needed."""
+    last = group["ds"].max()
+    starts = cutoffs(last, horizon=horizon, n_windows=n_windows, gap=gap, freq=freq)  # type: ignore[arg-type]
+    windows = pl.DataFrame({"cutoff": starts}, schema={"cutoff": pl.Date})
+    rows = group.join(windows, how="cross").filter(
+        (pl.col("ds") > pl.col("cutoff"))
+        & (
+            pl.col("ds")
+            <= pl.col("cutoff").dt.offset_by(f"{horizon + gap}{freq_of(freq).alias[1:]}")
+        )
+    )
+    return rows.select("unique_id", "ds", "cutoff", "y")
+
+
 def series_errors(cv: pl.DataFrame, scale: pl.DataFrame | None = None) -> pl.DataFrame:
     """Per series and model: the selection loss and the usual accuracy measures.
 
@@ -101,7 +173,7 @@ def series_errors(cv: pl.DataFrame, scale: pl.DataFrame | None = None) -> pl.Dat
     per_window = windows.group_by("unique_id", "demand_class", "model").agg(
         pl.col("cum_err").abs().mean().alias("loss"),
         pl.col("cum_err").pow(2).mean().sqrt().alias("cum_rmse"),
-        pl.col("h").first().alias("h"),
+        pl.col("h").max().alias("h"),  # scored periods per window (censored ones left out)
     )
     daily = cv.group_by("unique_id", "model").agg(
         err.abs().mean().alias("mae"),
@@ -130,71 +202,32 @@ def series_errors(cv: pl.DataFrame, scale: pl.DataFrame | None = None) -> pl.Dat
     return out
 
 
-def coverage(
-    cv: pl.DataFrame, champions: pl.DataFrame, levels: tuple[float, ...], factor: pl.DataFrame
-) -> pl.DataFrame:
-    """Out-of-sample coverage of the quantiles the forecasts would have carried.
+def window_errors(cv: pl.DataFrame, scale: pl.DataFrame) -> pl.DataFrame:
+    """Per series, model and backtest window: the scale-free losses selection compares.
 
-    For each series and backtest window, the error scale comes from the *other* windows
-    (leave-one-window-out), as it would in production; then the daily quantiles and the
-    window-total quantile (gamma law, :mod:`forecasting.quantiles`) are checked against the
-    actuals. ``champions``: ``unique_id, model``; ``factor``: ``demand_class,
-    cum_sd_factor``. Returns per series × level: ``daily_hits, daily_n, total_hits,
-    total_n`` to aggregate as wanted.
+    ``loss``: absolute error of the window total (the ordering loss) over ``scale_abs × h``
+    (MASE-like, so series of any volume compare); ``rmsse``: the M5 measure. ``scale``:
+    ``unique_id, scale, scale_abs`` (mean squared and absolute one-step differences).
+    Returns ``unique_id, demand_class, model, cutoff, h, loss, rmsse``.
     """
-    from forecasting.quantiles import gamma_quantile
-
-    picked = cv.join(champions.select("unique_id", "model"), on=["unique_id", "model"])
-    if picked.is_empty():
-        return pl.DataFrame()
-    sq = picked.group_by("unique_id", "cutoff").agg(
-        (pl.col("yhat") - pl.col("y")).pow(2).sum().alias("_sq"), pl.len().alias("_n")
-    )
-    totals = sq.group_by("unique_id").agg(
-        pl.col("_sq").sum().alias("_sq_all"), pl.col("_n").sum().alias("_n_all")
-    )
-    loo = (
-        sq.join(totals, on="unique_id")
-        .with_columns(
-            pl.when(pl.col("_n_all") > pl.col("_n"))
-            .then(((pl.col("_sq_all") - pl.col("_sq")) / (pl.col("_n_all") - pl.col("_n"))).sqrt())
-            .otherwise(None)
-            .alias("_sd")
+    err = pl.col("yhat") - pl.col("y")
+    return (
+        cv.group_by("unique_id", "demand_class", "model", "cutoff")
+        .agg(
+            err.sum().abs().alias("_abs_total"),
+            err.pow(2).mean().alias("_mse"),
+            pl.len().alias("h"),
         )
-        .select("unique_id", "cutoff", "_sd")
-    )
-    days = (
-        picked.join(loo, on=["unique_id", "cutoff"])
-        .drop_nulls("_sd")
-        .join(factor, on="demand_class", how="left")
-        .with_columns(pl.col("cum_sd_factor").fill_null(1.0))
-    )
-    if days.is_empty():
-        return pl.DataFrame()
-    windows = days.group_by("unique_id", "demand_class", "cutoff").agg(
-        pl.col("yhat").sum().alias("_mu"),
-        pl.col("y").sum().alias("_y"),
-        (pl.col("_sd").first() * pl.col("cum_sd_factor").first() * pl.len().sqrt()).alias("_s"),
-    )
-    rows = []
-    for q in levels:
-        daily_q = gamma_quantile(days["yhat"].to_numpy(), days["_sd"].to_numpy(), q)
-        total_q = gamma_quantile(windows["_mu"].to_numpy(), windows["_s"].to_numpy(), q)
-        d = days.select("unique_id", "demand_class").with_columns(
-            (days["y"] <= pl.Series(daily_q) + 1e-9).alias("_hit")
+        .join(scale, on="unique_id", how="left")
+        .select(
+            "unique_id",
+            "demand_class",
+            "model",
+            "cutoff",
+            "h",
+            (
+                pl.col("_abs_total") / (pl.col("scale_abs").clip(lower_bound=1e-9) * pl.col("h"))
+            ).alias("loss"),
+            (pl.col("_mse") / pl.col("scale").clip(lower_bound=1e-9)).sqrt().alias("rmsse"),
         )
-        w = windows.select("unique_id").with_columns(
-            (windows["_y"] <= pl.Series(total_q) + 1e-9).alias("_hit")
-        )
-        per = (
-            d.group_by("unique_id", "demand_class")
-            .agg(pl.col("_hit").sum().alias("daily_hits"), pl.len().alias("daily_n"))
-            .join(
-                w.group_by("unique_id").agg(
-                    pl.col("_hit").sum().alias("total_hits"), pl.len().alias("total_n")
-                ),
-                on="unique_id",
-            )
-        )
-        rows.append(per.with_columns(pl.lit(q).alias("level")))
-    return pl.concat(rows)
+    )

@@ -13,6 +13,7 @@ __all__ = [
     "COSTLY",
     "FALLBACK",
     "FREQS",
+    "GLOBAL",
     "Freq",
     "build",
     "candidates_for",
@@ -94,47 +95,74 @@ def _factories(freq: str = "daily") -> dict[str, Callable[[], Any]]:
 
 
 # Cheap models: milliseconds per series. Costly ones (~0.2-0.5 s per series) are opt-in.
+# ADIDA and iMAPA (temporal aggregation) left the lists once the global models came: on M5
+# they were chosen for under 2% of series at a tenth of the backtest's cost.
 # A name "a+b" is the mean of models a and b (a combination: usually steadier than either).
+# "profile" and "gbm" are the global models (forecasting/profile.py, forecasting/boosting.py),
+# daily data only. The first candidate of a class is its default: a challenger replaces it
+# only when it wins on most backtest windows (forecasting/select.py).
+GLOBAL = ("profile", "gbm")
 CANDIDATES: dict[str, tuple[str, ...]] = {
     "smooth": (
+        "profile+gbm",
+        "profile",
+        "gbm",
         "seasonal_es",
         "ses",
         "seasonal_naive",
         "seasonal_window_avg",
         "window_avg",
+        "profile+seasonal_es",
+        "gbm+seasonal_es",
         "croston_sba+seasonal_es",
         "seasonal_es+historic_avg",
     ),
     "erratic": (
+        "profile+gbm",
+        "profile",
+        "gbm",
         "seasonal_es",
         "ses",
         "seasonal_window_avg",
         "window_avg",
         "seasonal_naive",
+        "profile+seasonal_es",
+        "gbm+seasonal_es",
         "croston_sba+seasonal_es",
         "seasonal_es+historic_avg",
     ),
     "intermittent": (
+        "profile+gbm",
+        "profile",
+        "gbm",
         "croston_sba",
         "tsb",
-        "adida",
-        "imapa",
         "window_avg",
         "ses",
+        "croston_sba+profile",
         "croston_sba+historic_avg",
         "window_avg+historic_avg",
     ),
     "lumpy": (
+        "profile+gbm",
+        "profile",
+        "gbm",
         "croston_sba",
         "tsb",
-        "adida",
-        "imapa",
         "window_avg",
+        "croston_sba+profile",
         "croston_sba+historic_avg",
         "croston_sba+seasonal_es",
     ),
     "new": ("historic_avg", "ses"),
-    "inactive": ("zero",),
+    "inactive": ("zero", "historic_avg", "zero+historic_avg"),
+}
+# Monthly histories are short (a few dozen points): DynamicOptimizedTheta costs what cheap
+# models cost on days, and on M5 months the daily lists' choices (seasonal ES, Croston)
+# won the backtest and lost the year after; the Theta family with SES did not.
+MONTHLY: dict[str, tuple[str, ...]] = {
+    c: ("dyn_opt_theta", "ses", "dyn_opt_theta+ses")
+    for c in ("smooth", "erratic", "intermittent", "lumpy")
 }
 COSTLY: dict[str, tuple[str, ...]] = {
     "smooth": ("auto_ets", "dyn_opt_theta"),
@@ -143,13 +171,26 @@ COSTLY: dict[str, tuple[str, ...]] = {
 FALLBACK = "historic_avg"
 
 
-def candidates_for(demand_class: str, *, costly: bool = False) -> tuple[str, ...]:
-    """Names of the candidate models for a demand class."""
+def candidates_for(
+    demand_class: str, *, costly: bool = False, freq: str = "daily", pooled: bool = True
+) -> tuple[str, ...]:
+    """Names of the candidate models for a demand class, its default first.
+
+    The global models (``pooled``) take part on daily data only; weekly data has SES as
+    its default, monthly data the Theta family (:data:`MONTHLY`)."""
     if demand_class not in CANDIDATES:
         raise ValueError(
             f"unknown demand class {demand_class!r}; expected one of {sorted(CANDIDATES)}"
         )
     names = CANDIDATES[demand_class]
+    if freq == "monthly" and demand_class in MONTHLY:
+        return MONTHLY[demand_class]
+    if freq != "daily" or not pooled:
+        names = tuple(n for n in names if not set(n.split("+")) & set(GLOBAL))
+    if freq != "daily" and demand_class in ("smooth", "erratic", "intermittent", "lumpy"):
+        # Weekly and monthly: SES by default (on M5 weeks it matched AutoETS + Theta, while
+        # yearly-seasonal models won winter windows and lost spring ones).
+        names = ("ses", *(n for n in names if n != "ses"))
     return names + COSTLY.get(demand_class, ()) if costly else names
 
 
@@ -172,6 +213,8 @@ def build(names: tuple[str, ...] | list[str], freq: str = "daily") -> list[Any]:
     """Instantiate statsforecast models by name (each with its name as alias)."""
     factories = _factories(freq)
     names = [LEGACY.get(n, n) for n in names]
+    if set(names) & set(GLOBAL):
+        raise ValueError(f"{sorted(set(names) & set(GLOBAL))} are global models, not statsforecast")
     unknown = [n for n in names if n not in factories]
     if unknown:
         raise ValueError(f"unknown model name(s) {unknown}; known: {sorted(factories)}")

@@ -14,6 +14,7 @@ import numpy as np
 import polars as pl
 
 from forecasting.candidates import COSTLY, build, components
+from forecasting.engine import map_tasks
 
 __all__ = ["COSTLY_MODELS", "fit_costly", "forward_forecast"]
 
@@ -26,8 +27,23 @@ def fit_costly(
     """Fit the costly components of each series' champion on its full history.
 
     ``train_df``: ``unique_id, ds, y``; ``picks``: ``unique_id, model``. Returns
-    ``{unique_id: {model_name: fitted statsforecast model}}`` (picklable).
+    ``{unique_id: {model_name: fitted statsforecast model}}`` (picklable). Series are fitted
+    in groups on the current engine (:mod:`forecasting.engine`).
     """
+    groups = picks.with_columns((pl.int_range(pl.len()) % _GROUPS).alias("_g")).partition_by(
+        "_g", include_key=False
+    )
+    args = [(train_df.join(g.select("unique_id"), on="unique_id"), g, freq) for g in groups]
+    out: dict[str, dict[str, Any]] = {}
+    for part in map_tasks(_fit_group, args):
+        out.update(part)
+    return out
+
+
+_GROUPS = 16  # tasks per costly fit: enough to spread over a cluster's workers
+
+
+def _fit_group(train_df: pl.DataFrame, picks: pl.DataFrame, freq: str) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for (name,), ids in picks.partition_by("model", as_dict=True).items():
         costly = [c for c in components([str(name)]) if c in COSTLY_MODELS]

@@ -14,25 +14,32 @@ _SEP = "\x1f"
 
 
 def to_training_frame(
-    history: pl.DataFrame, target: str = "units", freq: str = "daily"
+    history: pl.DataFrame,
+    target: str = "units",
+    freq: str = "daily",
+    *,
+    censored: bool = False,
 ) -> pl.DataFrame:
     """Return ``unique_id, ds, y`` sorted, one row per store×SKU×period.
 
-    A stockout period's sales are censored demand, not zero demand: ``y`` then is the mean
+    A stockout period's sales are censored demand, not zero demand, and a ``suspect``
+    period (:mod:`forecasting.checks`) is no demand record at all: ``y`` then is the mean
     of the series' last uncensored periods — the frequency's moving-average window (28
-    days, 8 weeks, 6 months) — or 0 when there is none yet.
+    days, 8 weeks, 6 months) — or 0 when there is none yet. With ``censored``, a boolean
+    ``censored`` column says which periods were imputed.
     """
     missing = [c for c in (*SERIES_KEYS, "date", target) if c not in history.columns]
     if missing:
         raise InvalidInput(
             f"history lacks column(s) {missing}; expected store_id, sku_id, date, {target} "
-            "and optionally stockout",
+            "and optionally stockout, suspect",
             field=missing[0],
             rule="column.required",
         )
-    stockout = (
-        pl.col("stockout").fill_null(False) if "stockout" in history.columns else pl.lit(False)
-    )
+    stockout = pl.lit(False)
+    for flag in ("stockout", "suspect"):
+        if flag in history.columns:
+            stockout = stockout | pl.col(flag).fill_null(False)
     observed = pl.when(stockout).then(None).otherwise(pl.col(target).cast(pl.Float64))
     frame = (
         history.sort(*SERIES_KEYS, "date")
@@ -50,6 +57,7 @@ def to_training_frame(
             _uid().alias("unique_id"),
             pl.col("date").alias("ds"),
             pl.coalesce("_obs", "_level").alias("y"),
+            *([pl.col("_obs").is_null().alias("censored")] if censored else []),
         )
     )
     return frame

@@ -44,6 +44,10 @@ def demand_model_class() -> type:
             if "fitted" in context.artifacts:
                 with open(context.artifacts["fitted"], "rb") as handle:
                     self.fitted = pickle.load(handle)
+            self.booster = None
+            if "booster" in context.artifacts:
+                with open(context.artifacts["booster"], "rb") as handle:
+                    self.booster = pickle.load(handle)
 
         def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]
             # No type hints here: MLflow would read them as an input schema.
@@ -66,6 +70,7 @@ def demand_model_class() -> type:
                 model_version=str(params.get("model_version", "unregistered")),
                 freq=str(params.get("freq", "daily")),
                 fitted=self.fitted,
+                booster=getattr(self, "booster", None),
             )
             return out.to_pandas()
 
@@ -84,7 +89,9 @@ class Registered:
 
 
 class Registry:
-    """Tracking and model registry at ``tracking_uri`` (SQLite file by default).
+    """Tracking and model registry at ``tracking_uri``: a SQLite file by default, or an
+    MLflow tracking server (``http://host:port``) that stores runs in its database and
+    artifacts where it was told to.
 
     Everything goes through an ``MlflowClient`` bound to ``tracking_uri``: the process-wide
     fluent state of MLflow (``mlflow.set_tracking_uri``, the active run) is neither read nor
@@ -101,7 +108,10 @@ class Registry:
         self._mlflow = mlflow
         self.client = mlflow.MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
         found = self.client.get_experiment_by_name(experiment)
-        if found is None:
+        if found is None and tracking_uri.startswith(("http://", "https://")):
+            # A tracking server decides where artifacts live (its --artifacts-destination).
+            exp_id = self.client.create_experiment(experiment)
+        elif found is None:
             artifact_root.mkdir(parents=True, exist_ok=True)
             exp_id = self.client.create_experiment(
                 experiment, artifact_location=artifact_root.as_uri()
@@ -112,18 +122,25 @@ class Registry:
 
     # Writing -------------------------------------------------------------------------------
     def log_training(
-        self, result: TrainResult, decision: GateDecision, *, plot: Path | None = None
+        self,
+        result: TrainResult,
+        decision: GateDecision,
+        *,
+        plot: Path | None = None,
+        features: dict[str, str] | None = None,
     ) -> Registered:
         """Log a retrain run and register its model as a new version.
 
         The version gets the alias ``champion`` when ``decision.promote``, else
-        ``challenger`` (the current champion keeps serving).
+        ``challenger`` (the current champion keeps serving). ``features`` names where the
+        training frame came from (the Feast feature service and its version), logged as
+        ``features.*`` parameters.
         """
         client = self.client
         run_id = client.create_run(self.experiment_id, run_name="retrain").info.run_id
         try:
             with tempfile.TemporaryDirectory() as tmp:
-                self._log_run(run_id, result, Path(tmp), plot)
+                self._log_run(run_id, result, Path(tmp), plot, features or {})
                 version = self._register(run_id, result, Path(tmp))
             alias = "champion" if decision.promote else "challenger"
             client.set_registered_model_alias(self.model_name, alias, version)
@@ -140,8 +157,15 @@ class Registry:
         client.set_terminated(run_id, "FINISHED")
         return Registered(run_id, version, alias, decision.challenger_loss, decision.champion_loss)
 
-    def _log_run(self, run_id: str, result: TrainResult, tmp: Path, plot: Path | None) -> None:
-        from mlflow.entities import Metric, Param
+    def _log_run(
+        self,
+        run_id: str,
+        result: TrainResult,
+        tmp: Path,
+        plot: Path | None,
+        features: dict[str, str],
+    ) -> None:
+        from mlflow.entities import Metric, Param, RunTag
 
         now = int(time.time() * 1000)
         metrics = {_metric_key(k): float(v) for k, v in result.metrics.items()}
@@ -149,7 +173,9 @@ class Registry:
         self.client.log_batch(
             run_id,
             metrics=[Metric(k, v, now, 0) for k, v in metrics.items()],
-            params=[Param(k, str(v)) for k, v in result.params.items()],
+            params=[Param(k, str(v)) for k, v in result.params.items()]
+            + [Param(f"features.{k}", str(v)) for k, v in features.items()],
+            tags=[RunTag(f"replen.features.{k}", str(v)) for k, v in features.items()],
         )
         result.champions.write_parquet(tmp / _CHAMPIONS)
         result.errors.write_parquet(tmp / "backtest_errors.parquet")
@@ -158,24 +184,29 @@ class Registry:
         ).write_csv(tmp / "champions_by_class.csv")
         for name in (_CHAMPIONS, "backtest_errors.parquet", "champions_by_class.csv"):
             self.client.log_artifact(run_id, str(tmp / name))
+        for name, frame in (
+            ("data_checks.csv", result.checks),
+            ("selection.csv", result.selection),
+            ("window_scores.csv", result.window_scores),
+            ("coverage.csv", result.coverage),
+        ):
+            if frame.width:  # what the data checks masked, how selection decided
+                frame.write_csv(tmp / name)
+                self.client.log_artifact(run_id, str(tmp / name), artifact_path="report")
         if plot is not None and plot.exists():
             self.client.log_artifact(run_id, str(plot), artifact_path="plots")
 
     def _register(self, run_id: str, result: TrainResult, tmp: Path) -> str:
         """Save the pyfunc model, log it as the run's model and register a new version."""
         from mlflow.exceptions import MlflowException
-        from mlflow.models import infer_signature
 
-        signature = infer_signature(
-            _example_history(result).to_pandas(),
-            params={
-                "horizon": 28,
-                "quantiles": "0.5,0.9,0.95",
-                "model_version": "x",
-                "freq": "daily",
-            },
-        )
+        signature = _signature()
         artifacts = {"champions": str(tmp / _CHAMPIONS)}
+        if result.booster is not None:  # the global model, fitted at the retrain
+            import pickle
+
+            (tmp / "booster.pkl").write_bytes(pickle.dumps(result.booster))
+            artifacts["booster"] = str(tmp / "booster.pkl")
         if result.fitted:  # costly models fitted at the retrain, applied with forward
             import pickle
 
@@ -250,13 +281,32 @@ def _metric_key(name: str) -> str:
     return name.replace(" ", "_")
 
 
-def _example_history(result: TrainResult) -> pl.DataFrame:
-    return pl.DataFrame(
-        {
-            "store_id": ["S001"] * 3,
-            "sku_id": ["SKU00001"] * 3,
-            "date": pl.date_range(pl.date(2024, 1, 1), pl.date(2024, 1, 3), eager=True),
-            "units": [1.0, 0.0, 2.0],
-            "stockout": [False, False, False],
-        }
+def _signature() -> Any:
+    """Input: daily sales (units null on the planned days ahead) with the optional
+    covariates of the global models; predict-time params: horizon, quantiles, version."""
+    from mlflow.models import ModelSignature
+    from mlflow.types.schema import ColSpec, ParamSchema, ParamSpec, Schema
+
+    from forecasting.covariates import CATEGORICAL, NUMERIC
+
+    inputs = Schema(
+        [
+            ColSpec("string", "store_id"),
+            ColSpec("string", "sku_id"),
+            ColSpec("datetime", "date"),
+            ColSpec("double", "units", required=False),
+            ColSpec("boolean", "stockout", required=False),
+            ColSpec("double", "price", required=False),
+            *[ColSpec("double", c, required=False) for c in NUMERIC],
+            *[ColSpec("string", c, required=False) for c in CATEGORICAL],
+        ]
     )
+    params = ParamSchema(
+        [
+            ParamSpec("horizon", "long", 28),
+            ParamSpec("quantiles", "string", "0.5,0.9,0.95"),
+            ParamSpec("model_version", "string", "x"),
+            ParamSpec("freq", "string", "daily"),
+        ]
+    )
+    return ModelSignature(inputs=inputs, params=params)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -12,8 +11,9 @@ import polars as pl
 
 from features.events import ValidationResult, validate_events
 from features.lake import BatchReport
-from features.sales import daily_sales, last_date, velocity, velocity_history
+from features.sales import last_date, velocity_history
 from jobs.runtime import NoSales, Runtime
+from jobs.velocity import PUSH_LOCK
 
 __all__ = [
     "FeatureRefresh",
@@ -25,9 +25,6 @@ __all__ = [
     "rebuild_features",
     "refresh_features",
 ]
-
-# Feast's SQLite online store takes one writer at a time.
-_PUSH_LOCK = threading.Lock()
 
 
 @dataclass
@@ -57,6 +54,15 @@ class IngestSummary:
         self.unknown_stores = sorted({*self.unknown_stores, *report.unknown_stores})
         self.unknown_skus = sorted({*self.unknown_skus, *report.unknown_skus})
 
+    def merge(self, other: IngestSummary) -> None:
+        """Add another ingest's totals (batch ids are not kept)."""
+        for name in ("received", "accepted", "duplicates", "rejected", "batches", "pushed"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        for rule, n in other.rejected_by_rule.items():
+            self.rejected_by_rule[rule] = self.rejected_by_rule.get(rule, 0) + n
+        self.unknown_stores = sorted({*self.unknown_stores, *other.unknown_stores})
+        self.unknown_skus = sorted({*self.unknown_skus, *other.unknown_skus})
+
     def to_dict(self) -> dict[str, object]:
         data = asdict(self)
         data["unknown_skus"] = self.unknown_skus[:50]
@@ -79,11 +85,12 @@ def ingest_pos(
     """Validate and commit POS lines (contract-named columns) in batches of ``chunk_rows``.
 
     Each batch is committed atomically and acknowledged only once durable; the touched
-    store×SKUs' velocity is then pushed online (``push``). ``live`` lines (HTTP) may be at
-    most ``pos_max_age_days`` old, backfills (files) ``backfill_max_age_days``;
-    ``allowed_stores`` limits the stores the sender may write; ``unparsed`` lines (the
-    quarantine's schema: lines that were not even JSON) are quarantined with the first batch;
-    ``actor`` (the sender) is recorded in each batch's manifest.
+    store×SKUs' velocity is then pushed online (``push``) once, after the last batch.
+    ``live`` lines (HTTP) may be at most ``pos_max_age_days`` old, backfills (files)
+    ``backfill_max_age_days``; ``allowed_stores`` limits the stores the sender may write;
+    ``unparsed`` lines (the quarantine's schema: lines that were not even JSON) are
+    quarantined with the first batch; ``actor`` (the sender) is recorded in each batch's
+    manifest.
     """
     s = rt.settings
     known_stores, known_skus = _known_keys(rt)
@@ -108,12 +115,10 @@ def ingest_pos(
             )
         report = rt.lake.append_events(validated, known_stores, known_skus, actor=actor)
         summary.add(report)
-        if push and report.accepted:
-            summary.pushed += push_velocity(
-                rt, validated.accepted.select("store_id", "sku_id").unique()
-            )
         if on_progress is not None:
             on_progress(chunk.height)
+    if push and summary.accepted:
+        summary.pushed += push_velocity(rt)
     return summary
 
 
@@ -139,65 +144,16 @@ def lake_as_of(rt: Runtime) -> date | None:
     return newest.date() if newest is not None else None
 
 
-def push_velocity(rt: Runtime, keys: pl.DataFrame | None = None) -> int:
-    """Recompute velocity from the lake and push it to the online store.
+def push_velocity(rt: Runtime) -> int:
+    """Fold the lake batches committed since this data directory's last velocity
+    checkpoint and push the touched store×SKUs' velocity online (every store×SKU when the
+    as-of day moved); returns the rows pushed. Cost: the new batches, not the lake."""
+    from jobs.velocity import VelocitySync
 
-    Velocity is measured as of the lake's newest day. When that day moved since the last
-    push, every store×SKU is pushed (their windows moved too); otherwise only ``keys``.
-    """
-    as_of = lake_as_of(rt)
-    if as_of is None:
-        return 0
-    with _PUSH_LOCK:
-        marker = rt.settings.feast_dir / "online_as_of.txt"
-        previous = marker.read_text().strip() if marker.exists() else ""
-        since = as_of - timedelta(days=40)
-        events = rt.lake.scan_events(since=since).filter(
-            pl.col("sold_at") >= datetime.combine(since, time.min, UTC)
-        )
-        if keys is not None and previous == as_of.isoformat():
-            events = events.join(keys.lazy(), on=["store_id", "sku_id"], how="semi")
-        daily = daily_sales(events, end=as_of)
-        if daily.is_empty():
-            return 0
-        fresh = velocity(daily, as_of)
-        # Keys with no sale in the window still need their velocity (zeros) refreshed.
-        fresh = _with_idle_keys(rt, fresh, as_of, keys if previous == as_of.isoformat() else None)
-        rt.features.apply_once()
-        pushed = rt.features.push_online(fresh)
-        marker.write_text(as_of.isoformat())
-        return pushed
-
-
-def _with_idle_keys(
-    rt: Runtime, fresh: pl.DataFrame, as_of: date, keys: pl.DataFrame | None
-) -> pl.DataFrame:
-    scope = rt.lake.scan_events().select("store_id", "sku_id").unique()
-    if keys is not None:
-        scope = scope.join(keys.lazy(), on=["store_id", "sku_id"], how="semi")
-    idle = scope.collect().join(
-        fresh.select("store_id", "sku_id"), on=["store_id", "sku_id"], how="anti"
-    )
-    if idle.is_empty():
-        return fresh
-    last_sale = (
-        rt.lake.scan_events()
-        .join(idle.lazy(), on=["store_id", "sku_id"], how="semi")
-        .filter(pl.col("quantity") > 0)
-        .group_by("store_id", "sku_id")
-        .agg(pl.col("sold_at").max().dt.date().alias("_last"))
-        .collect()
-    )
-    zeros = idle.join(last_sale, on=["store_id", "sku_id"], how="left").select(
-        "store_id",
-        "sku_id",
-        pl.lit(as_of).alias("as_of"),
-        pl.lit(0.0).alias("units_1d"),
-        pl.lit(0.0).alias("units_7d"),
-        pl.lit(0.0).alias("units_28d"),
-        (pl.lit(as_of) - pl.col("_last")).dt.total_days().alias("days_since_last_sale"),
-    )
-    return pl.concat([fresh.select(zeros.columns), zeros], how="vertical_relaxed")
+    sync = VelocitySync(rt)
+    pushed = sync.sync().pushed
+    sync.save()
+    return pushed
 
 
 @dataclass(frozen=True)
@@ -206,29 +162,35 @@ class FeatureRefresh:
     days: int
     velocity_rows: int
     as_of: str
+    input_rows: int = 0
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
 
 
 def refresh_features(rt: Runtime, history: pl.DataFrame | None = None) -> FeatureRefresh:
-    """Rewrite the offline velocity table from the lake and materialize the newest day online."""
+    """Rewrite the offline velocity table and the models' inputs (sales, price, promotions,
+    calendar, item attributes) from the lake and the reference files, and materialize the
+    newest day online."""
     daily = history if history is not None else rt.history()
     if daily.is_empty():
         raise NoSales("the POS lake is empty: nothing to refresh")
     hist = velocity_history(daily)
     last = last_date(daily)
-    with _PUSH_LOCK:
+    with PUSH_LOCK:
         rt.features.apply_once()
         rt.features.write_offline(hist)
         start = datetime.combine(last, time.min, tzinfo=UTC)
         rt.features.materialize(start, start + timedelta(days=1))
-        (rt.settings.feast_dir / "online_as_of.txt").write_text(last.isoformat())
+        from jobs.model_inputs import refresh_inputs
+
+        inputs = refresh_inputs(rt, daily)  # the online store takes one writer at a time
     return FeatureRefresh(
         series=daily.select("store_id", "sku_id").n_unique(),
         days=daily["date"].n_unique(),
         velocity_rows=hist.height,
         as_of=str(last),
+        input_rows=sum(inputs.rows.values()),
     )
 
 
@@ -237,9 +199,8 @@ def rebuild_features(rt: Runtime) -> FeatureRefresh:
     daily = rt.history()
     if daily.is_empty():
         raise NoSales("the POS lake is empty: nothing to rebuild from")
-    with _PUSH_LOCK:
+    with PUSH_LOCK:
         rt.features.rebuild(velocity_history(daily).filter(pl.col("as_of") == last_date(daily)))
-        (rt.settings.feast_dir / "online_as_of.txt").write_text(last_date(daily).isoformat())
     return refresh_features(rt, daily)
 
 

@@ -11,10 +11,11 @@ from typing import Any
 import polars as pl
 
 from features.sales import last_date
-from forecasting.quantiles import lead_time_demand
+from jobs.model_inputs import forecast_inputs
 from jobs.runtime import NoSales, Runtime
 from kernel.errors import InvalidInput, NotFound, NotReady
 from kernel.files import write_csv, write_table
+from replenishment.leadtime import lead_time_demand
 from replenishment.planner import Suggestion, protection_spans, suggest
 from replenishment.position import own_on_order, stock_position, triage
 from replenishment.rules import Rules
@@ -67,7 +68,10 @@ def forecast_with_champion(
     quantiles: list[float] | None = None,
     freq: str = "daily",
 ) -> pl.DataFrame:
-    """Forecast ``history`` with ``models:/<model>@champion`` loaded from MLflow."""
+    """Forecast ``history`` with ``models:/<model>@champion`` loaded from MLflow.
+
+    Daily forecasts read today's state and the planned days ahead (calendar, promotions,
+    item attributes, price) from the Feast online store."""
     registry = rt.registry_for(freq)
     version = registry.champion_version()
     if version is None:
@@ -77,8 +81,11 @@ def forecast_with_champion(
         )
     model = registry.load("champion")
     qs = quantiles or rt.settings.quantiles
+    frame = history.select("store_id", "sku_id", "date", "units", "stockout")
+    if freq == "daily":
+        frame = forecast_inputs(rt, frame, horizon)
     out = model.predict(
-        history.select("store_id", "sku_id", "date", "units", "stockout").to_pandas(),
+        frame.to_pandas(),
         params={
             "horizon": horizon,
             "quantiles": ",".join(str(q) for q in qs),

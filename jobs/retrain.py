@@ -1,19 +1,30 @@
-"""Weekly retrain: backtest and select per-series models, log and register them in MLflow."""
+"""Weekly retrain: backtest and select per-series models, log and register them in MLflow.
+
+The series are trained in chunks (``train_chunk_series``, bounded memory) on the engine the
+settings name: this process, or a Dask cluster (``train_engine = "dask"``,
+``dask_address``). History comes from the Feast training frame (default), a frame, or a
+Parquet file read chunk by chunk.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import polars as pl
 
 from forecasting.candidates import freq_of
-from forecasting.gate import gate
+from forecasting.chunks import train_chunked
+from forecasting.engine import DaskEngine, Engine, LocalEngine
 from forecasting.plots import plot_backtest
 from forecasting.train import TrainResult, train
+from jobs.model_inputs import training_history
 from jobs.runtime import NoSales, Runtime
 
-__all__ = ["RetrainSummary", "backtest_only", "retrain"]
+__all__ = ["HistorySource", "RetrainSummary", "backtest_only", "engine_for", "retrain"]
+
+_KEYS = ["store_id", "sku_id"]
 
 
 @dataclass(frozen=True)
@@ -27,6 +38,10 @@ class RetrainSummary:
     champion_loss: float | None
     challenger_loss: float | None
     gate: str
+    feature_service: str | None = None
+    suspect_blocks: int = 0
+    engine: str = "local"
+    chunks: int = 1
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -34,51 +49,126 @@ class RetrainSummary:
 
 def backtest_only(
     rt: Runtime,
-    history: pl.DataFrame,
+    history: pl.DataFrame | None = None,
     *,
     horizon: int | None = None,
     windows: int | None = None,
     costly: bool = False,
     freq: str = "daily",
 ) -> TrainResult:
-    """Backtest and select on ``history`` without registering anything; the window is
-    ``horizon`` periods (default: the settings' for daily data, the frequency's otherwise)."""
+    """Backtest and select on ``history`` (default: the Feast training frame) without
+    registering anything; the window is ``horizon`` periods (default: the settings' for
+    daily data, the frequency's otherwise)."""
     s = rt.settings
-    h = horizon or (s.backtest_horizon_days if freq == "daily" else freq_of(freq).backtest)
+    daily = freq == "daily"
+    if history is None:
+        history = training_history(rt)
+    if history.is_empty():
+        raise NoSales("no sales history to backtest")
+    h = horizon or (s.backtest_horizon_days if daily else freq_of(freq).backtest)
     return train(
-        history, horizon=h, n_windows=windows or s.backtest_windows, costly=costly, freq=freq
+        history,
+        horizon=h,
+        n_windows=windows or s.backtest_windows,
+        costly=costly,
+        freq=freq,
+        gap=s.backtest_gap_days if daily else 0,
     )
+
+
+@dataclass(frozen=True)
+class HistorySource:
+    """The series to train (``keys``) and how to load the history of some of them."""
+
+    keys: pl.DataFrame
+    load: Callable[[pl.DataFrame], pl.DataFrame]
+
+    @classmethod
+    def of_frame(cls, history: pl.DataFrame) -> HistorySource:
+        keys = history.select(_KEYS).unique()
+        return cls(keys, lambda part: history.join(part, on=_KEYS, how="semi"))
+
+    @classmethod
+    def of_file(cls, path: Path, freq: str = "daily") -> HistorySource:
+        """A history file: Parquet is read chunk by chunk, other formats whole."""
+        from replen.io import read_history, scan_history
+
+        if path.suffix.lower() in (".parquet", ".pq"):
+            keys, load = scan_history(path, freq)
+            return cls(keys, load)
+        return cls.of_frame(read_history(path, freq))
+
+
+def engine_for(rt: Runtime) -> Engine:
+    """The training engine the settings name (a Dask client connects here)."""
+    s = rt.settings
+    if s.train_engine == "dask":
+        assert s.dask_address  # the settings validator requires it
+        return DaskEngine(s.dask_address)
+    return LocalEngine()
 
 
 def retrain(
     rt: Runtime,
-    history: pl.DataFrame | None = None,
+    history: pl.DataFrame | HistorySource | None = None,
     *,
     costly: bool = False,
     candidates: Mapping[str, tuple[str, ...]] | None = None,
     freq: str = "daily",
+    engine: Engine | None = None,
+    chunk_series: int | None = None,
+    on_chunk: Callable[[int, int, int], None] | None = None,
 ) -> RetrainSummary:
-    """Train on ``history`` (default: the lake) and register the result as a new version.
+    """Train on ``history`` (default: the training frame from Feast, built from the lake
+    and the reference files) and register the result as a new version.
 
     The version becomes ``champion`` only if it beats the current one on the same backtest
-    windows (see :func:`forecasting.gate.gate`); otherwise ``challenger``.
+    windows (see :func:`forecasting.gate.gate`, combined over chunks); otherwise
+    ``challenger``. The feature service the frame came from is recorded with the run.
+    ``engine`` and ``chunk_series`` default to the settings.
     """
     s = rt.settings
-    history = history if history is not None else rt.history()
-    if history.is_empty():
+    features: dict[str, str] = {}
+    if history is None:
+        from features.repo.definitions import FORECASTING_SERVICE, FORECASTING_SERVICE_VERSION
+
+        history = training_history(rt)
+        features = {
+            "service": FORECASTING_SERVICE,
+            "version": FORECASTING_SERVICE_VERSION,
+            "source": "feast.get_historical_features",
+        }
+    source = history if isinstance(history, HistorySource) else HistorySource.of_frame(history)
+    if source.keys.is_empty():
         raise NoSales("no sales history to train on")
-    result = train(
-        history,
-        horizon=s.backtest_horizon_days if freq == "daily" else freq_of(freq).backtest,
-        n_windows=s.backtest_windows,
-        costly=costly,
-        candidates=candidates,
-        freq=freq,
-    )
+    daily = freq == "daily"
+    own_engine = engine is None
+    engine = engine or engine_for(rt)
     current = rt.registry_for(freq).champions_table("champion")
-    decision = gate(history, result, current[0] if current else None, margin=s.champion_margin)
+    try:
+        trained = train_chunked(
+            source.keys,
+            source.load,
+            chunk_series=chunk_series or s.train_chunk_series,
+            engine=engine,
+            incumbent=current[0] if current else None,
+            margin=s.champion_margin,
+            on_chunk=on_chunk,
+            horizon=s.backtest_horizon_days if daily else freq_of(freq).backtest,
+            n_windows=s.backtest_windows,
+            costly=costly,
+            candidates=candidates,
+            freq=freq,
+            gap=s.backtest_gap_days if daily else 0,
+            protection_days=_planned_protection(rt) if daily else None,
+        )
+    finally:
+        if own_engine and isinstance(engine, DaskEngine):
+            engine.close()
+    result, decision = trained.result, trained.decision
+    assert decision is not None
     plot = plot_backtest(result.cv, result.champions, s.out_dir / "backtest.png")
-    reg = rt.registry_for(freq).log_training(result, decision, plot=plot)
+    reg = rt.registry_for(freq).log_training(result, decision, plot=plot, features=features)
     return RetrainSummary(
         run_id=reg.run_id,
         model_version=reg.version,
@@ -89,4 +179,23 @@ def retrain(
         champion_loss=reg.champion_loss,
         challenger_loss=reg.challenger_loss,
         gate=decision.reason,
+        feature_service=features.get("service"),
+        suspect_blocks=result.checks.height,
+        engine=trained.engine,
+        chunks=trained.chunks,
     )
+
+
+def _planned_protection(rt: Runtime) -> int | None:
+    """The typical protection period the planner will use (median over items, whole days):
+    the span over which the totals' quantiles are calibrated. None without rules."""
+    import math
+
+    try:
+        rules = rt.rules()
+    except Exception:  # no rules loaded yet: calibrate over the backtest horizon
+        return None
+    spans = rules.suppliers.select(
+        (pl.col("lead_time_mean") + pl.col("review_period_days")).median()
+    ).item()
+    return max(1, math.ceil(float(spans))) if spans is not None else None

@@ -9,6 +9,7 @@ import polars as pl
 from sqlalchemy.engine import Engine
 
 from features.lake import Lake
+from features.reference import ReferenceStore
 from features.sales import daily_sales
 from features.store import FeatureStoreClient
 from jobs.ledger import AlertStore, RunLedger
@@ -57,7 +58,13 @@ class Runtime:
 
     @cached_property
     def features(self) -> FeatureStoreClient:
-        return FeatureStoreClient(self.settings.feast_dir)
+        s = self.settings
+        return FeatureStoreClient(s.feast_dir, s.online_store, s.feast_registry)
+
+    @cached_property
+    def reference(self) -> ReferenceStore:
+        """Calendar, price list, promotions and item attributes loaded by `replen ingest`."""
+        return ReferenceStore(self.settings.reference_dir)
 
     @cached_property
     def engine(self) -> Engine:

@@ -25,9 +25,9 @@ from features.sales import last_date
 from forecasting.candidates import candidates_for, freq_of
 from forecasting.history import split_uid, to_training_frame
 from forecasting.predict import forecast
-from forecasting.quantiles import lead_time_demand
 from forecasting.train import train
 from kernel.errors import InvalidInput
+from replenishment.leadtime import lead_time_demand
 from replenishment.rules import Rules
 from replenishment.simulate import Replay, replay
 

@@ -36,15 +36,20 @@ class Health(BaseModel):
 
 
 class PushLatency(BaseModel):
+    drained: bool
     samples: int
+    samples_total: int
     pushed_rows: int
+    errors: list[Any]
     p50: float | None
     p99: float | None
     max: float | None
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the app; one runtime, one velocity pusher and one access control per process."""
+def create_app(settings: Settings | None = None, *, pusher: bool = True) -> FastAPI:
+    """Build the app: one runtime and one access control per process, and (``pusher``) the
+    velocity pusher process. With several API workers, one pusher serves them all: see
+    `replen serve`."""
     settings = settings or Settings()
     runtime = Runtime(settings)
     replen.metrics.register_ledger(settings.db_url)
@@ -53,16 +58,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        pusher = VelocityPusher(settings)
+        app.state.runtime = runtime
+        app.state.pusher = VelocityPusher(settings) if pusher else None
         import scipy.special  # noqa: F401  (the worklist's first answer should not wait for it)
 
-        app.state.pusher = pusher
-        pusher.start()
+        if app.state.pusher is not None:
+            app.state.pusher.start()
         try:
             yield
         finally:
-            pusher.drain()
-            pusher.stop()
+            if app.state.pusher is not None:
+                app.state.pusher.stop()
 
     app = FastAPI(
         title="Replen",
@@ -133,24 +139,38 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         dependencies=[require("ops:admin")],
         responses=secured(422),
     )
-    def push_latency(request: Request, reset: Annotated[bool, Query()] = False) -> dict[str, Any]:
-        """Seconds from POS acknowledgement to online visibility of velocity (this process).
+    def push_latency(
+        request: Request,
+        since: Annotated[int, Query(ge=0)] = 0,
+        wait: Annotated[float, Query(ge=0, le=600)] = 60.0,
+    ) -> dict[str, Any]:
+        """Seconds from a POS batch's commit (its acknowledgement) to its velocity being
+        online, as the velocity pusher measured them.
 
-        Waits for pending pushes first; ``reset`` clears the samples after answering.
+        Waits up to ``wait`` seconds for the batches committed so far to be pushed; counts
+        only the samples after the first ``since`` (pass ``samples_total`` of an earlier
+        answer to measure an interval).
         """
         import numpy as np
 
-        pusher = request.app.state.pusher
-        pusher.drain()
-        lat = np.array(pusher.latencies) if pusher.latencies else None
-        if reset:
-            pusher.latencies = []
+        from jobs.velocity import read_stats, wait_pushed
+
+        rt = request.app.state.runtime
+        drained = wait_pushed(rt, wait)
+        stats = read_stats(rt)
+        total = int(stats.get("samples", 0))
+        recent: list[float] = stats.get("latencies", [])
+        fresh = recent[-(total - since) :] if total > since else []
+        lat = np.array(fresh)
         return {
-            "samples": 0 if lat is None else len(lat),
-            "pushed_rows": pusher.pushed,
-            "p50": None if lat is None else float(np.percentile(lat, 50)),
-            "p99": None if lat is None else float(np.percentile(lat, 99)),
-            "max": None if lat is None else float(np.max(lat)),
+            "drained": drained,
+            "samples": len(fresh),
+            "samples_total": total,
+            "pushed_rows": int(stats.get("pushed_rows", 0)),
+            "errors": stats.get("errors", []),
+            "p50": float(np.percentile(lat, 50)) if fresh else None,
+            "p99": float(np.percentile(lat, 99)) if fresh else None,
+            "max": float(np.max(lat)) if fresh else None,
         }
 
     install_problem_handlers(app)
@@ -259,3 +279,9 @@ def install_problem_handlers(app: FastAPI) -> None:
                 "detail": "the server failed on this request; its log has the details",
             },
         )
+
+
+def create_worker_app() -> FastAPI:
+    """One of several API workers (`replen serve --workers N`): settings from the
+    environment, no pusher of its own (the serve command runs one for all workers)."""
+    return create_app(Settings(), pusher=False)

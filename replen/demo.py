@@ -15,6 +15,7 @@ import polars as pl
 from pydantic import SecretStr
 
 from jobs.erp import deliver_once, ingest_feed
+from jobs.model_inputs import ingest_reference
 from jobs.refresh import ingest_inventory, ingest_pos, refresh_features
 from jobs.replenish import PlanSummary, forecast_and_plan
 from jobs.retrain import retrain
@@ -23,7 +24,7 @@ from kernel.errors import Conflict
 from kernel.files import write_bytes
 from replen.fake_erp import FakeErp
 from replen.settings import Settings
-from replen.synthetic import SyntheticRetail, generate
+from replen.synthetic import REFERENCE_FILES, SyntheticRetail, generate
 from replenishment.erp.inbound import lead_times
 from replenishment.rules import Rules
 
@@ -31,9 +32,9 @@ __all__ = ["STAGES", "DemoMismatch", "DemoSummary", "run_demo"]
 
 STAGES = (
     "generate chain",
-    "ingest POS, stock positions, names",
-    "daily sales → Feast",
-    "train & register (MLflow)",
+    "ingest POS, stock positions, names, reference files",
+    "daily sales, prices, calendar → Feast",
+    "train from Feast & register (MLflow)",
     "forecast & plan POs",
     "approve, deliver to the ERP, acknowledge, receive",
     "next plan sees the receipts",
@@ -107,6 +108,12 @@ def run_demo(
     stage(1)
     report = ingest_pos(rt, chain.pos, push=False, chunk_rows=max(chain.pos.height, 1))
     snapshots = ingest_inventory(rt, chain.inventory)
+    reference = {
+        kind: ingest_reference(
+            rt, kind, getattr(chain, kind).select(pl.all().cast(pl.String)), f"demo {kind}"
+        ).to_dict()
+        for kind in REFERENCE_FILES
+    }
     feeds = {
         kind: ingest_feed(rt, kind, frame, source=f"replen demo {kind}").to_dict()
         for kind, frame in (
@@ -121,7 +128,7 @@ def run_demo(
     feats = refresh_features(rt, history)
 
     stage(3)
-    trained = retrain(rt, history)
+    trained = retrain(rt)  # the training frame comes from Feast
 
     stage(4)
     plan = forecast_and_plan(rt, history=history)
@@ -140,6 +147,7 @@ def run_demo(
         ingest={
             **report.to_dict(),
             "inventory_snapshots": snapshots,
+            "reference": reference,
             **{f"{k}_feed": v for k, v in feeds.items()},
         },
         features=feats.to_dict(),

@@ -2,24 +2,63 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import date
 from pathlib import Path
 
 import polars as pl
 
-from kernel.errors import InvalidInput
+from kernel.errors import InvalidInput, NotFound
 from kernel.inputs import closest, data_line, read_table
 
-__all__ = ["read_history", "read_table"]
+__all__ = ["in_keys", "read_history", "read_table", "scan_history"]
+
+_NEED = ["store_id", "sku_id", "date", "units"]
 
 
 def read_history(path: Path, freq: str = "daily") -> pl.DataFrame:
     """A daily-sales file: ``store_id, sku_id, date, units`` and optional ``stockout``,
     ``on_hand``, ``price``. Rows are checked: a bad value names its row and column."""
     frame = read_table(path)
-    need = ["store_id", "sku_id", "date", "units"]
-    missing = [c for c in need if c not in frame.columns]
+    _need_columns(frame.columns, path)
+    return _checked(frame.with_row_index("_row"), path, freq)
+
+
+def scan_history(
+    path: Path, freq: str = "daily"
+) -> tuple[pl.DataFrame, Callable[[pl.DataFrame], pl.DataFrame]]:
+    """A Parquet history read a chunk of series at a time: its ``store_id, sku_id`` keys,
+    and a loader of the checked, zero-filled history of some keys (as :func:`read_history`
+    returns for the whole file)."""
+    if not path.exists():
+        raise NotFound(f"{path} does not exist", hint="check the path of --history")
+    lazy = pl.scan_parquet(path, row_index_name="_row")
+    _need_columns(lazy.collect_schema().names(), path)
+    ids = [pl.col("store_id").cast(pl.String), pl.col("sku_id").cast(pl.String)]
+    # Streaming: the whole file is never in memory, only its distinct keys.
+    keys = lazy.select(ids).unique().collect(engine="streaming")
+    last = lazy.select(pl.col("date").cast(pl.String).str.to_date(strict=False).max())
+    end = last.collect(engine="streaming").item()
+
+    def load(part: pl.DataFrame) -> pl.DataFrame:
+        rows = lazy.with_columns(ids).filter(in_keys(part)).collect()  # pushed into the scan
+        return _checked(rows, path, freq, end)
+
+    return keys, load
+
+
+def in_keys(keys: pl.DataFrame) -> pl.Expr:
+    """True on rows whose ``store_id, sku_id`` is one of ``keys``'s: a filter that scans
+    push down into the file reader (a join would read every row first)."""
+    pair = pl.concat_str([pl.col("store_id"), pl.col("sku_id")], separator="\x1f")
+    wanted = keys.select(pl.concat_str(["store_id", "sku_id"], separator="\x1f")).to_series()
+    return pair.is_in(wanted.implode())
+
+
+def _need_columns(columns: list[str], path: Path) -> None:
+    missing = [c for c in _NEED if c not in columns]
     if missing:
-        near = closest(missing[0], frame.columns)
+        near = closest(missing[0], columns)
         raise InvalidInput(
             f"missing column {missing[0]!r}"
             + (f" (the file has {near!r}: a typo?)" if near else ""),
@@ -27,10 +66,13 @@ def read_history(path: Path, freq: str = "daily") -> pl.DataFrame:
             line=1 if data_line(path, 0) else None,
             field=missing[0],
             rule="column.required",
-            hint=f"a history file has columns {', '.join(need)} (optional: stockout, on_hand, "
-            f"price); found {', '.join(frame.columns)}",
+            hint=f"a history file has columns {', '.join(_NEED)} (optional: stockout, on_hand, "
+            f"price); found {', '.join(columns)}",
         )
-    frame = frame.with_row_index("_row")
+
+
+def _checked(frame: pl.DataFrame, path: Path, freq: str, end: date | None = None) -> pl.DataFrame:
+    """Type and check history rows (``_row``: 0-based data row of the file), zero-filled."""
     typed = frame.with_columns(
         pl.col("store_id").cast(pl.String),
         pl.col("sku_id").cast(pl.String),
@@ -55,12 +97,12 @@ def read_history(path: Path, freq: str = "daily") -> pl.DataFrame:
         ("date", "date.format", "a date YYYY-MM-DD"),
         ("units", "units.number", "a number"),
     ):
-        wrong = typed.filter(pl.col(col).is_null())
+        wrong = typed.filter(pl.col(col).is_null()).sort("_row")
         if wrong.height:
             row = wrong["_row"][0]
             raw = frame.filter(pl.col("_row") == row)[col][0]
             raise bad(row, col, raw, rule, f"{col}={raw!r} must be {text}")
-    neg = typed.filter(pl.col("units") < 0)
+    neg = typed.filter(pl.col("units") < 0).sort("_row")
     if neg.height:
         raise bad(
             neg["_row"][0],
@@ -71,7 +113,7 @@ def read_history(path: Path, freq: str = "daily") -> pl.DataFrame:
         )
     dup = typed.filter(pl.struct("store_id", "sku_id", "date").is_duplicated())
     if dup.height:
-        r = dup.row(0, named=True)
+        r = dup.sort("_row").row(0, named=True)
         raise bad(
             r["_row"],
             "date",
@@ -87,14 +129,15 @@ def read_history(path: Path, freq: str = "daily") -> pl.DataFrame:
             else pl.lit(False).alias("stockout")
         )
     typed = typed.with_columns(pl.col("stockout").cast(pl.Boolean, strict=False).fill_null(False))
-    return _zero_fill(typed.drop("_row"), freq)
+    return _zero_fill(typed.drop("_row"), freq, end)
 
 
 _INTERVALS = {"daily": "1d", "weekly": "1w", "monthly": "1mo"}
 
 
-def _zero_fill(history: pl.DataFrame, freq: str = "daily") -> pl.DataFrame:
-    """Add missing periods (no row = no sales) from each series' first period to the end.
+def _zero_fill(history: pl.DataFrame, freq: str = "daily", end: date | None = None) -> pl.DataFrame:
+    """Add missing periods (no row = no sales) from each series' first period to ``end``
+    (default: the newest date of ``history``).
 
     Periods step from each series' first date (weeks may start on any weekday; months
     keep the day of the month, so date months by their first day)."""
@@ -106,12 +149,12 @@ def _zero_fill(history: pl.DataFrame, freq: str = "daily") -> pl.DataFrame:
             rule="freq.known",
             hint="choose daily, weekly or monthly",
         )
-    end = history["date"].max()
+    last = end or history["date"].max()
     spans = history.group_by("store_id", "sku_id").agg(pl.col("date").min().alias("first"))
     calendar = spans.select(
         "store_id",
         "sku_id",
-        pl.date_ranges("first", pl.lit(end), interval=_INTERVALS[freq]).alias("date"),
+        pl.date_ranges("first", pl.lit(last), interval=_INTERVALS[freq]).alias("date"),
     ).explode("date")
     return (
         calendar.join(history, on=["store_id", "sku_id", "date"], how="left")

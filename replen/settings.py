@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -52,7 +52,19 @@ class Settings(BaseSettings):
     service_level: float = Field(0.95, gt=0.5, lt=1.0, description="Default cycle service level.")
     forecast_horizon_days: int = Field(28, ge=1, le=366)
     backtest_horizon_days: int = Field(28, ge=1, le=366)
-    backtest_windows: int = Field(3, ge=1, le=20)
+    backtest_windows: int = Field(
+        4, ge=1, le=20, description="Rolling backtest origins; selection needs most of them."
+    )
+    backtest_gap_days: int = Field(
+        0,
+        ge=0,
+        le=60,
+        description="Days between the last sales data and the first day planned: the backtest "
+        "scores the days after this gap, as the plan will use them.",
+    )
+    training_days: int = Field(
+        1096, ge=120, description="Days of history read from Feast for a retrain."
+    )
     quantiles: list[float] = Field(default_factory=lambda: [0.5, 0.8, 0.9, 0.95, 0.99])
     currency: str = Field("EUR", min_length=3, max_length=3)
     # POS contract and monitoring
@@ -138,6 +150,36 @@ class Settings(BaseSettings):
         3, ge=0, description="Missed slots per job run on restart; older ones are recorded skipped."
     )
     probe_seconds: float = Field(1.0, ge=0, description="Duration of the 'probe' test job.")
+    # Scale-out: the same code on existing engines (one box by default)
+    online_store: str = Field(
+        "sqlite",
+        description="Feast online store: 'sqlite' (a file under data_dir) or a Redis URL "
+        "(redis://[:password@]host:port/db, rediss:// for TLS).",
+    )
+    feast_registry: str | None = Field(
+        None,
+        description="Feast registry: a file (default <data_dir>/feast/registry.db) or a "
+        "SQLAlchemy URL (postgresql+psycopg://…) that every process shares.",
+    )
+    redis_url: str = Field(
+        "redis://127.0.0.1:6379/0", description="Redis holding the POS stream (`consume pos`)."
+    )
+    pos_stream: str = Field("replen:pos", min_length=1, description="Redis stream of POS events.")
+    pos_group: str = Field(
+        "replen-ingest", min_length=1, description="Consumer group that ingests the POS stream."
+    )
+    train_engine: Literal["local", "dask"] = Field(
+        "local", description="Where the retrain computes: this process or a Dask cluster."
+    )
+    dask_address: str | None = Field(
+        None, description="Dask scheduler (tcp://host:port) when train_engine is 'dask'."
+    )
+    train_chunk_series: int = Field(
+        10_000,
+        ge=1,
+        description="Series per retrain chunk: bounds memory (~0.3 GB per 1,000 series); "
+        "each chunk is one selection pool.",
+    )
     # ERP delivery (outbox) and adapters
     erp_adapter: Literal["webhook", "odoo", "file"] | None = Field(
         None, description="How approved POs reach the ERP: webhook, odoo or file."
@@ -178,6 +220,24 @@ class Settings(BaseSettings):
             raise ValueError(f"quantiles must lie strictly between 0 and 1, got {bad}")
         return sorted(set(value))
 
+    @field_validator("online_store")
+    @classmethod
+    def _check_online_store(cls, value: str) -> str:
+        if value != "sqlite" and not value.startswith(("redis://", "rediss://")):
+            raise ValueError(
+                "online_store must be 'sqlite' or a Redis URL (redis://host:port/db), "
+                f"got {value!r}"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _check_engine(self) -> Settings:
+        if self.train_engine == "dask" and not self.dask_address:
+            raise ValueError(
+                "train_engine 'dask' needs dask_address (REPLEN_DASK_ADDRESS=tcp://host:port)"
+            )
+        return self
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -201,6 +261,11 @@ class Settings(BaseSettings):
     @property
     def credentials_path(self) -> Path:
         return self.credentials_file or self.data_dir / "credentials.json"
+
+    @property
+    def reference_dir(self) -> Path:
+        """Calendar, price list, promotions and item attributes (`replen ingest …`)."""
+        return self.data_dir / "reference"
 
     @property
     def out_dir(self) -> Path:

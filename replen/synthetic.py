@@ -4,11 +4,13 @@ Demand per store×SKU and day is negative-binomial around a level with weekly an
 seasonality, trend, price elasticity (price changes, promotions with extra uplift), and
 intermittent slow movers. Stockout periods censor sales to zero and show up as zero
 on-hand inventory snapshots. Sales are split into POS lines; a few lines are returns.
+Beside them, the reference files a retailer keeps: a calendar (holidays, paydays), the
+price list, the promotion plan (including promotions still to come) and item attributes.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -18,7 +20,9 @@ import polars as pl
 from kernel.errors import InvalidInput
 from kernel.files import write_csv, write_table
 
-__all__ = ["SyntheticRetail", "generate"]
+__all__ = ["REFERENCE_FILES", "SyntheticRetail", "generate"]
+
+REFERENCE_FILES = ("calendar", "prices", "promotions", "attributes")
 
 _WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
@@ -35,6 +39,10 @@ class SyntheticRetail:
     demand: pl.DataFrame  # true (uncensored) daily demand, for evaluation only
     start: date
     end: date
+    calendar: pl.DataFrame = field(default_factory=pl.DataFrame)
+    prices: pl.DataFrame = field(default_factory=pl.DataFrame)
+    promotions: pl.DataFrame = field(default_factory=pl.DataFrame)
+    attributes: pl.DataFrame = field(default_factory=pl.DataFrame)
 
     def write(self, directory: Path) -> dict[str, Path]:
         """Write every frame as Parquet (POS also as CSV, the usual export format)."""
@@ -65,6 +73,14 @@ class SyntheticRetail:
             path = directory / f"{name}.csv"
             write_csv(frame, path)
             paths[name] = path
+        # Reference files as CSV, the format `replen ingest calendar|prices|…` reads.
+        reference = directory / "reference"
+        reference.mkdir(exist_ok=True)
+        for name in REFERENCE_FILES:
+            frame = getattr(self, name)
+            if frame.width:
+                write_csv(frame, reference / f"{name}.csv")
+                paths[name] = reference / f"{name}.csv"
         return paths
 
     def item_master(self) -> pl.DataFrame:
@@ -177,6 +193,108 @@ def generate(
         demand=daily.select("store_id", "sku_id", "date", "demand", "units", "stockout"),
         start=start,
         end=end,
+        calendar=_calendar(start, end + timedelta(days=90)),
+        prices=_price_list(sku_ids, dates, price),
+        promotions=_promotion_plan(store_ids, sku_ids, dates, promo, seed),
+        attributes=_attributes(sku_ids, slow, seed),
+    )
+
+
+def _calendar(start: date, end: date) -> pl.DataFrame:
+    """Paydays (1st and 15th) and a few fixed holidays, chain-wide."""
+    days = pl.date_range(start, end, eager=True)
+    holidays = {(1, 1): "New Year", (5, 1): "Labour Day", (12, 24): "Christmas Eve"}
+    return (
+        pl.DataFrame({"date": days})
+        .with_columns(
+            pl.when(pl.col("date").dt.day().is_in([1, 15])).then(1).otherwise(0).alias("payday"),
+            pl.coalesce(
+                [
+                    pl.when((pl.col("date").dt.month() == m) & (pl.col("date").dt.day() == d)).then(
+                        pl.lit(name)
+                    )
+                    for (m, d), name in holidays.items()
+                ]
+            ).alias("event"),
+        )
+        .with_columns(
+            pl.when(pl.col("event").is_not_null()).then(pl.lit("National")).alias("event_type")
+        )
+        .filter((pl.col("payday") == 1) | pl.col("event").is_not_null())
+        .select(
+            pl.col("date").cast(pl.String),
+            pl.lit("*").alias("store_id"),
+            "event",
+            "event_type",
+            "payday",
+        )
+    )
+
+
+def _price_list(sku_ids: list[str], dates: np.ndarray, price: np.ndarray) -> pl.DataFrame:
+    """One chain-wide row per SKU and price change (``valid_from``)."""
+    frame = pl.DataFrame(
+        {
+            "sku_id": np.repeat(np.array(sku_ids)[None, :], len(dates), axis=0).ravel(),
+            "valid_from": np.repeat(dates.astype("datetime64[D]"), len(sku_ids)),
+            "price": price.ravel(),
+        }
+    ).with_columns(pl.col("valid_from").cast(pl.Date))
+    changed = pl.col("price") != pl.col("price").shift(1).over("sku_id")
+    return (
+        frame.sort("sku_id", "valid_from")
+        .filter(changed.fill_null(True))
+        .select(
+            "sku_id", pl.col("valid_from").cast(pl.String), "price", pl.lit("").alias("store_id")
+        )
+    )
+
+
+def _promotion_plan(
+    store_ids: list[str], sku_ids: list[str], dates: np.ndarray, promo: np.ndarray, seed: int
+) -> pl.DataFrame:
+    """Each run of promotion days per store×SKU as one row (15% off), plus one promotion per
+    SKU in the weeks after the history: the plan the forecast should see coming."""
+    rows = []
+    for s, store in enumerate(store_ids):
+        for k, sku in enumerate(sku_ids):
+            flags = promo[s, :, k]
+            edges = np.flatnonzero(np.diff(np.concatenate([[0], flags.astype(int), [0]])))
+            for a, b in zip(edges[::2], edges[1::2], strict=True):
+                rows.append((store, sku, dates[a], dates[b - 1]))
+    frame = pl.DataFrame(
+        rows, schema=["store_id", "sku_id", "start_date", "end_date"], orient="row"
+    )
+    rng = np.random.default_rng(seed + 1)  # its own stream: the sales above stay as they were
+    last = dates[-1]
+    ahead = [
+        ("*", sku, last + timedelta(days=int(d)), last + timedelta(days=int(d) + 6))
+        for sku, d in zip(sku_ids, rng.integers(3, 40, len(sku_ids)), strict=True)
+        if rng.random() < 0.3
+    ]
+    plan = pl.concat(
+        [frame, pl.DataFrame(ahead, schema=frame.schema, orient="row")]
+    ).with_row_index("n")
+    return plan.select(
+        pl.format("P{}", pl.col("n").cast(pl.String).str.zfill(5)).alias("promo_id"),
+        "store_id",
+        "sku_id",
+        pl.col("start_date").cast(pl.String),
+        pl.col("end_date").cast(pl.String),
+        pl.lit(0.15).alias("discount"),
+    )
+
+
+def _attributes(sku_ids: list[str], slow: np.ndarray, seed: int) -> pl.DataFrame:
+    """Four departments; slow movers are mostly non-food."""
+    rng = np.random.default_rng(seed + 2)
+    departments = rng.integers(1, 5, len(sku_ids))
+    return pl.DataFrame(
+        {
+            "sku_id": sku_ids,
+            "department": [f"D{d}" for d in departments],
+            "category": ["NONFOOD" if s else "FOOD" for s in slow],
+        }
     )
 
 

@@ -7,6 +7,7 @@ from datetime import date
 
 import polars as pl
 
+from kernel.distribution import expected_shortage
 from replenishment.policy import EXPLANATION_COLUMNS, order_quantities
 from replenishment.rules import Rules, next_order_date
 
@@ -286,21 +287,6 @@ def _fill(out: pl.DataFrame, to_fill: pl.DataFrame, keys: list[str]) -> pl.DataF
     )
 
 
-def expected_shortage(mean: float, sd: float, stock: float) -> float:
-    """E[(D - stock)+] for demand D ~ gamma(mean, sd): units short over the period."""
-    from scipy import stats
-
-    if mean <= 0:
-        return 0.0
-    if sd <= 0:
-        return max(mean - stock, 0.0)
-    shape, scale = mean**2 / sd**2, sd**2 / mean
-    x = max(stock, 0.0)
-    tail_k1 = float(stats.gamma.sf(x, shape + 1, scale=scale))
-    tail_k = float(stats.gamma.sf(x, shape, scale=scale))
-    return mean * tail_k1 - x * tail_k + max(-stock, 0.0)
-
-
 def _budget(evaluated: pl.DataFrame) -> pl.DataFrame:
     """Cut POs over their supplier's ``max_order_value``: buy first the packs that avoid
     the most expected shortage per unit of money, never more than each line's own quantity;
@@ -351,9 +337,8 @@ def _allocate(lines: list[dict], budget: float) -> list[dict[str, object]]:
         if have + step > r["quantity"]:
             return
         stock = r["position"] + have
-        gain = expected_shortage(r["demand_mean"], r["demand_sd"], stock) - expected_shortage(
-            r["demand_mean"], r["demand_sd"], stock + step
-        )
+        short = expected_shortage(r["demand_mean"], r["demand_sd"], [stock, stock + step])
+        gain = float(short[0] - short[1])
         cost = step * r["unit_cost"]
         heapq.heappush(heap, (-(gain / cost) if cost > 0 else -float("inf"), i, step))
 

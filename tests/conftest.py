@@ -135,3 +135,148 @@ def access(settings, _migrated_template: Path) -> AccessKit:
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(_migrated_template, target)
     return AccessKit(settings.db_url)
+
+
+def _stop_server(proc) -> None:  # type: ignore[no-untyped-def]
+    """Stop a server process started by a fixture, whatever state it is in."""
+    import subprocess
+
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(20)
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory):
+    """A Redis server on loopback: REPLEN_TEST_REDIS_URL (`.ci/run` starts one) or a
+    redis-server started here; the tests that need it skip, saying why, without one."""
+    import os
+    import shutil
+    import subprocess
+    import time
+
+    url = os.environ.get("REPLEN_TEST_REDIS_URL")
+    if url:
+        yield url
+        return
+    exe = shutil.which("redis-server")
+    if exe is None:
+        pytest.skip("redis-server is not installed (apt-get install -y redis-server)")
+    import redis
+    from support import free_port
+
+    port = free_port()
+    folder = tmp_path_factory.mktemp("redis")
+    proc = subprocess.Popen(
+        [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        cwd=folder,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        url = f"redis://127.0.0.1:{port}/0"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                redis.Redis.from_url(url).ping()
+                break
+            except redis.ConnectionError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    pytest.skip(f"redis-server did not start on 127.0.0.1:{port}")
+                time.sleep(0.05)
+        yield url
+    finally:
+        _stop_server(proc)
+
+
+@pytest.fixture()
+def redis_url(redis_server: str) -> str:
+    """The Redis server, emptied for this test."""
+    import redis
+
+    redis.Redis.from_url(redis_server).flushdb()
+    return redis_server
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory):
+    """An MLflow tracking server on loopback: runs in a fresh PostgreSQL database (on the
+    REPLEN_TEST_POSTGRES_URL server that `.ci/run` starts), artifacts in a folder. Yields
+    its URL; skips, saying why, without PostgreSQL."""
+    import os
+    import shutil
+    import signal
+    import subprocess
+    import time
+    import uuid
+
+    import httpx
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    base = os.environ.get("REPLEN_TEST_POSTGRES_URL")
+    if not base:
+        pytest.skip("REPLEN_TEST_POSTGRES_URL is not set (no PostgreSQL for the MLflow server)")
+    exe = shutil.which("mlflow")
+    assert exe, "mlflow is a dependency: its console script must exist"
+    name = f"mlflow_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    backend = make_url(base).set(database=name).render_as_string(hide_password=False)
+    folder = tmp_path_factory.mktemp("mlflow-server")
+    from support import free_port
+
+    port = free_port()
+    log = open(folder / "server.log", "wb")  # noqa: SIM115  (closed below)
+    proc = subprocess.Popen(
+        [
+            exe,
+            "server",
+            "--backend-store-uri",
+            backend,
+            "--artifacts-destination",
+            str(folder / "artifacts"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
+        cwd=folder,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # the server forks workers: stop the whole group
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180  # first start migrates the database
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"mlflow server exited: {(folder / 'server.log').read_text()[-2000:]}")
+            try:
+                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail("mlflow server did not answer /health within 180 s")
+            time.sleep(0.2)
+        yield url
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(30)
+        log.close()
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()

@@ -11,9 +11,8 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from jobs.runtime import Runtime
-from replen.api.deps import get_pusher, get_runtime
+from replen.api.deps import get_runtime
 from replen.api.limits import body_rule
-from replen.api.pusher import VelocityPusher
 from replen.api.security import require, secured
 from replen.auth.policy import Principal
 
@@ -70,17 +69,14 @@ def void_events(
 async def post_void(
     request: VoidRequest,
     rt: Annotated[Runtime, Depends(get_runtime)],
-    pusher: Annotated[VelocityPusher, Depends(get_pusher)],
     principal: Annotated[Principal, require("corrections:write")],
 ) -> Any:
     """Void POS events by ``event_ids`` and/or whole ``batch_ids``, with a reason.
 
     The lake keeps them; every reader (history, features, the next plan) leaves them out.
     """
-    record, keys = await run_in_threadpool(void_events, rt, principal, request)
-    if keys.height:
-        pusher.submit(keys)
-    return record
+    record, _ = await run_in_threadpool(void_events, rt, principal, request)
+    return record  # the velocity pusher sees the void batch and folds the lake again
 
 
 @router.get("/voids", responses=secured())

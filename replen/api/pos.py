@@ -14,7 +14,7 @@ from features.events import EVENT_SCHEMA, REJECT_SCHEMA
 from jobs.refresh import IngestSummary, ingest_pos
 from jobs.runtime import Runtime
 from replen.api.bodies import ParsedBody, parse_body
-from replen.api.deps import get_pusher, get_runtime
+from replen.api.deps import get_runtime
 from replen.api.limits import JSON, NDJSON, body_rule, media_type
 from replen.api.security import require, secured
 from replen.auth.policy import Principal
@@ -133,9 +133,6 @@ async def post_pos_events(
     parsed = await run_in_threadpool(parse_body, body, kind in NDJSON, s.max_lines_per_request)
     del body
     summary = await run_in_threadpool(_ingest, rt, parsed, principal)
-    if summary.accepted:
-        keys = _frame(parsed).select("store_id", "sku_id").unique().drop_nulls()
-        get_pusher(request).submit(keys)
     rejected = await run_in_threadpool(rt.lake.quarantine_of, summary.batch_ids)
     shown = rejected.head(s.max_response_errors)
     errors = [

@@ -1,131 +1,82 @@
-"""Background pusher: fresh velocity of acknowledged keys to Feast, batched and serialised.
+"""The velocity pusher process: follows the lake and pushes fresh velocity to Feast.
 
-Requests are acknowledged once durable in the lake; a separate process then recomputes the
-touched store×SKUs' velocity from the lake and pushes it online. A process, not a thread,
-so that the push (polars + Feast) never competes with request handling for the GIL. Keys
-that arrive while a push runs are merged into the next push, so the online store never
-falls far behind under load.
+Requests are acknowledged once durable in the lake; a separate process notices the new
+batch (its manifest), folds it into its incremental state and pushes the touched
+store×SKUs' velocity online (:mod:`jobs.velocity`). A process, not a thread, so that the
+push never competes with request handling for the GIL; one per deployment, whatever the
+number of API workers (`replen serve` starts it, or `replen push-velocity` runs it alone).
 """
 
 from __future__ import annotations
 
-import logging
 import multiprocessing as mp
 import os
-import queue
+import signal
 import threading
 import time
 from typing import Any
 
-import polars as pl
-
 from replen.settings import Settings
 
-__all__ = ["VelocityPusher"]
-
-log = logging.getLogger(__name__)
+__all__ = ["VelocityPusher", "pusher_main"]
 
 
 def _die_with(parent: int) -> None:
     """Exit as soon as the server that started this process is gone (even by SIGKILL,
-    which runs no cleanup there): a pusher never outlives its server."""
+    which runs no cleanup there): a pusher never outlives its server. The checkpoint makes
+    the next pusher resume where this one stopped."""
     while os.getppid() == parent:
         time.sleep(0.5)
     os._exit(0)
 
 
-def _worker(settings: dict[str, Any], jobs: Any, done: Any, parent: int) -> None:
-    """Child process: merge pending key batches, push, report which submissions are live."""
-    threading.Thread(target=_die_with, args=(parent,), name="parent-watch", daemon=True).start()
-    from jobs.refresh import push_velocity
+def pusher_main(settings: dict[str, Any], parent: int | None = None) -> None:
+    """Entry point of the pusher process (also `replen push-velocity`): runs until SIGTERM
+    or SIGINT, then finishes its round and checkpoints. With ``parent`` (a server's pid),
+    it also exits when that process is gone."""
+    if parent is not None:
+        threading.Thread(target=_die_with, args=(parent,), name="parent-watch", daemon=True).start()
     from jobs.runtime import Runtime
+    from jobs.velocity import run_pusher
 
-    runtime = Runtime(Settings(**settings))
-    while True:
-        item = jobs.get()
-        if item is None:
-            return
-        batch = [item]
-        while True:
-            try:
-                more = jobs.get_nowait()
-            except queue.Empty:
-                break
-            if more is None:
-                jobs.put(None)
-                break
-            batch.append(more)
-        keys = pl.DataFrame(
-            {
-                "store_id": [s for rows, _ in batch for s in rows[0]],
-                "sku_id": [k for rows, _ in batch for k in rows[1]],
-            }
-        ).unique()
-        try:
-            pushed = push_velocity(runtime, keys)
-            done.put((pushed, [t for _, t in batch], time.monotonic(), None))
-        except Exception as exc:  # keep serving: the lake is the truth, Feast can be rebuilt
-            done.put((0, [t for _, t in batch], time.monotonic(), repr(exc)))
+    # A signal, not a shared Event: an Event's waiter killed in the middle of a wait would
+    # leave its lock held and hang the parent's set().
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    run_pusher(Runtime(Settings(**settings)), stop)
 
 
 class VelocityPusher:
-    """Runs the push worker process and tracks submit → online-visible latencies."""
+    """Runs the pusher process (it reports in ``<feast_dir>/pusher.json``)."""
 
     def __init__(self, settings: Settings) -> None:
+        self.settings = settings
         ctx = mp.get_context("spawn")
-        self._jobs = ctx.Queue()
-        self._done = ctx.Queue()
         self._process = ctx.Process(
-            target=_worker,
-            args=(settings.model_dump(), self._jobs, self._done, os.getpid()),
+            target=pusher_main,
+            args=(settings.model_dump(), os.getpid()),
             name="velocity-pusher",
             daemon=True,
         )
-        self._collector = threading.Thread(target=self._collect, daemon=True)
-        self._pending = 0
-        self._lock = threading.Lock()
-        self.pushed = 0
-        self.latencies: list[float] = []
-        self.errors: list[str] = []
 
     def start(self) -> None:
         self._process.start()
-        self._collector.start()
 
-    def stop(self, timeout: float = 2.0) -> None:
-        """Stop the worker; call :meth:`drain` first so that no push is pending. A worker
-        still starting up (imports take seconds) is terminated rather than waited for: the
-        lake is the truth and the online store is a cache of it."""
-        self._jobs.put(None)
-        self._process.join(timeout)
+    def stop(self, grace: float = 5.0) -> None:
+        """Ask the pusher to finish its round; terminate it after ``grace`` seconds. Safe
+        at any point: the next pusher resumes from the last checkpoint and folds every
+        batch not yet in it (nothing acknowledged is lost, nothing counted twice)."""
         if self._process.is_alive():
-            self._process.terminate()
-            self._process.join(timeout)
-        self._done.put(None)
-
-    def submit(self, keys: pl.DataFrame) -> None:
-        with self._lock:
-            self._pending += 1
-        self._jobs.put(((keys["store_id"].to_list(), keys["sku_id"].to_list()), time.monotonic()))
+            self._process.terminate()  # SIGTERM: the pusher finishes its round
+        self._process.join(grace)
+        if self._process.is_alive():
+            self._process.kill()
+            self._process.join(30)
 
     def drain(self, timeout: float = 60.0) -> bool:
-        """Wait until every submitted batch is pushed (for tests, benchmarks, shutdown);
-        False if some were still pending after ``timeout`` seconds."""
-        deadline = time.monotonic() + timeout
-        while self._pending and time.monotonic() < deadline:
-            time.sleep(0.01)
-        return not self._pending
+        """Wait until every POS batch committed so far is pushed; False on timeout."""
+        from jobs.runtime import Runtime
+        from jobs.velocity import wait_pushed
 
-    def _collect(self) -> None:
-        while True:
-            item = self._done.get()
-            if item is None:
-                return
-            pushed, submitted, finished, error = item
-            with self._lock:
-                self.pushed += pushed
-                self.latencies.extend(finished - t for t in submitted)
-                self._pending -= len(submitted)
-            if error:
-                self.errors.append(error)
-                log.error("velocity push failed: %s", error)
+        return wait_pushed(Runtime(self.settings), timeout, alive=self._process.is_alive)

@@ -27,8 +27,6 @@ def void(
 ) -> None:
     """Void events as the signed-in admin; velocity is recomputed for the store×SKUs touched,
     and history, features and the next plan leave the events out."""
-    import polars as pl
-
     from jobs.refresh import push_velocity
     from jobs.runtime import Runtime
     from replen.api.corrections import VoidRequest, void_events
@@ -42,7 +40,7 @@ def void(
             VoidRequest(event_ids=event_id or [], batch_ids=batch or [], reason=reason),
         )
         if keys.height:
-            push_velocity(rt, keys.select(pl.col("store_id"), pl.col("sku_id")))
+            push_velocity(rt)  # sees the void batch: folds the lake again without the events
     emit(
         record,
         as_json,

@@ -14,10 +14,13 @@ from rich.table import Table
 from kernel.errors import NotFound
 from kernel.files import write_table
 from replen.cli._common import (
+    HistoryOpt,
     JsonOpt,
+    app,
     cell,
     console,
     emit,
+    history_frame,
     kv_table,
     load_settings,
     out,
@@ -27,7 +30,8 @@ from replen.cli._common import (
 
 ingest_app = sub_app(
     "ingest",
-    "Load POS lines, stock positions, item/store names, ERP receipts and acknowledgements.",
+    "Load POS lines, stock positions, item/store names, ERP receipts and acknowledgements; "
+    "calendar, price list, promotions and item attributes beside them.",
 )
 features_app = sub_app("features", "Daily sales and velocity in the Feast feature store.")
 quarantine_app = sub_app(
@@ -191,6 +195,104 @@ def ingest_acks_cmd(file: FeedFile, as_json: JsonOpt = False) -> None:
     Columns: po_id or erp_po_number; optional erp_po_number, sku_id with
     confirmed_quantity and confirmed_delivery (YYYY-MM-DD), acknowledged_at."""
     _ingest_feed("acks", file, as_json)
+
+
+# reference files and data checks -------------------------------------------------------------
+_ARTICLE = {
+    "calendar": "a calendar",
+    "prices": "a price list",
+    "promotions": "a promotions",
+    "attributes": "an item attributes",
+}
+REFERENCE_FILES = {
+    "calendar": "date; optional store_id (empty or * = every store), event, event_type, "
+    "payday (0/1: paydays, SNAP-like days). One row per date and store.",
+    "prices": "sku_id, valid_from, price; optional store_id (empty = every store). The list "
+    "price from valid_from until the next row.",
+    "promotions": "promo_id, sku_id, start_date, end_date; optional store_id (empty = every "
+    "store), discount (0.2 = 20% off). Past and planned promotions.",
+    "attributes": "sku_id; optional department, category.",
+}
+
+
+def _reference_command(kind: str, columns: str) -> None:
+    def command(file: Path, as_json: bool = False) -> None:
+        quiet_libraries()
+        from jobs.model_inputs import ingest_reference
+        from jobs.runtime import Runtime
+        from kernel.inputs import read_table
+
+        report = ingest_reference(
+            Runtime(load_settings()), kind, read_table(file, strings=True), str(file)
+        )
+        data = report.to_dict()
+        emit(data, as_json, lambda: out.print(kv_table(f"{kind.capitalize()} ({file.name})", data)))
+
+    # Typer reads the parameters' annotations; built here, not as strings, per kind.
+    command.__annotations__ = {
+        "file": Annotated[
+            Path,
+            typer.Argument(help=f"CSV, Parquet or NDJSON: {columns}", exists=True, dir_okay=False),
+        ],
+        "as_json": JsonOpt,
+        "return": None,
+    }
+    command.__doc__ = (
+        f"Load {_ARTICLE[kind]} file: {columns}\n\nEvery line is checked (rules named field.rule, "
+        "errors by file line); a file with any error changes nothing. Rows are merged by "
+        "key (a resent row replaces the old one); Feast sees them at the next refresh or "
+        "retrain."
+    )
+    ingest_app.command(kind)(command)
+
+
+for _kind, _columns in REFERENCE_FILES.items():
+    _reference_command(_kind, _columns)
+
+
+@app.command("checks")
+def checks_cmd(history: HistoryOpt = None, as_json: JsonOpt = False) -> None:
+    """Data checks before modelling: blocks of history that are not demand.
+
+    Whole weeks whose level shifts sharply while the weekly cycle vanishes (a placeholder
+    block, a broken extract, an outage), or whose selling days lost their prices, found
+    per chain, store and series. The retrain treats them as missing, never as demand.
+    """
+    quiet_libraries()
+    from jobs.model_inputs import data_exceptions
+    from jobs.runtime import Runtime
+
+    rt = Runtime(load_settings())
+    with console.status("checking the sales history"):
+        blocks = data_exceptions(rt, history_frame(rt, history))
+    if as_json:
+        print(json.dumps({"blocks": blocks.to_dicts()}, default=str))
+        return
+    if blocks.is_empty():
+        out.print("No suspect blocks: every week looks like demand.")
+        return
+    table = Table(
+        title=f"{blocks.height} suspect block(s), masked at retrain",
+        title_justify="left",
+        caption="store/sku empty: the whole chain or store; rule shift: level shift without "
+        "the weekly cycle, price: prices missing",
+        caption_justify="left",
+    )
+    short = {"level_shift_no_cycle": "shift", "price_missing": "price"}
+    for col in ("store", "sku", "from", "to", "weeks", "rule", "level×"):
+        right = col in ("weeks", "level×")
+        table.add_column(col, justify="right" if right else "left", no_wrap=True)
+    for r in blocks.iter_rows(named=True):
+        table.add_row(
+            r["store_id"] or "",
+            r["sku_id"] or "",
+            str(r["start"]),
+            str(r["end"]),
+            str(r["weeks"]),
+            short.get(r["rule"], r["rule"]),
+            f"{r['level_ratio']:.2f}" if r["level_ratio"] is not None else "",
+        )
+    out.print(table)
 
 
 # features ------------------------------------------------------------------------------------

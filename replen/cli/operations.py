@@ -29,6 +29,14 @@ db_app = sub_app("db", "The database schema (Alembic migrations).")
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="API worker processes (uvicorn).")] = 1,
+    pusher: Annotated[
+        bool,
+        typer.Option(
+            help="Run the velocity pusher here; --no-pusher when `replen push-velocity` "
+            "runs as its own service."
+        ),
+    ] = True,
 ) -> None:
     """Run the HTTP service: the planner's page and API, POS, stock positions, receipts,
     acknowledgements, item and store names, corrections, monitoring.
@@ -36,13 +44,35 @@ def serve(
     Every route but /healthz, POST /v1/oauth/token and /.well-known/jwks.json needs a bearer
     token; give tills, the ERP and planners identities with `replen clients create` and
     `replen users create`. OpenAPI at /docs.
+
+    Requests are answered once durable in the lake; one velocity pusher process (whatever
+    the number of workers) then pushes the touched store×SKUs' velocity online.
     """
     quiet_libraries()
     import uvicorn
 
+    from replen.api.pusher import VelocityPusher
     from replen.app import create_app
 
-    uvicorn.run(create_app(load_settings()), host=host, port=port, log_level="warning")
+    settings = load_settings()
+    if workers == 1:
+        uvicorn.run(create_app(settings, pusher=pusher), host=host, port=port, log_level="warning")
+        return
+    runner = VelocityPusher(settings) if pusher else None
+    if runner is not None:
+        runner.start()
+    try:
+        uvicorn.run(
+            "replen.app:create_worker_app",
+            factory=True,
+            workers=workers,
+            host=host,
+            port=port,
+            log_level="warning",
+        )
+    finally:
+        if runner is not None:
+            runner.stop()
 
 
 @app.command()

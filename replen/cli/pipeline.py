@@ -204,20 +204,81 @@ def train(
         bool, typer.Option(help="Also try AutoETS/Theta where classes allow (much slower).")
     ] = False,
     freq: FreqOpt = "daily",
+    engine: Annotated[
+        str | None,
+        typer.Option(help="local or dask (default: REPLEN_TRAIN_ENGINE, else local)."),
+    ] = None,
+    address: Annotated[
+        str | None,
+        typer.Option(help="Dask scheduler, tcp://host:port (default: REPLEN_DASK_ADDRESS)."),
+    ] = None,
+    chunk_series: Annotated[
+        int | None,
+        typer.Option(min=1, help="Series per chunk (default: REPLEN_TRAIN_CHUNK_SERIES)."),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Backtest candidate models per series, pick champions, log and register in MLflow.
 
-    The new version becomes `champion` only if it beats the current champion on the same
-    backtest windows (by REPLEN_CHAMPION_MARGIN); otherwise it is the `challenger`.
+    Without --history the training frame comes from the Feast feature store (sales,
+    prices, promotions, calendar, item attributes, point-in-time). Suspect blocks of
+    history are masked first (`replen checks`). The new version becomes `champion` only if
+    it beats the current champion on the same backtest windows (by
+    REPLEN_CHAMPION_MARGIN); otherwise it is the `challenger`. Series are trained in chunks
+    of bounded memory, here or on a Dask cluster (`--engine dask --address tcp://HOST:PORT`:
+    the statistical candidates' backtests run on the cluster, the global boosted model and
+    the profile model are fitted in this process; daily data only).
     """
     quiet_libraries()
-    from jobs.retrain import retrain
-    from jobs.runtime import Runtime
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    rt = Runtime(load_settings())
-    with console.status("training"):
-        result = retrain(rt, history_frame(rt, history, freq), costly=costly, freq=freq)
+    from jobs.retrain import HistorySource, retrain
+    from jobs.runtime import Runtime
+    from kernel.errors import InvalidInput
+    from replen.settings import Settings
+
+    settings = load_settings()
+    if engine not in (None, "local", "dask"):
+        raise InvalidInput(
+            f"--engine {engine!r}: choose local or dask",
+            field="engine",
+            value=engine,
+            rule="engine.choice",
+        )
+    chosen, where = engine or settings.train_engine, address or settings.dask_address
+    if chosen == "dask" and not where:
+        raise InvalidInput(
+            "--engine dask needs the scheduler's address",
+            field="address",
+            value=None,
+            rule="address.required",
+            hint="pass --address tcp://HOST:PORT or set REPLEN_DASK_ADDRESS",
+        )
+    settings = Settings(**(settings.model_dump() | {"train_engine": chosen, "dask_address": where}))
+    rt = Runtime(settings)
+    with Progress(
+        TextColumn("training"),
+        BarColumn(),
+        TextColumn("chunk {task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=console,
+        disable=as_json,
+        transient=True,
+    ) as progress:
+        task = progress.add_task("train", total=None)
+        source: HistorySource | None = None  # None: the Feast training frame
+        if history is not None:
+            source = HistorySource.of_file(history, freq)
+        elif freq != "daily":
+            history_frame(rt, history, freq)  # refuses: the POS lake holds daily sales
+        result = retrain(
+            rt,
+            source,
+            costly=costly,
+            freq=freq,
+            chunk_series=chunk_series,
+            on_chunk=lambda done, total, _: progress.update(task, completed=done, total=total),
+        )
     data = result.to_dict()
     flat = {k: v for k, v in data.items() if k != "metrics"} | dict(result.metrics)
     emit(data, as_json, lambda: out.print(kv_table("Retrain", flat)))
@@ -236,15 +297,18 @@ def backtest(
 ) -> None:
     """Backtest and select without registering: accuracy and calibration per demand class.
 
-    Prints series, WAPE, RMSSE, MASE, bias, and the out-of-sample coverage of the 90% and
-    95% quantiles of daily demand and of demand over the window, per class and overall.
+    Prints series, WAPE, RMSSE, bias (MASE with --json), and the out-of-sample coverage
+    of the 90% and 95% quantiles of daily demand and of demand over the calibrated span
+    (the protection period), per class and overall; then how each class's champion was
+    chosen.
     """
     quiet_libraries()
     from jobs.retrain import backtest_only
     from jobs.runtime import Runtime
 
     rt = Runtime(load_settings())
-    frame = history_frame(rt, history, freq)
+    with console.status("reading the training frame"):
+        frame = None if history is None and freq == "daily" else history_frame(rt, history, freq)
     with console.status("backtesting"):
         result = backtest_only(
             rt, frame, horizon=horizon, windows=windows, costly=costly, freq=freq
@@ -263,21 +327,22 @@ def backtest(
         title=f"Backtest: {h} periods × {result.params['n_windows']} windows",
         title_justify="left",
         caption="p90/p95: share of actual periods at or under the forecast's 90%/95% "
-        "quantile; T90/T95: the same for the window total (nominal 0.90/0.95).",
+        "quantile; T80/T90/T95: the same for totals over "
+        f"{result.params.get('protection_days', h)} periods (nominal 0.80/0.90/0.95).",
     )
     cols = (
         "series",
         "wape",
         "rmsse",
-        "mase",
         "bias",
         "coverage.daily.q90",
         "coverage.daily.q95",
+        "coverage.total.q80",
         "coverage.total.q90",
         "coverage.total.q95",
     )
     table.add_column("class")
-    for label in ("n", "WAPE", "RMSSE", "MASE", "bias", "p90", "p95", "T90", "T95"):
+    for label in ("n", "WAPE", "RMSSE", "bias", "p90", "p95", "T80", "T90", "T95"):
         table.add_column(label, justify="right")
     classes = sorted({k.split(".")[0] for k in m if k.endswith(".series")})
     for scope in [*classes, ""]:
@@ -292,6 +357,27 @@ def backtest(
             ],
         )
     out.print(table)
+    if result.selection.height:
+        chosen = Table(
+            title="Champion per class (the default yields only to a model better on most windows)",
+            title_justify="left",
+        )
+        for col in ("class", "default", "champion", "wins", "score", "default score"):
+            chosen.add_column(
+                col, justify="right" if col in ("wins", "score", "default score") else "left"
+            )
+        for r in result.selection.iter_rows(named=True):
+            chosen.add_row(
+                r["demand_class"],
+                r["default"],
+                r["champion"],
+                f"{r['wins']}/{r['windows']}",
+                f"{r['champion_score']:.3f}",
+                f"{r['default_score']:.3f}",
+            )
+        out.print(chosen)
+    if result.checks.height:
+        out.print(f"[yellow]{result.checks.height} suspect block(s) masked[/]: see `replen checks`")
 
 
 @app.command()

@@ -18,6 +18,8 @@ ELSEWHERE = {
     "serve": "tests/integration/test_serve_process.py",
     "scheduler": "tests/integration/test_scheduler_crash.py",
     "demo": "tests/e2e/test_demo.py",
+    "push-velocity": "tests/integration/test_velocity_sync.py",
+    "consume pos": "tests/integration/test_pos_stream.py",
 }
 # Argument values a user would type; an argument not listed gets one by its type.
 ARGUMENTS = {

@@ -85,6 +85,19 @@ def test_mlflow_holds_the_run_and_the_champion_predicts(in_demo) -> None:
     assert set(out["model_version"]) == {"1"}
 
 
+def test_the_model_trained_on_the_feast_frame_and_says_so(in_demo) -> None:
+    import mlflow
+
+    rt, s = in_demo
+    assert s["training"]["feature_service"] == "forecasting_v2"
+    assert set(s["ingest"]["reference"]) == {"calendar", "prices", "promotions", "attributes"}
+    mlflow.set_tracking_uri(rt.settings.tracking_uri)
+    run = mlflow.get_run(s["training"]["run_id"])
+    assert run.data.params["features.service"] == "forecasting_v2"
+    assert run.data.params["features.version"] == "2"
+    assert run.data.params["pooled"] == "True"  # the global models took part
+
+
 def test_every_po_line_reproduces_the_policy_arithmetic(in_demo) -> None:
     rt, s = in_demo
     plan = s["plan"]

@@ -1,18 +1,28 @@
-"""Feast for real: apply, materialize from the offline table, push, read online."""
+"""Feast for real: apply, materialize from the offline table, push, read online — on the
+default SQLite online store and on Redis (the scale-out store, chosen by configuration)."""
 
-from datetime import timedelta
+from datetime import date, timedelta
 
 import polars as pl
 import pytest
 
 from features.sales import velocity, velocity_history
-from features.store import FeatureStoreClient
+from features.store import FeatureStoreClient, online_store_config
 
 pytestmark = pytest.mark.slow
 
 
-def test_rebuild_then_push_keeps_online_velocity_equal_to_the_lake(tmp_path, daily) -> None:
-    client = FeatureStoreClient(tmp_path / "feast")
+@pytest.fixture(params=["sqlite", "redis"])
+def online_store(request) -> str:
+    if request.param == "sqlite":
+        return "sqlite"
+    return str(request.getfixturevalue("redis_url"))
+
+
+def test_rebuild_then_push_keeps_online_velocity_equal_to_the_lake(
+    tmp_path, daily, online_store
+) -> None:
+    client = FeatureStoreClient(tmp_path / "feast", online_store)
     hist = velocity_history(daily)
     assert client.rebuild(hist) == hist.height
     keys = daily.select("store_id", "sku_id").unique().sort("store_id", "sku_id")
@@ -31,10 +41,103 @@ def test_rebuild_then_push_keeps_online_velocity_equal_to_the_lake(tmp_path, dai
     assert "units_1d" not in fresh.columns  # the replenishment service is a subset
 
 
+def test_a_second_push_on_the_same_day_replaces_the_first(tmp_path, daily, online_store) -> None:
+    # Velocity as of one day is pushed after every batch of that day, always with the same
+    # event time; Redis' default dedup by event time would keep the first, stale value.
+    client = FeatureStoreClient(tmp_path / "feast", online_store)
+    client.apply()
+    first = velocity(daily)
+    keys = first.select("store_id", "sku_id")
+    client.push_online(first)
+    second = first.with_columns(pl.col("units_1d") + 1, pl.col("units_7d") + 1)
+    client.push_online(second)
+    online = client.online_velocity(keys).sort("store_id", "sku_id")
+    expected = second.sort("store_id", "sku_id")
+    assert online["units_1d"].to_list() == expected["units_1d"].to_list()
+
+
+def test_rebuild_on_redis_drops_rows_the_lake_does_not_justify(tmp_path, daily, redis_url) -> None:
+    client = FeatureStoreClient(tmp_path / "feast", redis_url)
+    client.apply()
+    vel = velocity(daily)
+    client.push_online(vel.with_columns(pl.lit(999.0).alias("units_28d")))
+    client.rebuild(velocity_history(daily))
+    online = client.online_velocity(vel.select("store_id", "sku_id"))
+    assert 999.0 not in online["units_28d"].to_list()
+
+
 def test_feature_services_are_registered(tmp_path) -> None:
     client = FeatureStoreClient(tmp_path / "feast")
     client.apply()
     names = {s.name for s in client.store.list_feature_services()}
-    assert names == {"forecasting_v1", "replenishment_v1"}
+    assert names == {
+        "forecasting_v1",
+        "forecasting_v2",
+        "forecasting_state_v1",
+        "replenishment_v1",
+    }
     view = client.store.get_feature_view("sku_velocity")
     assert sorted(e for e in view.entities) == ["sku", "store"]
+
+
+def test_training_frames_never_see_a_value_from_after_the_row_day(tmp_path) -> None:
+    """Point in time: each row gets its own day's features, a day without a feature row gets
+    nothing (not yesterday's, not tomorrow's), and calendar days are matched by date."""
+    client = FeatureStoreClient(tmp_path / "feast")
+    client.apply()
+    d0 = date(2026, 1, 5)
+    days = [d0 + timedelta(days=i) for i in range(10)]
+    written = pl.DataFrame(
+        {
+            "store_id": "S1",
+            "sku_id": "A",
+            "date": days,
+            "units": [float(i) for i in range(10)],  # each day's value names its day
+            "stockout": [i == 4 for i in range(10)],
+            "price": [2.0] * 6 + [3.0] * 4,  # the price rises on day 6
+            "price_rel": 1.0,
+            "promo": 0.0,
+        }
+    ).filter(pl.col("date") != d0 + timedelta(days=7))  # day 7 never arrived
+    calendar = pl.DataFrame(
+        {
+            "store_id": ["S1", "S1"],
+            "date": [d0 + timedelta(days=3), d0 + timedelta(days=30)],
+            "event": [1.0, 1.0],
+            "event_type": ["Sporting", "National"],
+            "payday": [0.0, 1.0],
+        }
+    )
+    attributes = pl.DataFrame({"sku_id": ["A"], "department": ["D1"], "category": ["FOOD"]})
+    client.write_inputs(daily=written, calendar=calendar, attributes=attributes)
+    rows = pl.DataFrame({"store_id": "S1", "sku_id": "A", "date": days})
+    frame = client.training_frame(rows).sort("date")
+    expected = [float(i) if i != 7 else None for i in range(10)]
+    assert frame["units"].to_list() == expected
+    assert frame["price"].to_list()[:6] == [2.0] * 6  # no later price leaks backwards
+    assert frame["stockout"].to_list()[4] is True
+    assert frame["event_type"].to_list() == [None] * 3 + ["Sporting"] + [None] * 6
+    assert set(frame["department"]) == {"D1"}
+
+    # Online: the newest day's state, the planned calendar ahead.
+    plan = pl.DataFrame({"store_id": ["S1"], "sku_id": ["A"], "promo_dates": [["2026-01-20"]]})
+    client.write_inputs(promo_plan=plan, as_of=days[-1])
+    client.materialize_inputs(days[-1], until=d0 + timedelta(days=40))
+    state = client.online_state(rows.select("store_id", "sku_id").unique())
+    row = state.row(0, named=True)
+    assert (row["price"], row["department"], row["promo_dates"]) == (3.0, "D1", ["2026-01-20"])
+    ahead = client.online_calendar(["S1"], [d0 + timedelta(days=30), d0 + timedelta(days=31)])
+    assert ahead["event_type"].to_list() == ["National", None]
+
+
+@pytest.mark.parametrize(
+    ("url", "connection"),
+    [
+        ("redis://127.0.0.1:6390/2", "127.0.0.1:6390,db=2"),
+        ("redis://:s%40cret@cache:6379", "cache:6379,password=s@cret"),
+        ("rediss://cache.example.com/0", "cache.example.com:6379,db=0,ssl=true"),
+    ],
+)
+def test_redis_urls_become_feast_connection_strings(tmp_path, url, connection) -> None:
+    config = online_store_config(tmp_path, url)
+    assert config == {"type": "redis", "connection_string": connection, "skip_dedup": True}

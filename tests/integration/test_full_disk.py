@@ -19,7 +19,8 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture()
 def pos_file(tmp_path):
-    pos = generate(stores=3, skus=20, days=200, seed=2).pos
+    # 163k lines: ~1.5 MB in the lake (one sorted zstd part per batch packs ~9 bytes a line).
+    pos = generate(stores=5, skus=40, days=400, seed=2).pos
     path = tmp_path / "pos.csv"
     pos.with_columns(pl.col("sold_at").dt.strftime("%Y-%m-%dT%H:%M:%S%:z")).write_csv(path)
     return path, pos.height
@@ -71,10 +72,10 @@ def test_the_http_service_answers_507_then_503(settings, tmp_path, pos_file) -> 
     events = pl.read_csv(path, infer_schema=False).to_dicts()
     till = AccessKit(settings.db_url).headers(("pos_ingest",))  # every store
     # The lake on a small disk of its own (the database stays on the big one).
-    with small_disk(settings.lake_dir, "1m"):
+    with small_disk(settings.lake_dir, "256k"):
         with TestClient(create_app(settings), raise_server_exceptions=False) as client:
             client.headers.update(till)
-            r = client.post("/v1/pos/events", json=events[:30000])
+            r = client.post("/v1/pos/events", json=events[:60000])
             # Nothing of the refused batch stays: a small batch (quarantined, so that no
             # velocity push is waited for) fits and commits.
             small = client.post(

@@ -1,4 +1,4 @@
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import polars as pl
 
@@ -74,12 +74,46 @@ def test_uncommitted_parts_are_invisible_and_cleaned(tmp_path, chain) -> None:
     assert lake.scan_events().collect().height == 60 == restarted.scan_events().collect().height
 
 
-def test_events_are_partitioned_by_day(tmp_path, chain) -> None:
+def test_a_batch_is_one_part_sorted_by_time_and_old_batches_are_pruned(tmp_path, chain) -> None:
     lake = Lake(tmp_path)
-    lake.append_events(_batch(chain, 400))
-    days = {p.parent.name for p in lake.events_dir.rglob("*.parquet")}
-    sold = chain.pos.head(400)["sold_at"].dt.date().unique().to_list()
-    assert days == {f"date={d}" for d in sold}
+    pos = chain.pos.sort("sold_at")
+    old, new = pos.head(300), pos.tail(300)
+    lake.append_events(validate_events(new.sample(fraction=1.0, shuffle=True, seed=1)))
+    lake.append_events(validate_events(old))
+    parts = sorted(lake.events_dir.rglob("*.parquet"))
+    assert len(parts) == 2  # however many days each batch spans: one fsynced file
+    for part in parts:
+        assert pl.read_parquet(part)["sold_at"].is_sorted()
+    since = new["sold_at"].min().date()
+    assert old["sold_at"].max().date() < since
+    assert lake.scan_events(since=since).collect()["event_id"].sort().to_list() == (
+        new["event_id"].sort().to_list()
+    )
+
+
+def test_day_partitions_of_an_older_lake_stay_readable(tmp_path, chain) -> None:
+    import json
+
+    lake = Lake(tmp_path)
+    events = validate_events(chain.pos.head(20)).accepted.with_columns(
+        pl.lit("b0").alias("batch_id")
+    )
+    day = events["sold_at"].min().date()
+    part = lake.events_dir / f"date={day}" / "part-b0.parquet"
+    part.parent.mkdir(parents=True)
+    events.filter(pl.col("sold_at").dt.date() == day).write_parquet(part)
+    manifest = {
+        "batch_id": "b0",
+        "kind": "pos",
+        "committed_at": "2024-01-01T00:00:00+00:00",
+        "files": [str(part.relative_to(tmp_path))],
+        "summary": {"received": 1},
+    }
+    (lake.manifest_dir / "b0.json").write_text(json.dumps(manifest))
+    reopened = Lake(tmp_path)
+    assert reopened.scan_events().collect().height == pl.read_parquet(part).height
+    assert reopened.scan_events(since=day).collect().height > 0
+    assert reopened.scan_events(since=day + timedelta(days=1)).collect().height == 0
 
 
 def test_unknown_stores_and_skus_are_accepted_and_reported(tmp_path, chain) -> None:

@@ -223,18 +223,6 @@ def test_budget_buys_the_most_shortage_avoided_per_money_first() -> None:
     assert lines["value"].sum() > 40.0 - 4 * 2.0
 
 
-def test_expected_shortage_matches_a_simulation() -> None:
-    import numpy as np
-
-    from replenishment.planner import expected_shortage
-
-    draws = np.random.default_rng(1).gamma(4.0, 2.5, 400_000)  # mean 10, sd 5
-    for stock in (0.0, 8.0, 15.0):
-        simulated = np.maximum(draws - stock, 0).mean()
-        assert abs(expected_shortage(10.0, 5.0, stock) - simulated) < 0.02
-    assert expected_shortage(10.0, 0.0, 4.0) == 6.0
-
-
 def test_planner_plot_draws_each_line(tmp_path) -> None:
     from datetime import timedelta
 

@@ -5,7 +5,9 @@ import polars as pl
 import pytest
 from scipy import stats
 
-from forecasting.quantiles import gamma_quantile, lead_time_demand, quantile_column
+from kernel.distribution import expected_shortage, quantile, quantile_column
+from kernel.errors import InvalidInput
+from replenishment.leadtime import lead_time_demand
 
 
 def test_quantile_column_names() -> None:
@@ -17,12 +19,35 @@ def test_quantile_column_names() -> None:
     ]
 
 
-def test_gamma_quantile_matches_moments_and_edges() -> None:
-    q = gamma_quantile(np.array([10.0, 0.0, 4.0]), np.array([3.0, 2.0, 0.0]), 0.9)
-    assert q[0] == pytest.approx(stats.gamma.ppf(0.9, a=100 / 9, scale=0.9))
-    assert q[1] == 0.0 and q[2] == 4.0
-    draws = np.random.default_rng(0).gamma(100 / 9, 0.9, 200_000)
-    assert (draws <= q[0]).mean() == pytest.approx(0.9, abs=0.005)
+def _negbin_draws(mean: float, sd: float, n: int = 400_000) -> np.ndarray:
+    p = mean / sd**2
+    return np.random.default_rng(0).negative_binomial(mean * p / (1 - p), p, n)
+
+
+def test_quantile_is_the_negative_binomial_with_those_moments() -> None:
+    q = quantile(np.array([10.0, 0.0, 4.0]), np.array([5.0, 2.0, 0.0]), 0.9)
+    p = 10 / 25
+    assert q[0] == stats.nbinom.ppf(0.9, 10 * p / (1 - p), p)
+    assert q[1] == 0.0 and q[2] == 4.0  # no demand; no uncertainty
+    draws = _negbin_draws(10.0, 5.0)
+    assert (draws <= q[0]).mean() >= 0.9 > (draws <= q[0] - 1).mean()
+
+
+def test_underdispersed_demand_falls_back_to_poisson() -> None:
+    assert quantile(9.0, 2.0, 0.95)[0] == stats.poisson.ppf(0.95, 9.0)
+
+
+def test_expected_shortage_matches_a_simulation() -> None:
+    draws = _negbin_draws(10.0, 5.0)
+    for stock in (0.0, 7.5, 15.0, 40.0):
+        simulated = np.maximum(draws - stock, 0).mean()
+        assert expected_shortage(10.0, 5.0, stock)[0] == pytest.approx(simulated, abs=0.02)
+    poisson = np.random.default_rng(1).poisson(6.0, 400_000)
+    assert expected_shortage(6.0, 2.0, 4.0)[0] == pytest.approx(
+        np.maximum(poisson - 4.0, 0).mean(), abs=0.02
+    )
+    assert expected_shortage(10.0, 0.0, 4.0)[0] == 6.0
+    assert expected_shortage(10.0, 5.0, -3.0)[0] == pytest.approx(13.0)  # backorders too
 
 
 def _forecast(days: int, mean: float = 2.0, sd: float = 1.0) -> pl.DataFrame:
@@ -69,7 +94,7 @@ def test_lead_time_variability_widens_the_quantile() -> None:
 
 
 def test_horizon_shorter_than_protection_is_an_error() -> None:
-    with pytest.raises(ValueError, match="shorter than the protection period"):
+    with pytest.raises(InvalidInput, match="shorter than the protection period"):
         lead_time_demand(_forecast(3), _spans(5))
 
 
@@ -81,3 +106,16 @@ def test_error_growth_factor_scales_with_the_protection_period() -> None:
     at_1 = lead_time_demand(fc, _spans(1)).row(0, named=True)
     assert at_28["demand_sd"] == pytest.approx(2.0 * np.sqrt(28))  # k as measured
     assert at_1["demand_sd"] == pytest.approx(1.0)  # one day: no autocorrelation to add
+
+
+def test_an_actual_is_under_a_quantile_exactly_when_its_cdf_reaches_the_level() -> None:
+    from kernel.distribution import cdf
+
+    rng = np.random.default_rng(2)
+    mean = rng.uniform(0, 20, 2000)
+    sd = rng.uniform(0, 12, 2000) * (rng.random(2000) < 0.9)
+    y = rng.integers(0, 40, 2000).astype(float)
+    for level in (0.5, 0.8, 0.95):
+        under = y <= quantile(mean, sd, level)
+        assert np.array_equal(under, cdf(mean, sd, y, strict=True) < level)
+    assert cdf(10.0, 3.0, 10.0)[0] == pytest.approx(stats.poisson.cdf(10, 10.0))

@@ -24,16 +24,6 @@ def _picks(result) -> dict[str, str]:
     )
 
 
-def test_pure_per_series_selection_takes_each_series_best_score(daily) -> None:
-    result = train(daily, horizon=7, n_windows=2, switch=0.0)
-    best = (
-        result.errors.sort("rmsse", "loss", nulls_last=True)
-        .group_by("unique_id", maintain_order=True)
-        .first()
-    )
-    assert _picks(result) == dict(best.select("unique_id", "model").iter_rows())
-
-
 def test_pooled_selection_gives_each_class_one_model(daily) -> None:
     result = train(daily, horizon=7, n_windows=2, switch=1.0)
     per_class = result.champions.group_by("demand_class").agg(pl.col("model").n_unique())
@@ -200,3 +190,32 @@ def test_costly_champions_go_forward_with_weekly_parameters(daily) -> None:
     y = later.filter((pl.col("store_id") == store) & (pl.col("sku_id") == sku)).sort("date")
     expected = model.forward(y=y["units"].to_numpy().astype(float), h=3)["mean"]
     assert pick(ahead)["mean"].to_list() == pytest.approx(list(expected.clip(0)))
+
+
+def test_a_placeholder_block_at_the_end_is_masked_not_learnt() -> None:
+    """The last four weeks hold half the usual units and no weekly cycle (a broken extract):
+    the retrain reports the block and forecasts the level from before it."""
+    from replen.synthetic import generate
+
+    chain = generate(stores=3, skus=10, days=300, seed=4)
+    history = chain.demand.select("store_id", "sku_id", "date", "units").with_columns(
+        pl.col("units").cast(pl.Float64)
+    )
+    end = history["date"].max()
+    start = end - timedelta(days=27)
+    block = pl.col("date") >= start
+    level = pl.col("units").filter(~block & (pl.col("date") >= start - timedelta(days=56)))
+    broken = history.with_columns(
+        pl.when(block)
+        .then((level.mean().over("store_id", "sku_id") * 0.5).round(0))
+        .otherwise(pl.col("units"))
+        .alias("units")
+    )
+    result = train(broken, horizon=14, n_windows=2, pooled=False)
+    chain_blocks = result.checks.filter(pl.col("scope") == "chain")
+    assert chain_blocks.select("start", "end").rows() == [(start, end)]
+    assert result.metrics["suspect_blocks"] >= 1
+    fc = forecast(broken, result.champions, horizon=14, quantiles=[0.5], model_version="1")
+    before = history.filter(~block & (pl.col("date") >= start - timedelta(days=56)))["units"]
+    per_day = fc["mean"].sum() / 14
+    assert per_day > 0.8 * before.sum() / 56  # the usual level, not half of it

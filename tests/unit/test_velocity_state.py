@@ -1,0 +1,82 @@
+"""The incremental velocity state equals velocity computed from the whole lake."""
+
+from __future__ import annotations
+
+import itertools
+
+import polars as pl
+import pytest
+
+from features.events import validate_events
+from features.sales import daily_sales, velocity
+from features.velocity_state import VelocityState
+
+COLUMNS = ["store_id", "sku_id", "as_of", "units_1d", "units_7d", "units_28d"]
+
+
+def _expected(events: pl.DataFrame) -> pl.DataFrame:
+    return velocity(daily_sales(events)).sort("store_id", "sku_id")
+
+
+def _assert_same(state: VelocityState, events: pl.DataFrame) -> None:
+    got = state.velocity().sort("store_id", "sku_id")
+    want = _expected(events)
+    assert got.select(COLUMNS).equals(want.select(COLUMNS))
+    assert got["days_since_last_sale"].to_list() == want["days_since_last_sale"].to_list()
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_folding_shuffled_batches_in_any_order_equals_the_whole_lake(chain, seed) -> None:
+    events = validate_events(chain.pos).accepted.sample(fraction=1.0, shuffle=True, seed=seed)
+    state = VelocityState()
+    cuts = sorted(pl.Series(range(1, events.height)).sample(7, seed=seed).to_list())
+    bounds = [0, *cuts, events.height]
+    for i, (a, b) in enumerate(itertools.pairwise(bounds)):
+        state.fold(events.slice(a, b - a), [f"b{i}"])
+    _assert_same(state, events)
+
+
+def test_touched_keys_are_those_of_the_batch_and_their_velocity_is_exact(chain) -> None:
+    events = validate_events(chain.pos).accepted.sort("sold_at")
+    head, tail = events.head(events.height - 50), events.tail(50)
+    state = VelocityState()
+    state.fold(head, ["a"])
+    touched = state.fold(tail, ["b"])
+    assert touched.sort("store_id", "sku_id").equals(
+        tail.select("store_id", "sku_id").unique().sort("store_id", "sku_id")
+    )
+    part = state.velocity(touched).sort("store_id", "sku_id")
+    want = _expected(events).join(touched, on=["store_id", "sku_id"], how="semi")
+    assert part.select(COLUMNS).equals(want.select(COLUMNS))
+
+
+def test_checkpoint_round_trip_then_more_batches(tmp_path, chain) -> None:
+    events = validate_events(chain.pos).accepted
+    first, rest = events.head(3000), events.slice(3000)
+    state = VelocityState()
+    state.fold(first, ["one"])
+    state.pushed_as_of = state.newest
+    state.save(tmp_path / "state.parquet")
+    loaded = VelocityState.load(tmp_path / "state.parquet")
+    assert loaded.folded == {"one"} and loaded.pushed_as_of == state.newest
+    loaded.fold(rest, ["two"])
+    _assert_same(loaded, events)
+
+
+def test_a_batch_folded_twice_is_refused(chain) -> None:
+    events = validate_events(chain.pos.head(10)).accepted
+    state = VelocityState()
+    state.fold(events, ["x"])
+    with pytest.raises(ValueError, match="already folded"):
+        state.fold(events, ["x"])
+
+
+def test_returns_only_keys_have_no_last_sale(chain) -> None:
+    events = validate_events(chain.pos.head(5)).accepted.with_columns(
+        (-pl.col("quantity").abs()).alias("quantity")
+    )
+    state = VelocityState()
+    state.fold(events, ["r"])
+    got = state.velocity()
+    assert got["days_since_last_sale"].null_count() == got.height
+    assert got["units_28d"].sum() == 0
