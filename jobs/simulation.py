@@ -37,8 +37,10 @@ if TYPE_CHECKING:
 __all__ = [
     "Forecaster",
     "WhatIf",
+    "as_days",
     "check_freq",
     "initial_stock",
+    "replay_days",
     "replay_rules",
     "replayed_demand",
     "what_if",
@@ -232,14 +234,14 @@ def what_if(
     """Replay the last ``days`` days of ``history`` up to ``end`` (default: its last day)
     under ``rules`` and, if given, ``candidate``.
 
-    ``history``: daily sales ``store_id, sku_id, date, units`` (optional ``stockout``,
-    ``on_hand``). ``freq``: only ``daily`` — the replay walks days. ``forecaster``: one
+    ``history``: sales ``store_id, sku_id, date, units`` (optional ``stockout``,
+    ``on_hand``), one row per period of ``freq``; the replay walks days, so weekly and
+    monthly periods are spread over their days (:func:`as_days`). ``forecaster``: one
     from an earlier call on the same history and period (the forecasts do not depend on
     the rules), so that trying more candidate rules costs only their replays.
     """
-    check_freq(freq)
     started = time.perf_counter()
-    history, start = _period(history, days, end)
+    history, start = _period(as_days(history, freq), days, end)
     rule_sets = [rules] if candidate is None else [rules, candidate]
     longest = max(_longest_protection(r) for r in rule_sets)
     if forecaster is None:
@@ -303,20 +305,42 @@ def what_if(
     )
 
 
+_PERIOD = {"weekly": "1w", "monthly": "1mo"}
+_DAYS_PER_PERIOD = {"daily": 1, "weekly": 7, "monthly": 30}
+
+
 def check_freq(freq: str) -> None:
-    """The what-if walks days (order days, lead times, shelf lives are in days): any other
-    frequency of history is refused, naming the field and the rule."""
-    freq_of(freq)  # an unknown frequency: its own error, listing the known ones
-    if freq != "daily":
-        raise InvalidInput(
-            f"freq={freq!r}: the what-if replays day by day (order days, lead times and "
-            "shelf lives are in days), so it needs daily history",
-            field="freq",
-            value=freq,
-            rule="freq.daily",
-            hint="give daily sales (--freq daily); weekly and monthly histories train and "
-            "forecast (`replen train --freq weekly`) but are not replayed",
+    """``freq`` names a known frequency (its error lists the known ones)."""
+    freq_of(freq)
+
+
+def replay_days(periods: int, freq: str) -> int:
+    """Days to replay for ``periods`` of ``freq`` (a month counts 30 days)."""
+    check_freq(freq)
+    return periods * _DAYS_PER_PERIOD[freq]
+
+
+def as_days(history: pl.DataFrame, freq: str) -> pl.DataFrame:
+    """A weekly or monthly history as the days the replay walks: each row's date starts its
+    period, its units are spread evenly over the period's days (totals kept; when in the
+    week or month they sold is not known), a stockout flag holds for every day of it, an
+    on-hand snapshot for its first day. Daily history is returned as is."""
+    check_freq(freq)
+    if freq == "daily":
+        return history
+    ends = pl.col("date").dt.offset_by(_PERIOD[freq])
+    spread = (
+        history.with_columns(
+            pl.date_ranges("date", ends, closed="left").alias("_day"),
+            (ends - pl.col("date")).dt.total_days().alias("_n"),
         )
+        .explode("_day")
+        .with_columns((pl.col("units").cast(pl.Float64) / pl.col("_n")).alias("units"))
+    )
+    if "on_hand" in spread.columns:
+        first = pl.col("_day") == pl.col("date")
+        spread = spread.with_columns(pl.when(first).then(pl.col("on_hand")).alias("on_hand"))
+    return spread.with_columns(pl.col("_day").alias("date")).drop("_day", "_n")
 
 
 def replay_rules(

@@ -472,7 +472,8 @@ def simulate(
             "--periods",
             "--days",
             min=7,
-            help="Periods of --freq (days: the replay walks days) at the end of history to replay.",
+            help="Periods of --freq at the end of history to replay (a week is 7 days, a "
+            "month 30; the replay walks days).",
         ),
     ] = 182,
     service_level: Annotated[
@@ -490,18 +491,20 @@ def simulate(
 ) -> None:
     """What-if on your own history: replay it, current vs candidate rules.
 
-    Replays the last --periods days as if Replen had planned them: champions
+    Replays the last --periods periods as if Replen had planned them: champions
     trained on the history before, forecasts from the sales known each day,
     orders only on each supplier's order days with every rule (packs, MOQ,
     capacity, shelf life, supplier minimum, budget), lead times drawn with
     their spread, lost sales, expired units as waste. Prints per supplier and
     overall: fill rate, average stock value, POs, units ordered, stockout days.
+    A weekly or monthly --history is replayed day by day, each period's units
+    spread evenly over its days.
     """
     quiet_libraries()
     from jobs.runtime import Runtime
-    from jobs.simulation import check_freq, replay_rules, what_if
+    from jobs.simulation import replay_days, replay_rules, what_if
 
-    check_freq(freq)  # before reading anything: the replay walks days
+    days = replay_days(periods, freq)  # before reading anything: a known frequency
     rt = Runtime(load_settings())
     current, candidate = replay_rules(rt, rules, candidate_rules)
     frame = history_frame(rt, history, freq)
@@ -527,7 +530,7 @@ def simulate(
             frame,
             current,
             candidate,
-            days=periods,
+            days=days,
             freq=freq,
             service_level=service_level,
             seed=seed,

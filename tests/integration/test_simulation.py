@@ -96,3 +96,25 @@ def test_simulate_command_on_a_retailers_files(tmp_path, daily, chain) -> None:
     assert data["days"] == 56 and data["series"] == 16
     assert data["candidate"]["total"]["avg_on_hand_value"] > 0
     assert (tmp_path / "whatif.png").stat().st_size > 1000
+
+
+def test_simulate_replays_a_weekly_history_day_by_day(tmp_path, daily, chain) -> None:
+    weekly = (
+        daily.sort("date")
+        .group_by_dynamic("date", every="1w", group_by=["store_id", "sku_id"])
+        .agg(pl.col("units").sum())
+    )
+    weekly.write_csv(tmp_path / "weekly.csv")
+    (tmp_path / "rules").mkdir()
+    rules = _rules(chain)
+    rules.suppliers.write_csv(tmp_path / "rules" / "suppliers.csv")
+    rules.items.write_csv(tmp_path / "rules" / "items.csv")
+    proc = _replen(
+        "simulate", "--history", "weekly.csv", "--freq", "weekly", "--rules", "rules",
+        "--periods", "8", "--json", cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert data["days"] == 56 and data["series"] == 16
+    replayed = weekly.filter(pl.col("date") > pl.col("date").max() - pl.duration(days=56))
+    assert data["current"]["total"]["demand"] == pytest.approx(replayed["units"].sum(), rel=1e-6)

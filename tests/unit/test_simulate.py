@@ -326,3 +326,28 @@ def test_the_same_seed_draws_the_same_lead_times_for_the_same_supplier_and_store
         .purchase_orders.filter(others)
         .equals(first.purchase_orders.filter(others))
     )
+
+
+def test_weekly_and_monthly_periods_are_spread_over_their_days() -> None:
+    from jobs.simulation import as_days, replay_days
+
+    weekly = pl.DataFrame(
+        {
+            "store_id": ["S1", "S1"],
+            "sku_id": ["A", "A"],
+            "date": [date(2024, 1, 1), date(2024, 1, 8)],
+            "units": [14, 7],
+            "on_hand": [30.0, 20.0],
+        }
+    )
+    days = as_days(weekly, "weekly")
+    assert days.height == 14 and days["date"].max() == date(2024, 1, 14)
+    assert days["units"].sum() == 21 and days["units"].head(7).to_list() == [2.0] * 7
+    assert days["on_hand"].drop_nulls().to_list() == [30.0, 20.0]  # first day of each week
+    feb = weekly.head(1).with_columns(pl.lit(date(2024, 2, 1)).alias("date"), units=pl.lit(29))
+    monthly = as_days(feb, "monthly")
+    assert monthly.height == 29 and monthly["units"].to_list() == [1.0] * 29  # leap February
+    assert as_days(weekly, "daily") is weekly
+    assert (replay_days(8, "weekly"), replay_days(3, "monthly")) == (56, 90)
+    with pytest.raises(InvalidInput, match="freq 'hourly' unknown"):
+        replay_days(3, "hourly")
