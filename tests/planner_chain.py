@@ -15,13 +15,14 @@ import numpy as np
 import polars as pl
 
 from features.sales import last_date
-from forecasting.quantiles import add_daily_quantiles, lead_time_demand
+from forecasting.quantiles import add_daily_quantiles
 from jobs.erp import ingest_feed
 from jobs.refresh import ingest_inventory, ingest_pos
 from jobs.replenish import write_demand_classes
 from jobs.runtime import Runtime
 from replen.settings import Settings
 from replen.synthetic import generate
+from replenishment.leadtime import lead_time_demand
 from replenishment.planner import Suggestion, protection_spans, suggest
 from replenishment.rules import Rules
 from replenishment.worklist import held_lines
