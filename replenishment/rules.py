@@ -20,6 +20,7 @@ from kernel.inputs import check_names, read_table
 __all__ = ["WEEKDAYS", "Rules", "RulesError", "load_rules", "next_order_date"]
 
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_FULL_DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
 _SCHEMAS: dict[str, dict[str, pl.DataType]] = {
     "suppliers": {
@@ -94,7 +95,9 @@ class Rules:
         ``origins[table][i]`` says where row ``i`` came from (e.g. ``rules.yaml:12``).
         """
         origins = origins or {}
-        sup = _typed(suppliers, "suppliers", origins.get("suppliers"))
+        sup = _typed(suppliers, "suppliers", origins.get("suppliers")).with_columns(
+            _normal_days(pl.col("order_days"))
+        )
         itm = _typed(items, "items", origins.get("items"))
         ovr = _typed(
             overrides if overrides is not None else pl.DataFrame(schema=_SCHEMAS["overrides"]),
@@ -438,6 +441,15 @@ def _unique(frame: pl.DataFrame, table: str, keys: list[str]) -> None:
         row = dup.row(min(1, dup.height - 1), named=True)
         shown = ", ".join(f"{k}={row[k]!r}" for k in keys)
         raise RulesError(f"{_at(row['_where'], keys[0])}: {shown} appears twice in {table}")
+
+
+def _normal_days(col: pl.Expr) -> pl.Expr:
+    """``mon, WED,friday`` → ``Mon,Wed,Fri``: weekday names in any case, short or long."""
+    full = {d.lower(): d[:3] for d in _FULL_DAYS}
+    days = col.str.split(",").list.eval(
+        pl.element().str.strip_chars().str.to_lowercase().replace(full).str.to_titlecase()
+    )
+    return pl.when(col.str.strip_chars() == "").then(col).otherwise(days.list.join(","))
 
 
 def _valid_days(col: pl.Expr) -> pl.Expr:

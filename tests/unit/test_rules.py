@@ -28,7 +28,7 @@ def test_valid_rules_get_defaults_and_review_periods() -> None:
     ("table", "column", "value", "message"),
     [
         ("suppliers", "lead_time_mean", -1.0, r"suppliers row 1: lead_time_mean=-1.0 must be"),
-        ("suppliers", "order_days", "Monday", r"suppliers row 1: order_days='Monday' must list"),
+        ("suppliers", "order_days", "Mondy", r"suppliers row 1: order_days='Mondy' must list"),
         ("items", "pack_size", 0, r"items row 1: pack_size=0 must be an integer >= 1"),
         ("items", "supplier_id", "Z", r"items row 1: supplier_id='Z' must name a supplier"),
         ("items", "unit_cost", "cheap", r"items row 1: unit_cost='cheap' is not a valid"),
@@ -141,3 +141,10 @@ def test_rules_round_trip_through_the_database_and_bad_files_change_nothing(tmp_
     with pytest.raises(RulesError):
         store.save(load_rules([path]), str(path))
     assert store.load().summary() == loaded.summary()
+
+
+def test_order_days_are_weekday_names_in_any_case_short_or_long() -> None:
+    sup = SUPPLIERS.with_columns(pl.Series("order_days", ["mon, WED,friday", "Tue"]))
+    rules = Rules.from_frames(sup, ITEMS)
+    assert rules.suppliers["order_days"].to_list() == ["Mon,Wed,Fri", "Tue"]
+    assert rules.suppliers["review_period_days"].to_list()[0] == 3.0
