@@ -26,7 +26,8 @@ from forecasting.candidates import candidates_for, freq_of
 from forecasting.history import split_uid, to_training_frame
 from forecasting.predict import forecast
 from forecasting.train import train
-from kernel.errors import InvalidInput
+from kernel.errors import InvalidInput, NotFound
+from kernel.files import write_bytes
 from replenishment.leadtime import lead_time_demand
 from replenishment.rules import Rules
 from replenishment.simulate import Replay, replay
@@ -40,9 +41,11 @@ __all__ = [
     "as_days",
     "check_freq",
     "initial_stock",
+    "latest_what_if",
     "replay_days",
     "replay_rules",
     "replayed_demand",
+    "save_what_if",
     "what_if",
 ]
 
@@ -341,6 +344,32 @@ def as_days(history: pl.DataFrame, freq: str) -> pl.DataFrame:
         first = pl.col("_day") == pl.col("date")
         spread = spread.with_columns(pl.when(first).then(pl.col("on_hand")).alias("on_hand"))
     return spread.with_columns(pl.col("_day").alias("date")).drop("_day", "_n")
+
+
+def save_what_if(rt: Runtime, data: dict[str, Any]) -> Path:
+    """Keep the latest what-if (``<out>/what_if.json``, written whole) for the planner's page."""
+    import json
+    from datetime import UTC, datetime
+
+    path = rt.settings.out_dir / "what_if.json"
+    stamped = {"saved_at": datetime.now(UTC).isoformat(timespec="seconds"), **data}
+    write_bytes(json.dumps(stamped, default=str).encode(), path)
+    return path
+
+
+def latest_what_if(rt: Runtime) -> dict[str, Any]:
+    """The what-if kept by the last `replen simulate`; :class:`NotFound` before the first."""
+    import json
+
+    path = rt.settings.out_dir / "what_if.json"
+    if not path.exists():
+        raise NotFound(
+            "no what-if has been run yet",
+            hint="run `replen simulate --rules CURRENT --candidate-rules CANDIDATE` on your "
+            "history; the page shows the latest",
+        )
+    result: dict[str, Any] = json.loads(path.read_text())
+    return result
 
 
 def replay_rules(

@@ -260,3 +260,13 @@ def value_added(rt: RuntimeDep, principal: Reader) -> dict[str, Any]:
     from jobs.review import value_added_report
 
     return value_added_report(rt, principal.store_filter())
+
+
+@router.get("/what-if", response_model=m.WhatIf, responses=READ)
+def what_if(rt: RuntimeDep, principal: Reader) -> dict[str, Any]:
+    """The latest what-if (`replen simulate`): current against candidate rules replayed on
+    the retailer's own history — fill rate, stock value, POs, units, stockout days per
+    supplier and overall; 404 before the first run."""
+    from jobs.simulation import latest_what_if
+
+    return latest_what_if(rt)

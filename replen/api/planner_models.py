@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 Reason = Field(None, max_length=500, description="Why (kept in the audit trail).")
 
@@ -202,7 +202,7 @@ class ItemView(BaseModel):
     adi: float | None
     cv2: float | None
     history: list[dict[str, Any]]
-    stockout_days: int
+    stockout_days: float
     plan_date: date | None
     model: str | None
     model_version: str | None
@@ -280,3 +280,37 @@ class ValueAdded(BaseModel):
     changed_lines: int
     scored_lines: int
     groups: list[ValueAddedGroup]
+
+
+class WhatIfRow(BaseModel):
+    """One supplier's (or ``all``) replay figures; further measures (demand, lost units,
+    waste value …) come along as they are."""
+
+    model_config = ConfigDict(extra="allow")
+
+    supplier_id: str
+    fill_rate: float | None
+    avg_on_hand_value: float
+    orders: int
+    units_ordered: float
+    stockout_days: float
+    held: int
+    waste_units: float
+
+
+class WhatIfRun(BaseModel):
+    total: WhatIfRow
+    suppliers: list[WhatIfRow]
+
+
+class WhatIf(BaseModel):
+    saved_at: str
+    start: date
+    end: date
+    days: int
+    series: int
+    unplanned_series: int
+    initial_stock: str
+    current: WhatIfRun
+    candidate: WhatIfRun | None = None
+    change: dict[str, float | None] | None = None

@@ -497,12 +497,13 @@ def simulate(
     capacity, shelf life, supplier minimum, budget), lead times drawn with
     their spread, lost sales, expired units as waste. Prints per supplier and
     overall: fill rate, average stock value, POs, units ordered, stockout days.
-    A weekly or monthly --history is replayed day by day, each period's units
-    spread evenly over its days.
+    The latest result is kept for the planner's page (What-if). A weekly or
+    monthly --history is replayed day by day, each period's units spread
+    evenly over its days.
     """
     quiet_libraries()
     from jobs.runtime import Runtime
-    from jobs.simulation import replay_days, replay_rules, what_if
+    from jobs.simulation import replay_days, replay_rules, save_what_if, what_if
 
     days = replay_days(periods, freq)  # before reading anything: a known frequency
     rt = Runtime(load_settings())
@@ -545,6 +546,7 @@ def simulate(
             runs["candidate"] = report.candidate
         plot_replays(runs, plot)
     data = report.to_dict() | {"plot": str(plot) if plot else None}
+    data["saved"] = str(save_what_if(rt, data))  # the planner's page shows the latest
     emit(data, as_json, lambda: _render_what_if(data))
 
 

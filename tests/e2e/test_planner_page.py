@@ -197,4 +197,9 @@ def test_a_planner_reviews_edits_and_approves_in_the_browser(site) -> None:
     page.wait_for_selector("#audit >> text=approved")
     assert "user:pia approved" in page.locator("#audit").inner_text()
     _shot(page, "06-audit")
+
+    # The what-if view says what to run before the first `replen simulate`.
+    page.click("nav >> text=What-if")
+    page.wait_for_selector("#whatif-none >> text=replen simulate")
+    assert not _unreachable(page), _unreachable(page)
     assert not errors, errors

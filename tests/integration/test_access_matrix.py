@@ -173,6 +173,7 @@ def requests_for(pos: dict[str, int], secret: str) -> dict[tuple[str, str], Any]
         ("GET", "/v1/jobs/runs"): lambda s: {"url": "/v1/jobs/runs"},
         ("GET", "/v1/data-health"): lambda s: {"url": "/v1/data-health"},
         ("GET", "/v1/value-added"): lambda s: {"url": "/v1/value-added"},
+        ("GET", "/v1/what-if"): lambda s: {"url": "/v1/what-if"},
         ("POST", "/v1/corrections/voids"): lambda s: {
             "url": "/v1/corrections/voids",
             "json": {"event_ids": ["never-sent"], "reason": "test"},
@@ -226,6 +227,27 @@ STORE_SCOPED = {
 }
 
 
+def _seed_what_if(settings) -> None:
+    """A kept what-if, so that GET /v1/what-if has one to answer with."""
+    from jobs.runtime import Runtime
+    from jobs.simulation import save_what_if
+
+    row = {
+        "supplier_id": "all",
+        "fill_rate": 0.95,
+        "avg_on_hand_value": 100.0,
+        "orders": 3,
+        "units_ordered": 40.0,
+        "stockout_days": 1,
+        "held": 0,
+        "waste_units": 0.0,
+    }
+    run = {"total": row, "suppliers": [row | {"supplier_id": "SUP1"}]}
+    doc = {"start": "2024-01-01", "end": "2024-02-25", "days": 56, "series": 1}
+    doc |= {"unplanned_series": 0, "initial_stock": "history", "current": run}
+    save_what_if(Runtime(settings), doc)
+
+
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     from replen.settings import Settings
@@ -236,6 +258,7 @@ def world(tmp_path_factory):
     app = create_app(settings)
     kit = AccessKit(settings.db_url)
     pos = _seed_orders(settings.db_url)
+    _seed_what_if(settings)
     _, secret = kit.principal(("erp",), name="matrix-client")
     headers = {role: kit.headers((role,), ("S1",)) for role in ROLES}
     with TestClient(app) as client:

@@ -118,3 +118,35 @@ def test_simulate_replays_a_weekly_history_day_by_day(tmp_path, daily, chain) ->
     assert data["days"] == 56 and data["series"] == 16
     replayed = weekly.filter(pl.col("date") > pl.col("date").max() - pl.duration(days=56))
     assert data["current"]["total"]["demand"] == pytest.approx(replayed["units"].sum(), rel=1e-6)
+
+
+def test_the_latest_what_if_is_on_the_planners_api(tmp_path, daily, chain) -> None:
+    from fastapi.testclient import TestClient
+
+    from replen.app import create_app
+    from replen.settings import Settings
+    from tests.conftest import AccessKit
+
+    daily.select("store_id", "sku_id", "date", "units").write_csv(tmp_path / "sales.csv")
+    for name, factor in (("rules", 1), ("candidate", 4)):
+        (tmp_path / name).mkdir()
+        rules = _rules(chain, factor)
+        rules.suppliers.write_csv(tmp_path / name / "suppliers.csv")
+        rules.items.write_csv(tmp_path / name / "items.csv")
+    settings = Settings(data_dir=tmp_path / "data", mlflow_dir=tmp_path / "mlflow")
+    with TestClient(create_app(settings)) as client:
+        client.headers.update(AccessKit(settings.db_url).headers(("viewer",)))
+        none = client.get("/v1/what-if")
+        assert none.status_code == 404 and "replen simulate" in none.json()["hint"]
+        proc = _replen(
+            "simulate", "--history", "sales.csv", "--rules", "rules", "--candidate-rules",
+            "candidate", "--days", "28", "--json", cwd=tmp_path,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        printed = json.loads(proc.stdout.strip().splitlines()[-1])
+        shown = client.get("/v1/what-if")
+    assert shown.status_code == 200, shown.text
+    body = shown.json()
+    assert body["current"]["total"] == printed["current"]["total"]
+    assert body["candidate"]["suppliers"] == printed["candidate"]["suppliers"]
+    assert body["change"] == pytest.approx(printed["change"])

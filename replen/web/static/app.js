@@ -199,6 +199,7 @@
       if (view === "held") return await showHeld();
       if (view === "ops") return await showOps();
       if (view === "value-added") return await showValueAdded();
+      if (view === "what-if") return await showWhatIf();
       return await showQueue();
     } catch (e) {
       if (e.status !== 401) say(e.message, "error");
@@ -530,6 +531,33 @@
       <table class="grid"><caption class="sr-only">Value added per planner, store and model version</caption>
       <thead><tr><th scope="col">Planner</th><th scope="col">Store</th><th scope="col">Model version</th><th scope="col" class="num">Lines</th><th scope="col" class="num">Units changed</th><th scope="col" class="num">Sold</th><th scope="col" class="num">WAPE suggestion</th><th scope="col" class="num">WAPE planner</th><th scope="col" class="num">Value added</th></tr></thead>
       <tbody>${r.groups.map((g) => `<tr><th scope="row">${esc(g.planner)}</th><td>${esc(g.store_id)}</td><td>${esc(g.model_version)}</td><td class="num">${g.lines}</td><td class="num">${num(g.units_changed)}</td><td class="num">${num(g.sold)}</td><td class="num">${num(g.wape_suggestion * 100, 1)}%</td><td class="num">${num(g.wape_planner * 100, 1)}%</td><td class="num ${g.value_added >= 0 ? "good" : "bad"}">${g.value_added >= 0 ? "+" : "−"}${num(Math.abs(g.value_added) * 100, 1)} pts</td></tr>`).join("") || '<tr><td colspan="9" class="empty">Nothing scored yet.</td></tr>'}</tbody></table>`;
+  }
+
+  async function showWhatIf() {
+    show("view-what-if", true);
+    let r;
+    try {
+      r = await api("GET", "/v1/what-if");
+    } catch (e) {
+      if (e.status !== 404) throw e;
+      const hint = e.doc && e.doc.hint ? ` — ${esc(e.doc.hint)}` : "";
+      $("#whatif-body").innerHTML = `<p class="empty" id="whatif-none">${esc(e.message)}${hint}</p>`;
+      return;
+    }
+    const runs = ["current", "candidate"].filter((n) => r[n]);
+    const suppliers = [...new Set(runs.flatMap((n) => r[n].suppliers.map((s) => s.supplier_id)))].sort();
+    const pct = (v) => (v == null ? "–" : `${num(v * 100, 1)}%`);
+    const rows = [...suppliers, "all"].flatMap((sup) => runs.map((n, i) => {
+      const row = sup === "all" ? r[n].total : r[n].suppliers.find((s) => s.supplier_id === sup);
+      const head = i === 0 ? `<th scope="rowgroup" rowspan="${runs.length}">${sup === "all" ? "<strong>all</strong>" : esc(sup)}</th>` : "";
+      if (!row) return `<tr>${head}<td>${n}</td><td colspan="5" class="empty">not replayed</td></tr>`;
+      return `<tr>${head}<td>${n}</td><td class="num">${pct(row.fill_rate)}</td><td class="num">${num(row.avg_on_hand_value)}</td><td class="num">${row.orders}</td><td class="num">${num(row.units_ordered)}</td><td class="num">${num(row.stockout_days)}</td></tr>`;
+    }));
+    const change = r.change ? `<p id="whatif-change">Candidate against current: fill rate ${r.change.fill_rate >= 0 ? "+" : "−"}${num(Math.abs(r.change.fill_rate ?? 0) * 100, 1)} pts, average stock value ${r.change.avg_on_hand_value >= 0 ? "+" : "−"}${num(Math.abs(r.change.avg_on_hand_value ?? 0) * 100, 1)}%, POs ${r.change.orders >= 0 ? "+" : "−"}${num(Math.abs(r.change.orders ?? 0) * 100, 1)}%.</p>` : "<p>No candidate rules in this run: give <code>--candidate-rules</code> to compare.</p>";
+    $("#whatif-body").innerHTML = `<p>${esc(r.start)} … ${esc(r.end)} (${r.days} days), ${r.series} series${r.unplanned_series ? `, ${r.unplanned_series} without rules not replayed` : ""}; initial stock ${esc(r.initial_stock)}; run ${esc(r.saved_at)}.</p>${change}
+      <table class="grid" id="whatif-table"><caption class="sr-only">Fill rate, stock value, POs, units and stockout days per supplier, current and candidate rules</caption>
+      <thead><tr><th scope="col">Supplier</th><th scope="col">Rules</th><th scope="col" class="num">Fill rate</th><th scope="col" class="num">Avg stock value</th><th scope="col" class="num">POs</th><th scope="col" class="num">Units ordered</th><th scope="col" class="num">Stockout days</th></tr></thead>
+      <tbody>${rows.join("")}</tbody></table>`;
   }
 
   // --- wiring ------------------------------------------------------------------------------
