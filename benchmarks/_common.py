@@ -39,8 +39,21 @@ def need_shared(path: Path) -> None:
 
 
 def emit(figures: dict[str, Any]) -> None:
-    """The last line of every benchmark: one JSON object."""
-    print(json.dumps(figures, default=str))
+    """The last line of every benchmark: one JSON object (a figure that could not be
+    computed, NaN or infinite, is ``null``: strict JSON has no NaN)."""
+    print(json.dumps(_finite(figures), default=str, allow_nan=False))
+
+
+def _finite(value: Any) -> Any:
+    import math
+
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
 
 
 def load_m5(path: Path, series: int | None = None, seed: int = 0, covariates: bool = False) -> Any:

@@ -258,7 +258,7 @@ def validate_events(
         raw.with_columns(pl.col("_line").cast(pl.UInt32))
         if "_line" in raw.columns
         else raw.with_row_index("_line")
-    )
+    ).with_row_index("_row")  # the row's position: rejected lines are gathered by it
     frame = raw.with_columns(
         *[pl.lit(None, dtype=pl.String).alias(c) for c in _OPTIONAL if c not in raw.columns],
     )
@@ -303,7 +303,7 @@ def validate_events(
         )
     )
     # Only rejected lines need their original text: encode just those.
-    bad = bad.with_columns(_payloads(raw, bad["_line"]).alias("_payload"))
+    bad = bad.with_columns(_payloads(raw, bad["_row"]).alias("_payload"))
     rejected = bad.select(
         pl.col("_line").cast(pl.Int64).alias("line"),
         pl.col("event_id"),
@@ -484,27 +484,28 @@ def _parse_time(column: pl.Series) -> list[pl.Series]:
     return [aware.alias("sold_at"), naive.alias("_naive")]
 
 
-def _payloads(raw: pl.DataFrame, lines: pl.Series) -> pl.Series:
-    """The original lines (JSON) at ``lines``; mapped inputs keep them as ``src.*``."""
-    picked = raw[lines]  # ``_line`` is the row position: a gather, not a join
+def _payloads(raw: pl.DataFrame, rows: pl.Series) -> pl.Series:
+    """The original lines (JSON) at positions ``rows``; mapped inputs keep them as
+    ``src.*``."""
+    picked = raw[rows]  # ``_row`` is the row position: a gather, not a join
     if "_json" in raw.columns:  # the line exactly as received (HTTP)
         return picked["_json"]
     source = [c for c in raw.columns if c.startswith("src.")]
     if source:
         cols = [pl.col(c).alias(c[4:]) for c in source]
     else:
-        cols = [pl.col(c) for c in raw.columns if c != "_line"]
+        cols = [pl.col(c) for c in raw.columns if c not in ("_line", "_row")]
     return picked.select(pl.struct(cols).struct.json_encode()).to_series()
 
 
 def _raw_values(raw: pl.DataFrame, bad: pl.DataFrame) -> pl.Series:
     """The offending field's value as received (text), for the quarantine record."""
     fields = [c for c in EVENT_SCHEMA if c in raw.columns]
-    received = raw[bad["_line"]].select(
-        "_line", *[pl.col(c).cast(pl.String).alias(f"_v_{c}") for c in fields]
+    received = raw[bad["_row"]].select(
+        "_row", *[pl.col(c).cast(pl.String).alias(f"_v_{c}") for c in fields]
     )
-    joined = bad.select("_line", "_field").join(
-        received, on="_line", how="left", maintain_order="left"
+    joined = bad.select("_row", "_field").join(
+        received, on="_row", how="left", maintain_order="left"
     )
     value = pl.lit(None, dtype=pl.String)
     for name in fields:

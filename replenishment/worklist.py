@@ -20,6 +20,8 @@ from datetime import date
 import numpy as np
 import polars as pl
 
+from kernel.distribution import expected_shortage
+
 __all__ = [
     "EXCEPTION_SCHEMA",
     "EXCEPTION_TYPES",
@@ -59,24 +61,6 @@ EXCEPTION_SCHEMA: dict[str, pl.DataType] = {
     "supplier_id": pl.String(),
     "value": pl.Float64(),
 }
-
-
-def _expected_shortage(mean: np.ndarray, sd: np.ndarray, stock: np.ndarray) -> np.ndarray:
-    """E[(D − stock)+] for D ~ gamma(mean, sd), element-wise (vectorised)."""
-    from scipy.special import gammaincc  # the gamma law's survival function, light to import
-
-    mean = np.asarray(mean, dtype=float)
-    sd = np.asarray(sd, dtype=float)
-    stock = np.asarray(stock, dtype=float)
-    out = np.maximum(mean - stock, 0.0)  # deterministic demand (sd = 0)
-    ok = (mean > 0) & (sd > 0)
-    if ok.any():
-        m, s, x = mean[ok], sd[ok], np.maximum(stock[ok], 0.0)
-        shape, scale = m**2 / s**2, s**2 / m
-        tail = m * gammaincc(shape + 1, x / scale) - x * gammaincc(shape, x / scale)
-        out[ok] = tail + np.maximum(-stock[ok], 0.0)
-    out[mean <= 0] = np.maximum(-stock[mean <= 0], 0.0)
-    return out
 
 
 def line_urgency(lines: pl.DataFrame, *, overstock_days: float = 60.0) -> pl.DataFrame:
@@ -124,7 +108,7 @@ def line_urgency(lines: pl.DataFrame, *, overstock_days: float = 60.0) -> pl.Dat
     sd_t = out["demand_sd"].cast(f64).fill_null(0.0).to_numpy() * np.sqrt(
         np.clip(t / period, 0.0, None)
     )
-    short = _expected_shortage(mean_t, sd_t, out["position"].cast(f64).to_numpy())
+    short = expected_shortage(mean_t, sd_t, out["position"].cast(f64).to_numpy())
     return out.with_columns(
         pl.Series("short_units", np.round(short, 3)),
         pl.Series("value_at_risk", np.round(short * out["unit_cost"].to_numpy(), 2)),

@@ -73,8 +73,8 @@ def test_change_reports_fill_in_points_and_the_rest_relative() -> None:
     assert c["orders"] == -0.5 and c["stockout_days"] is None and c["lost"] == -0.5
 
 
-def test_what_if_refuses_too_short_a_history_and_other_frequencies() -> None:
+def test_what_if_refuses_too_short_a_history_and_unknown_frequencies() -> None:
     with pytest.raises(InvalidInput, match="at least 56"):
         what_if(_history([1.0] * 60), RULES, days=28)
-    with pytest.raises(InvalidInput, match="freq='weekly'"):
-        what_if(_history([1.0] * 60), RULES, days=28, freq="weekly")
+    with pytest.raises(InvalidInput, match="freq 'hourly' unknown"):
+        what_if(_history([1.0] * 60), RULES, days=28, freq="hourly")

@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import math
 from datetime import date, timedelta
 
-import numpy as np
 import polars as pl
-import pytest
 
 from replenishment.data_health import data_problems
-from replenishment.planner import expected_shortage
 from replenishment.value_added import scored_changes, value_added
 from replenishment.worklist import (
-    _expected_shortage,
     held_lines,
     line_exceptions,
     line_urgency,
@@ -61,12 +56,6 @@ def test_nothing_expected_to_sell_has_no_cover_figure_and_no_risk() -> None:
     row = line_urgency(_lines(demand_mean=[0.0], position=[0.0])).row(0, named=True)
     assert row["days_of_cover"] is None and not row["stockout_before_delivery"]
     assert row["value_at_risk"] == 0.0
-
-
-@pytest.mark.parametrize("stock", [-5.0, 0.0, 3.0, 14.0, 40.0])
-def test_vectorised_shortage_matches_the_planner_formula(stock: float) -> None:
-    got = _expected_shortage(np.array([14.0]), np.array([5.0]), np.array([stock]))[0]
-    assert math.isclose(got, expected_shortage(14.0, 5.0, stock), rel_tol=1e-9, abs_tol=1e-12)
 
 
 def test_pos_sort_by_level_then_first_stockout_then_cover_then_value_at_risk() -> None:
