@@ -29,6 +29,7 @@ __all__ = [
     "data_exceptions",
     "forecast_inputs",
     "ingest_reference",
+    "item_attributes",
     "refresh_inputs",
     "training_history",
 ]
@@ -78,13 +79,35 @@ def data_exceptions(rt: Runtime, history: pl.DataFrame | None = None) -> pl.Data
 
 
 def _state_key(rt: Runtime, as_of: date) -> str:
-    """The lake's newest day and the reference tables' contents: inputs change with them."""
+    """The lake's newest day, the reference tables' contents and the item master's
+    departments and categories: inputs change with them."""
     digest = hashlib.sha256(as_of.isoformat().encode())
     for kind in KINDS:
         path = rt.reference.path(kind)
         if path.exists():
             digest.update(f"{kind}:{path.stat().st_mtime_ns}:{path.stat().st_size}".encode())
+    master = _master_attributes(rt)
+    digest.update(f"items:{master.height}:{master.hash_rows().sum()}".encode())
     return digest.hexdigest()[:16]
+
+
+def item_attributes(rt: Runtime) -> pl.DataFrame | None:
+    """Department and category per SKU as model inputs: the attributes file (`replen ingest
+    attributes`) first, then the ERP's item master (`replen ingest items`) for the SKUs the
+    file lacks; None when neither has any."""
+    ref = rt.reference.load("attributes")
+    master = _master_attributes(rt)
+    if master.is_empty():
+        return ref
+    if ref is None:
+        return master
+    cols = ["sku_id", "department", "category"]
+    return pl.concat([ref, master.join(ref, on="sku_id", how="anti").select(cols)], how="diagonal")
+
+
+def _master_attributes(rt: Runtime) -> pl.DataFrame:
+    items = rt.positions.master("items").select("sku_id", "department", "category")
+    return items.filter(pl.col("department").is_not_null() | pl.col("category").is_not_null())
 
 
 def refresh_inputs(rt: Runtime, daily: pl.DataFrame | None = None) -> InputsRefresh:
@@ -98,6 +121,7 @@ def refresh_inputs(rt: Runtime, daily: pl.DataFrame | None = None) -> InputsRefr
         raise ValueError("the POS lake is empty: ingest sales first (`replen ingest pos FILE`)")
     as_of = last_date(daily)
     ref = {kind: rt.reference.load(kind) for kind in KINDS}
+    ref["attributes"] = item_attributes(rt)
     inputs = daily_inputs(
         daily,
         calendar=ref["calendar"],

@@ -93,3 +93,28 @@ def test_item_attributes_join_every_day_and_unknown_items_stay_null() -> None:
     attributes = pl.DataFrame({"sku_id": ["B"], "department": ["D1"], "category": ["C"]})
     inputs = daily_inputs(_daily([1.0], [1.0]), attributes=attributes)
     assert inputs.select("department", "category").row(0) == (None, None)
+
+
+def test_item_attributes_come_from_the_file_first_then_the_erp_item_master(rt) -> None:
+    from jobs.erp import ingest_feed
+    from jobs.model_inputs import ingest_reference, item_attributes
+
+    assert item_attributes(rt) is None  # neither loaded yet
+    items = pl.DataFrame(
+        {
+            "sku_id": ["A", "B", "C"],
+            "name": ["Apple", "Bread", "Cheese"],
+            "department": ["Fresh", "Bakery", None],
+            "category": ["Fruit", None, None],
+        }
+    )
+    ingest_feed(rt, "items", items, source="items.csv", first_line=2)
+    from_master = item_attributes(rt)
+    assert from_master is not None
+    assert from_master.sort("sku_id").rows() == [("A", "Fresh", "Fruit"), ("B", "Bakery", None)]
+
+    attributes = pl.DataFrame({"sku_id": ["A"], "department": ["Produce"], "category": ["Fruit"]})
+    ingest_reference(rt, "attributes", attributes, "attributes.csv")
+    both = item_attributes(rt)
+    assert both is not None
+    assert both.sort("sku_id").rows() == [("A", "Produce", "Fruit"), ("B", "Bakery", None)]
