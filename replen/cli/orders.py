@@ -82,9 +82,13 @@ def orders_list(
     if not page["items"]:
         out.print("no purchase orders yet: `replen plan` suggests them")
         return
-    table = Table(
+    from rich import box
+
+    table = Table(  # a light frame and tight padding: 80 columns hold long store names
         title=f"Purchase orders ({page['total']}; `replen orders show ID` for one)",
         title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
     )
     for name, justify in (
         ("PO", "right"),
@@ -96,7 +100,7 @@ def orders_list(
         ("value", "right"),
         ("delivery", "left"),
     ):
-        table.add_column(name, justify=justify, no_wrap=True)  # type: ignore[arg-type]
+        table.add_column(name, justify=justify, no_wrap=name != "store")  # type: ignore[arg-type]
     style = {"critical": "bold red", "watch": "yellow", "ok": "green"}
     for po in page["items"]:
         table.add_row(
@@ -106,7 +110,7 @@ def orders_list(
             po["status"] + (" (stale)" if po["stale"] else ""),
             f"[{style[po['urgency']]}]{po['urgency']}[/]",
             str(po["lines"]),
-            f"{po['value']:,.2f}",
+            f"{po['value']:,.0f}" if po["value"] >= 10_000 else f"{po['value']:,.2f}",
             f"{po['expected_delivery']:%b %d}",
         )
     out.print(table)
