@@ -2,7 +2,8 @@
 
 Exceptions come from three places: the open PO lines (stockout risk, overstock, large
 change against the previous plan), the plan itself (held POs, stale plans) and the data
-(stale POS feed per store, missing stock positions and rules, unknown stores and SKUs).
+(stale POS feed per store, missing stock positions and rules, unknown stores and SKUs,
+blocks of history the latest retrain's data checks masked).
 Each has a key ``type|subject|day``; a planner confirms it for its day or snoozes it
 until a later day (``replenishment/review_store.py`` keeps the marks).
 """
@@ -16,6 +17,7 @@ from typing import Any
 
 import polars as pl
 
+from jobs.model_inputs import CHECKS_FILE, latest_checks
 from jobs.review import worklist
 from jobs.runtime import Runtime
 from kernel.errors import InvalidInput, NotFound
@@ -41,7 +43,9 @@ def _data_frames(rt: Runtime, now: datetime) -> tuple[pl.DataFrame, pl.DataFrame
     after ``DATA_TTL_SECONDS``."""
     from features.monitor import freshness
 
-    stamp = (len(rt.lake.batches()), *rt.positions.version())
+    checks = rt.settings.out_dir / CHECKS_FILE
+    checked = checks.stat().st_mtime_ns if checks.exists() else None
+    stamp = (len(rt.lake.batches()), *rt.positions.version(), checked)
     key = rt.settings.db_url
     with _LOCK:
         hit = _DATA_CACHE.get(key)
@@ -65,6 +69,7 @@ def _data_frames(rt: Runtime, now: datetime) -> tuple[pl.DataFrame, pl.DataFrame
         else (set(stock["store_id"].to_list()) if stock is not None else None),
         known_skus=set(items["sku_id"].to_list()) if items is not None else None,
         stale_after_hours=rt.settings.pos_stale_hours,
+        suspect_blocks=latest_checks(rt),
     )
     with _LOCK:
         _DATA_CACHE[key] = (stamp, time.monotonic(), fresh, problems)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import asdict, dataclass
 from datetime import date, timedelta
+from pathlib import Path
 
 import polars as pl
 
@@ -30,7 +31,9 @@ __all__ = [
     "forecast_inputs",
     "ingest_reference",
     "item_attributes",
+    "latest_checks",
     "refresh_inputs",
+    "save_checks",
     "training_history",
 ]
 
@@ -76,6 +79,35 @@ def data_exceptions(rt: Runtime, history: pl.DataFrame | None = None) -> pl.Data
             how="left",
         )
     return find_suspect_blocks(history)
+
+
+CHECKS_FILE = "data_checks.parquet"
+
+
+def save_checks(rt: Runtime, blocks: pl.DataFrame) -> Path:
+    """Keep what the latest daily retrain masked (``<out_dir>/data_checks.parquet``, written
+    atomically) for the planner's data exceptions. Chunks each test their own slice of
+    the chain, so a block found by several is kept once."""
+    from forecasting.checks import CHECK_COLUMNS
+    from kernel.files import write_parquet
+
+    if not blocks.width:
+        blocks = _no_blocks()
+    keys = ["scope", "store_id", "sku_id", "start", "end", "rule"]
+    blocks = blocks.select(CHECK_COLUMNS).unique(subset=keys, keep="first", maintain_order=True)
+    return write_parquet(blocks, rt.settings.out_dir / CHECKS_FILE)
+
+
+def latest_checks(rt: Runtime) -> pl.DataFrame | None:
+    """The suspect blocks the latest daily retrain masked; None before the first one."""
+    path = rt.settings.out_dir / CHECKS_FILE
+    return pl.read_parquet(path) if path.exists() else None
+
+
+def _no_blocks() -> pl.DataFrame:
+    from forecasting.checks import find_suspect_blocks
+
+    return find_suspect_blocks(pl.DataFrame())
 
 
 def _state_key(rt: Runtime, as_of: date) -> str:

@@ -19,7 +19,7 @@ from forecasting.chunks import train_chunked
 from forecasting.engine import DaskEngine, Engine, LocalEngine
 from forecasting.plots import plot_backtest
 from forecasting.train import TrainResult, train
-from jobs.model_inputs import training_history
+from jobs.model_inputs import save_checks, training_history
 from jobs.runtime import NoSales, Runtime
 
 __all__ = ["HistorySource", "RetrainSummary", "backtest_only", "engine_for", "retrain"]
@@ -169,6 +169,8 @@ def retrain(
     assert decision is not None
     plot = plot_backtest(result.cv, result.champions, s.out_dir / "backtest.png")
     reg = rt.registry_for(freq).log_training(result, decision, plot=plot, features=features)
+    if daily:  # the planner's data exceptions show what this retrain masked
+        save_checks(rt, result.checks)
     return RetrainSummary(
         run_id=reg.run_id,
         model_version=reg.version,

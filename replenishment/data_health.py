@@ -5,7 +5,12 @@
   (it is not planned);
 - ``missing_rule``: a SKU that sells but has no item rule (no supplier: not planned);
 - ``unknown_store`` / ``unknown_sku``: POS lines for a store or SKU that the master data
-  does not know.
+  does not know;
+- ``suspect_history``: a block of sales history that looks like no real demand (a level
+  shift without the weekly cycle, or prices gone missing: a broken extract, a till
+  outage), per chain, store or series, as the latest retrain found and masked it
+  (:func:`forecasting.checks.find_suspect_blocks`). Its day is the block's first day, so
+  confirming it once clears it for good.
 """
 
 from __future__ import annotations
@@ -29,13 +34,16 @@ def data_problems(
     known_stores: set[str] | None,
     known_skus: set[str] | None,
     stale_after_hours: float,
+    suspect_blocks: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     """Every data problem as an exception row (see ``EXCEPTION_SCHEMA``).
 
     ``freshness``: ``store_id, newest, lag_seconds``; ``sold``: the store×SKU pairs seen in
     POS (``store_id, sku_id``); ``stock_keys``: store×SKU with a stock position (None: no
     stock feed at all); ``rule_skus``: SKUs with an item rule (None: no rules loaded);
-    ``known_*``: master data (None: not loaded, nothing is called unknown).
+    ``known_*``: master data (None: not loaded, nothing is called unknown);
+    ``suspect_blocks``: the data checks' blocks (``forecasting.checks.CHECK_COLUMNS``;
+    None: no retrain has checked the history yet).
     """
     parts: list[pl.DataFrame] = []
 
@@ -135,4 +143,53 @@ def data_problems(
                 pl.col("len").cast(pl.Float64).alias("value"),
             )
         )
+    if suspect_blocks is not None and suspect_blocks.height:
+        add(_suspect(suspect_blocks))
     return pl.concat(parts) if parts else pl.DataFrame(schema=EXCEPTION_SCHEMA)
+
+
+def _suspect(blocks: pl.DataFrame) -> pl.DataFrame:
+    where = (
+        pl.when(pl.col("scope") == "chain")
+        .then(pl.lit("chain"))
+        .when(pl.col("scope") == "store")
+        .then(pl.col("store_id"))
+        .otherwise(pl.format("{}/{}", "store_id", "sku_id"))
+    )
+    whole = (
+        pl.when(pl.col("scope") == "chain")
+        .then(pl.lit("the whole chain"))
+        .when(pl.col("scope") == "store")
+        .then(pl.format("store {}", "store_id"))
+        .otherwise(pl.format("{}/{}", "store_id", "sku_id"))
+    )
+    why = (
+        pl.when(pl.col("rule") == "price_missing")
+        .then(pl.lit("prices missing on most selling days where they were recorded before"))
+        .otherwise(
+            pl.format(
+                "level ×{} of the weeks before with no weekly cycle ({} of the usual)",
+                pl.col("level_ratio").round(2),
+                pl.col("cycle").round(2),
+            )
+        )
+    )
+    return blocks.select(
+        pl.lit("suspect_history").alias("type"),
+        pl.format("{} {}", where, "rule").alias("subject"),
+        pl.col("start").alias("day"),
+        pl.format(
+            "sales history {}..{} ({} weeks), {}: {}; masked at retrain, not fitted as "
+            "demand — check the extract or the tills for those days",
+            "start",
+            "end",
+            "weeks",
+            whole,
+            why,
+        ).alias("message"),
+        pl.lit(None, pl.Int64).alias("po_id"),
+        "store_id",
+        "sku_id",
+        pl.lit(None, pl.String).alias("supplier_id"),
+        pl.col("level_ratio").alias("value"),
+    )

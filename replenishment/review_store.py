@@ -234,9 +234,13 @@ class ReviewStore:
             .where(
                 or_(
                     # An exception's day is its plan's or today: older confirmations
-                    # cannot match an exception still listed.
+                    # cannot match an exception still listed — except a suspect block of
+                    # history, dated by its first day however old, confirmed once for good.
                     (ExceptionMark.state == "confirmed")
-                    & (ExceptionMark.day >= today - timedelta(days=MARKS_LOOKBACK_DAYS)),
+                    & (
+                        (ExceptionMark.day >= today - timedelta(days=MARKS_LOOKBACK_DAYS))
+                        | (ExceptionMark.type == "suspect_history")
+                    ),
                     ExceptionMark.until >= today,
                 )
             )

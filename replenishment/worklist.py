@@ -48,6 +48,7 @@ EXCEPTION_TYPES = (
     "missing_rule",
     "unknown_store",
     "unknown_sku",
+    "suspect_history",
 )
 
 EXCEPTION_SCHEMA: dict[str, pl.DataType] = {

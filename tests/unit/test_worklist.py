@@ -181,3 +181,46 @@ def test_value_added_scores_the_planner_against_the_suggestion_after_the_period(
     assert report["wape_suggestion"] == round(10 / 50, 4)  # |20-30| + |20-20|
     assert report["wape_planner"] == round(10 / 50, 4)  # |30-30| + |10-20|
     assert report["value_added"] == 0.0
+
+
+def test_suspect_history_blocks_become_data_exceptions_dated_by_their_first_day() -> None:
+    blocks = pl.DataFrame(
+        {
+            "scope": ["chain", "store", "series"],
+            "store_id": [None, "S2", "S1"],
+            "sku_id": [None, None, "a"],
+            "start": [date(2023, 11, 6), date(2023, 6, 5), date(2023, 9, 4)],
+            "end": [date(2023, 12, 3), date(2023, 6, 18), date(2023, 9, 17)],
+            "weeks": [4, 2, 2],
+            "rule": ["level_shift_no_cycle", "level_shift_no_cycle", "price_missing"],
+            "level_ratio": [0.52, 0.31, 1.0],
+            "cycle": [0.04, 0.1, 0.9],
+        }
+    )
+    empty = pl.DataFrame(
+        schema={"store_id": pl.String, "newest": pl.Datetime, "lag_seconds": pl.Float64}
+    )
+    none = pl.DataFrame(schema={"store_id": pl.String, "sku_id": pl.String})
+    kw = dict(
+        today=PLAN,
+        freshness=empty,
+        sold=none,
+        stock_keys=None,
+        rule_skus=None,
+        known_stores=None,
+        known_skus=None,
+        stale_after_hours=26,
+    )
+    assert data_problems(**kw).is_empty()  # type: ignore[arg-type]
+    probs = data_problems(**kw, suspect_blocks=blocks)  # type: ignore[arg-type]
+    got = probs.select("type", "subject", "day", "store_id", "sku_id").rows()
+    assert got == [
+        ("suspect_history", "chain level_shift_no_cycle", date(2023, 11, 6), None, None),
+        ("suspect_history", "S2 level_shift_no_cycle", date(2023, 6, 5), "S2", None),
+        ("suspect_history", "S1/a price_missing", date(2023, 9, 4), "S1", "a"),
+    ]
+    chain, store, series = probs["message"].to_list()
+    assert chain.startswith("sales history 2023-11-06..2023-12-03 (4 weeks), the whole chain:")
+    assert "level ×0.52" in chain and "no weekly cycle (0.04 of the usual)" in chain
+    assert "store S2" in store and "masked at retrain" in store
+    assert "S1/a: prices missing" in series

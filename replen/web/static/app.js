@@ -36,6 +36,7 @@
     held_po: "Held PO", stale_plan: "Stale plan", stale_pos_feed: "Stale POS feed",
     missing_stock_position: "Missing stock position", missing_rule: "Missing rule",
     unknown_store: "Unknown store in POS", unknown_sku: "Unknown SKU in POS",
+    suspect_history: "Suspect sales history (masked)",
   };
 
   function say(text, kind) {
