@@ -9,8 +9,8 @@
 - ``suspect_history``: a block of sales history that looks like no real demand (a level
   shift without the weekly cycle, or prices gone missing: a broken extract, a till
   outage), per chain, store or series, as the latest retrain found and masked it
-  (:func:`forecasting.checks.find_suspect_blocks`). Its day is the block's first day, so
-  confirming it once clears it for good.
+  (:func:`forecasting.checks.find_suspect_blocks`), said once at its widest scope. Its day
+  is the block's first day, so confirming it once clears it for good.
 """
 
 from __future__ import annotations
@@ -148,7 +148,42 @@ def data_problems(
     return pl.concat(parts) if parts else pl.DataFrame(schema=EXCEPTION_SCHEMA)
 
 
+def _widest(blocks: pl.DataFrame) -> pl.DataFrame:
+    """Blocks not inside a wider one of the same rule (a series inside its store's or the
+    chain's block, a store inside the chain's), with ``inside``: how many narrower blocks
+    each one covers. A broken extract flags the chain, every store and most series at once;
+    the planner needs it said once."""
+    rank = {"chain": 0, "store": 1, "series": 2}
+    b = blocks.with_row_index("_b").with_columns(
+        pl.col("scope").replace_strict(rank, return_dtype=pl.Int8).alias("_rank")
+    )
+    wide = b.select(
+        pl.col("_b").alias("_w"),
+        pl.col("_rank").alias("_wrank"),
+        pl.col("store_id").alias("_wstore"),
+        "rule",
+        pl.col("start").alias("_wstart"),
+        pl.col("end").alias("_wend"),
+    )
+    pairs = b.join(wide, on="rule").filter(
+        (pl.col("_wrank") < pl.col("_rank"))
+        & ((pl.col("_wrank") == 0) | (pl.col("_wstore") == pl.col("store_id")))
+        & (pl.col("_wstart") <= pl.col("start"))
+        & (pl.col("_wend") >= pl.col("end"))
+    )
+    covered = pairs["_b"].unique()
+    inside = pairs.group_by("_w").agg(pl.col("_b").n_unique().alias("inside"))
+    return (
+        b.filter(~pl.col("_b").is_in(covered.implode()))
+        .join(inside, left_on="_b", right_on="_w", how="left")
+        .with_columns(pl.col("inside").fill_null(0))
+        .sort("_b")
+        .drop("_b", "_rank")
+    )
+
+
 def _suspect(blocks: pl.DataFrame) -> pl.DataFrame:
+    blocks = _widest(blocks)
     where = (
         pl.when(pl.col("scope") == "chain")
         .then(pl.lit("chain"))
@@ -179,13 +214,16 @@ def _suspect(blocks: pl.DataFrame) -> pl.DataFrame:
         pl.format("{} {}", where, "rule").alias("subject"),
         pl.col("start").alias("day"),
         pl.format(
-            "sales history {}..{} ({} weeks), {}: {}; masked at retrain, not fitted as "
+            "sales history {}..{} ({} weeks), {}: {}{}; masked at retrain, not fitted as "
             "demand — check the extract or the tills for those days",
             "start",
             "end",
             "weeks",
             whole,
             why,
+            pl.when(pl.col("inside") > 0)
+            .then(pl.format(" (covering {} store or series block(s) found too)", "inside"))
+            .otherwise(pl.lit("")),
         ).alias("message"),
         pl.lit(None, pl.Int64).alias("po_id"),
         "store_id",

@@ -224,3 +224,47 @@ def test_suspect_history_blocks_become_data_exceptions_dated_by_their_first_day(
     assert "level ×0.52" in chain and "no weekly cycle (0.04 of the usual)" in chain
     assert "store S2" in store and "masked at retrain" in store
     assert "S1/a: prices missing" in series
+
+
+def test_a_block_is_said_once_at_its_widest_scope() -> None:
+    """A broken extract flags the chain, its stores and its series: one exception each rule."""
+    d0, d1 = date(2023, 11, 6), date(2023, 12, 3)
+    rows = [
+        ("chain", None, None, d0, d1, "price_missing"),
+        ("store", "S1", None, d0, d1, "price_missing"),
+        ("series", "S1", "a", d0, d1, "price_missing"),
+        ("series", "S2", "a", d0 + timedelta(days=7), d1, "price_missing"),
+        ("store", "S2", None, d0, d1, "level_shift_no_cycle"),
+        ("series", "S2", "b", d0, d1, "level_shift_no_cycle"),
+        ("series", "S1", "b", d0, d1, "level_shift_no_cycle"),  # another store: its own
+        ("series", "S2", "c", d0 - timedelta(days=14), d1, "level_shift_no_cycle"),  # longer
+    ]
+    blocks = pl.DataFrame(
+        rows,
+        schema=["scope", "store_id", "sku_id", "start", "end", "rule"],
+        orient="row",
+    ).with_columns(weeks=pl.lit(4), level_ratio=pl.lit(0.5), cycle=pl.lit(0.1))
+    empty = pl.DataFrame(
+        schema={"store_id": pl.String, "newest": pl.Datetime, "lag_seconds": pl.Float64}
+    )
+    probs = data_problems(
+        today=PLAN,
+        freshness=empty,
+        sold=pl.DataFrame(schema={"store_id": pl.String, "sku_id": pl.String}),
+        stock_keys=None,
+        rule_skus=None,
+        known_stores=None,
+        known_skus=None,
+        stale_after_hours=26,
+        suspect_blocks=blocks,
+    )
+    assert sorted(probs["subject"].to_list()) == [
+        "S1/b level_shift_no_cycle",
+        "S2 level_shift_no_cycle",
+        "S2/c level_shift_no_cycle",
+        "chain price_missing",
+    ]
+    by = dict(zip(probs["subject"], probs["message"], strict=True))
+    assert "(covering 3 store or series block(s) found too)" in by["chain price_missing"]
+    assert "(covering 1 store or series block(s) found too)" in by["S2 level_shift_no_cycle"]
+    assert "covering" not in by["S1/b level_shift_no_cycle"]
