@@ -320,7 +320,7 @@ def main() -> None:
     }
     held = protection_coverage(fc, test) if daily else {}
     if args.replen_only:
-        print(rows["replen"], held)
+        emit({"replen": rows["replen"], "protection_coverage": held})
         return
     for name, (pred, secs, cpu) in baselines(train, not args.skip_costly, args, setup).items():
         rows[name] = {**score(pred, test, ws), "seconds": secs, "cpu": cpu}
