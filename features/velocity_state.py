@@ -122,6 +122,17 @@ class VelocityState:
         )
 
     # Checkpoint ----------------------------------------------------------------------------
+    def snapshot(self) -> VelocityState:
+        """A copy to checkpoint while folding goes on: the frames are shared (a fold only
+        rebinds them), the folded batch ids copied, so the copy stays consistent."""
+        return VelocityState(
+            keys=self.keys,
+            recent=self.recent,
+            newest=self.newest,
+            pushed_as_of=self.pushed_as_of,
+            folded=set(self.folded),
+        )
+
     def save(self, path: Path) -> None:
         """Write the state atomically (one Parquet file; folded batch ids in its metadata)."""
         path.parent.mkdir(parents=True, exist_ok=True)
