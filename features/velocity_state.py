@@ -134,9 +134,12 @@ class VelocityState:
         )
 
     def save(self, path: Path) -> None:
-        """Write the state atomically (one Parquet file; folded batch ids in its metadata)."""
+        """Write the state atomically (one Parquet file; folded batch ids in its metadata).
+
+        Written as it is, not compacted first: reading aggregates anyway, folding compacts,
+        and compacting a big lake's state (20,000 keys × 40 days) here took 0.6–1.5 s of
+        both cores, stalling the pushes that ran meanwhile."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.keys, self.recent = _keys_compacted(self.keys), _recent_compacted(self.recent)
         frame = pl.concat(
             [
                 self.keys.drop("_k").with_columns(
