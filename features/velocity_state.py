@@ -122,10 +122,24 @@ class VelocityState:
         )
 
     # Checkpoint ----------------------------------------------------------------------------
+    def snapshot(self) -> VelocityState:
+        """A copy to checkpoint while folding goes on: the frames are shared (a fold only
+        rebinds them), the folded batch ids copied, so the copy stays consistent."""
+        return VelocityState(
+            keys=self.keys,
+            recent=self.recent,
+            newest=self.newest,
+            pushed_as_of=self.pushed_as_of,
+            folded=set(self.folded),
+        )
+
     def save(self, path: Path) -> None:
-        """Write the state atomically (one Parquet file; folded batch ids in its metadata)."""
+        """Write the state atomically (one Parquet file; folded batch ids in its metadata).
+
+        Written as it is, not compacted first: reading aggregates anyway, folding compacts,
+        and compacting a big lake's state (20,000 keys × 40 days) here took 0.6–1.5 s of
+        both cores, stalling the pushes that ran meanwhile."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.keys, self.recent = _keys_compacted(self.keys), _recent_compacted(self.recent)
         frame = pl.concat(
             [
                 self.keys.drop("_k").with_columns(

@@ -4,8 +4,9 @@ Each chunk is trained (classify, backtest, select) and gated on its own, then th
 per-series results are merged; only one chunk's history and backtest are in memory at a
 time. A chunk is also a selection pool: a class's champion model is the one that does best
 over that class's series *in the chunk*. Chunks are dealt round-robin from the sorted keys,
-so each is a sample of every store, and with one chunk (the default up to
-``train_chunk_series`` series) nothing differs from a plain :func:`train`. With several
+so each is a sample of every store, and with one chunk (up to ``train_chunk_series``
+series) nothing differs from a plain :func:`train`. Unset, the chunk size follows the
+memory available (:func:`auto_chunk_series`). With several
 chunks, the global boosted model kept for forecasting is the first chunk's (fitted on a
 round-robin sample of every store; each chunk's backtest scored its own).
 """
@@ -16,6 +17,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import polars as pl
 
@@ -25,9 +27,55 @@ from forecasting.history import keys_frame
 from forecasting.select import summarise
 from forecasting.train import TrainResult, _coverage_metrics, train
 
-__all__ = ["ChunkedTrain", "combine_gates", "merge_results", "series_chunks", "train_chunked"]
+__all__ = [
+    "ChunkedTrain",
+    "auto_chunk_series",
+    "available_memory",
+    "combine_gates",
+    "merge_results",
+    "series_chunks",
+    "train_chunked",
+]
 
 KEYS = ["store_id", "sku_id"]
+
+# Measured (benchmarks/retrain_chunked.py, 100,000 series × 730 days): one chunk costs
+# ~569 MB per 1,000 series; rounded up for the driver's state kept between chunks.
+BYTES_PER_SERIES = 600_000
+MIN_CHUNK_SERIES, MAX_CHUNK_SERIES, FALLBACK_CHUNK_SERIES = 1_000, 10_000, 5_000
+
+
+def auto_chunk_series(available_bytes: int | None) -> int:
+    """Series per retrain chunk for ``available_bytes`` of free memory: about half of it at
+    ~0.6 GB per 1,000 series, rounded down to a thousand and clamped to 1,000–10,000;
+    5,000 when the available memory is unknown (None)."""
+    if available_bytes is None:
+        return FALLBACK_CHUNK_SERIES
+    fits = max(0, available_bytes) // 2 // BYTES_PER_SERIES
+    return max(MIN_CHUNK_SERIES, min(MAX_CHUNK_SERIES, fits // 1_000 * 1_000))
+
+
+def available_memory(
+    meminfo: Path = Path("/proc/meminfo"), cgroup: Path = Path("/sys/fs/cgroup")
+) -> int | None:
+    """Bytes of memory this process could still take: the kernel's MemAvailable, lowered to
+    the room left under a cgroup (v2) limit when one is set. None when neither is readable."""
+    found: list[int] = []
+    try:
+        for line in meminfo.read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                found.append(int(line.split()[1]) * 1024)
+                break
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        limit = (cgroup / "memory.max").read_text().strip()
+        if limit != "max":
+            used = int((cgroup / "memory.current").read_text().strip())
+            found.append(max(0, int(limit) - used))
+    except (OSError, ValueError):
+        pass
+    return min(found) if found else None
 
 
 @dataclass

@@ -2,10 +2,10 @@
 
 Stage code calls :func:`cross_validation` and :func:`map_tasks` instead of running
 statsforecast or a per-series loop itself; the orchestrator picks the engine with
-:func:`engine_context` (as fugue's own ``engine_context`` does). On Dask, statsforecast
-runs through its fugue backend, partitioned by series; any other training is shipped to the
-workers as tasks. Both engines return the same numbers: the fugue backend's float32 output
-schema is widened to float64, so nothing is rounded on the way back.
+:func:`engine_context`. On Dask, statsforecast's cross-validation runs on the workers, the
+series dealt into a few partitions per worker (one task each, the same single-process
+``StatsForecast`` the local engine runs); any other training is shipped to the workers as
+tasks. Both engines return the same numbers: each series is computed by the same code.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ from contextvars import ContextVar
 from typing import Any, Protocol
 
 import polars as pl
+
+PARTS_PER_WORKER = 4  # tasks per worker per cross-validation: balance without overhead
 
 __all__ = [
     "DaskEngine",
@@ -84,6 +86,12 @@ class DaskEngine:
     def cross_validation(
         self, sf: Any, df: pl.DataFrame, *, h: int, n_windows: int, step_size: int
     ) -> pl.DataFrame:
+        """statsforecast's own cross-validation on the workers: the series dealt into
+        ``PARTS_PER_WORKER`` partitions per worker, each one task running the same
+        ``StatsForecast`` single-process (what the local engine runs, so the same numbers).
+        One task per partition, not per series: per-series calls cost more than the fits."""
+        import copy
+
         if sf.freq != "1d":
             from kernel.errors import InvalidInput
 
@@ -93,29 +101,25 @@ class DaskEngine:
                 value=str(sf.freq),
                 rule="engine.daily",
             )
-        backend = _float64_backend()(self.client, as_local=True)
-        out = backend.cross_validation(
-            df=df.to_pandas(),
-            freq="D",
-            models=sf.models,
-            fallback_model=sf.fallback_model,
-            h=h,
-            n_windows=n_windows,
-            step_size=step_size,
-            test_size=None,
-            input_size=None,
-            level=None,
-            refit=True,
-            fitted=False,
-            prediction_intervals=None,
-            id_col="unique_id",
-            time_col="ds",
-            target_col="y",
+        if df.is_empty():
+            return LocalEngine().cross_validation(
+                sf, df, h=h, n_windows=n_windows, step_size=step_size
+            )
+        single = copy.copy(sf)
+        single.n_jobs = 1
+        ids = df.select(pl.col("unique_id").unique().sort())
+        n = max(1, min(ids.height, PARTS_PER_WORKER * max(1, self.workers)))
+        dealt = ids.with_columns((pl.int_range(pl.len()) % n).alias("_part"))
+        parts = df.join(dealt, on="unique_id", maintain_order="left").partition_by(
+            "_part", include_key=False, maintain_order=True
         )
-        frame = pl.from_pandas(out)
-        return frame.with_columns(pl.col("ds", "cutoff").cast(pl.Date)).sort(
-            "unique_id", "cutoff", "ds"
-        )
+        model = self.client.scatter(single, broadcast=True)
+        futures = [
+            self.client.submit(_cv_part, model, part, h, n_windows, step_size, pure=False)
+            for part in self.client.scatter(parts)
+        ]
+        frames = self.client.gather(futures)
+        return pl.concat(frames, how="vertical_relaxed").sort("unique_id", "cutoff", "ds")
 
     def map(self, fn: Callable[..., Any], args: Sequence[tuple[Any, ...]]) -> list[Any]:
         futures = [self.client.submit(fn, *a, pure=False) for a in args]
@@ -125,23 +129,9 @@ class DaskEngine:
         self.client.close()
 
 
-def _float64_backend() -> type:
-    """statsforecast's fugue backend with float64 output columns (it declares float32)."""
-    import pyarrow as pa
-    from statsforecast.distributed.fugue import FugueBackend
-    from triad import Schema
-
-    class Float64FugueBackend(FugueBackend):  # type: ignore[misc]
-        def _get_output_schema(self, **kwargs: Any) -> Schema:
-            schema = super()._get_output_schema(**kwargs)
-            return Schema(
-                [
-                    pa.field(f.name, pa.float64()) if pa.types.is_float32(f.type) else f
-                    for f in schema.fields
-                ]
-            )
-
-    return Float64FugueBackend
+def _cv_part(sf: Any, df: pl.DataFrame, h: int, n_windows: int, step_size: int) -> pl.DataFrame:
+    """One partition's cross-validation, on a worker."""
+    return LocalEngine().cross_validation(sf, df, h=h, n_windows=n_windows, step_size=step_size)
 
 
 _LOCAL = LocalEngine()

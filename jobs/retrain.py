@@ -1,13 +1,14 @@
 """Weekly retrain: backtest and select per-series models, log and register them in MLflow.
 
-The series are trained in chunks (``train_chunk_series``, bounded memory) on the engine the
-settings name: this process, or a Dask cluster (``train_engine = "dask"``,
-``dask_address``). History comes from the Feast training frame (default), a frame, or a
-Parquet file read chunk by chunk.
+The series are trained in chunks (``train_chunk_series``, bounded memory; unset, sized from
+the memory available when the retrain starts) on the engine the settings name: this
+process, or a Dask cluster (``train_engine = "dask"``, ``dask_address``). History comes
+from the Feast training frame (default), a frame, or a Parquet file read chunk by chunk.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -15,16 +16,25 @@ from pathlib import Path
 import polars as pl
 
 from forecasting.candidates import freq_of
-from forecasting.chunks import train_chunked
+from forecasting.chunks import auto_chunk_series, available_memory, train_chunked
 from forecasting.engine import DaskEngine, Engine, LocalEngine
 from forecasting.plots import plot_backtest
 from forecasting.train import TrainResult, train
 from jobs.model_inputs import save_checks, training_history
 from jobs.runtime import NoSales, Runtime
 
-__all__ = ["HistorySource", "RetrainSummary", "backtest_only", "engine_for", "retrain"]
+__all__ = [
+    "HistorySource",
+    "RetrainSummary",
+    "backtest_only",
+    "chunk_size",
+    "engine_for",
+    "retrain",
+]
 
 _KEYS = ["store_id", "sku_id"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -42,6 +52,8 @@ class RetrainSummary:
     suspect_blocks: int = 0
     engine: str = "local"
     chunks: int = 1
+    chunk_series: int | None = None  # series per chunk, as chosen
+    chunk_source: str | None = None  # option, setting, or memory (sized from what is free)
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -125,7 +137,8 @@ def retrain(
     The version becomes ``champion`` only if it beats the current one on the same backtest
     windows (see :func:`forecasting.gate.gate`, combined over chunks); otherwise
     ``challenger``. The feature service the frame came from is recorded with the run.
-    ``engine`` and ``chunk_series`` default to the settings.
+    ``engine`` and ``chunk_series`` default to the settings; with no chunk size set anywhere,
+    it is sized from the memory available now (:func:`chunk_size`).
     """
     s = rt.settings
     features: dict[str, str] = {}
@@ -145,11 +158,19 @@ def retrain(
     own_engine = engine is None
     engine = engine or engine_for(rt)
     current = rt.registry_for(freq).champions_table("champion")
+    chunk, chunk_source = chunk_size(chunk_series, s.train_chunk_series)
+    log.info(
+        "retrain: %d series in chunks of %d (%s), engine %s",
+        source.keys.height,
+        chunk,
+        chunk_source,
+        engine.name,
+    )
     try:
         trained = train_chunked(
             source.keys,
             source.load,
-            chunk_series=chunk_series or s.train_chunk_series,
+            chunk_series=chunk,
             engine=engine,
             incumbent=current[0] if current else None,
             margin=s.champion_margin,
@@ -185,7 +206,21 @@ def retrain(
         suspect_blocks=result.checks.height,
         engine=trained.engine,
         chunks=trained.chunks,
+        chunk_series=chunk,
+        chunk_source=chunk_source,
     )
+
+
+def chunk_size(option: int | None, setting: int | None) -> tuple[int, str]:
+    """Series per chunk and where the figure came from: the explicit option, else the setting
+    (``REPLEN_TRAIN_CHUNK_SERIES``), else sized from the memory available now."""
+    if option:
+        return option, "option"
+    if setting:
+        return setting, "setting"
+    free = available_memory()
+    where = f"memory: {free / 1e9:.1f} GB available" if free is not None else "memory unknown"
+    return auto_chunk_series(free), where
 
 
 def _planned_protection(rt: Runtime) -> int | None:

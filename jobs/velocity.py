@@ -68,6 +68,7 @@ class VelocitySync:
         self.state = VelocityState.load(self.path)
         self._saved_at = time.monotonic()
         self._seen = 0  # lake arrivals already looked at
+        self._saving: threading.Thread | None = None  # a checkpoint being written
 
     def sync(self, *, cheap: bool = False) -> SyncReport:
         """Fold the batches committed since the last sync and push what changed."""
@@ -132,11 +133,30 @@ class VelocitySync:
         self.state.pushed_as_of = self.state.newest
         return report
 
-    def save(self, every: float = 0.0) -> None:
-        """Checkpoint the state (at most once per ``every`` seconds)."""
-        if time.monotonic() - self._saved_at >= every:
+    def save(self, every: float = 0.0, *, background: bool = False) -> None:
+        """Checkpoint the state (at most once per ``every`` seconds). ``background`` writes a
+        snapshot of it in a thread, so that pushes go on meanwhile (a big lake's state takes
+        seconds to compact and write); skipped while the previous one is still writing."""
+        if time.monotonic() - self._saved_at < every:
+            return
+        if background and self._saving is not None and self._saving.is_alive():
+            return
+        self.wait_saved()
+        if background:
+            snapshot, path = self.state.snapshot(), self.path
+            self._saving = threading.Thread(
+                target=_checkpoint, args=(snapshot, path), name="velocity-checkpoint", daemon=True
+            )
+            self._saving.start()
+        else:
             self.state.save(self.path)
-            self._saved_at = time.monotonic()
+        self._saved_at = time.monotonic()
+
+    def wait_saved(self) -> None:
+        """Wait for a checkpoint being written in the background."""
+        if self._saving is not None:
+            self._saving.join()
+            self._saving = None
 
 
 def run_pusher(
@@ -164,6 +184,7 @@ def run_pusher(
         except Exception as exc:  # keep following the lake; the next round retries
             log.exception("velocity push failed")
             errors.append(repr(exc))
+            sync.wait_saved()
             sync = VelocitySync(rt)  # reload the last checkpoint: it folded nothing twice
             _write_stats(stats_path, sync, latencies, errors, totals)
             stop.wait(1.0)
@@ -175,11 +196,18 @@ def run_pusher(
             totals["pushed_rows"] += report.pushed
             totals["full_pushes"] += int(report.full)
             _write_stats(stats_path, sync, latencies, errors, totals)
-            sync.save(every=checkpoint_every)
+            sync.save(every=checkpoint_every, background=True)
         else:
             stop.wait(poll)
     sync.save()
     _write_stats(stats_path, sync, latencies, errors, totals)
+
+
+def _checkpoint(state: VelocityState, path: Path) -> None:
+    try:
+        state.save(path)
+    except Exception:  # the next checkpoint (or the one on the way out) tries again
+        log.exception("velocity checkpoint failed")
 
 
 def _write_stats(

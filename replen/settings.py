@@ -174,11 +174,12 @@ class Settings(BaseSettings):
     dask_address: str | None = Field(
         None, description="Dask scheduler (tcp://host:port) when train_engine is 'dask'."
     )
-    train_chunk_series: int = Field(
-        10_000,
+    train_chunk_series: int | None = Field(
+        None,
         ge=1,
-        description="Series per retrain chunk: bounds memory (~0.3 GB per 1,000 series); "
-        "each chunk is one selection pool.",
+        description="Series per retrain chunk: bounds memory (~0.6 GB per 1,000 series); "
+        "each chunk is one selection pool. Unset: sized at the retrain from the memory "
+        "available (half of it, 1,000–10,000 series; 5,000 if unknown).",
     )
     # ERP delivery (outbox) and adapters
     erp_adapter: Literal["webhook", "odoo", "file"] | None = Field(

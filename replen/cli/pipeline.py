@@ -214,7 +214,11 @@ def train(
     ] = None,
     chunk_series: Annotated[
         int | None,
-        typer.Option(min=1, help="Series per chunk (default: REPLEN_TRAIN_CHUNK_SERIES)."),
+        typer.Option(
+            min=1,
+            help="Series per chunk (default: REPLEN_TRAIN_CHUNK_SERIES; unset, sized from "
+            "the memory available: half of it at ~0.6 GB per 1,000 series, 1,000-10,000).",
+        ),
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -225,7 +229,8 @@ def train(
     history are masked first (`replen checks`). The new version becomes `champion` only if
     it beats the current champion on the same backtest windows (by
     REPLEN_CHAMPION_MARGIN); otherwise it is the `challenger`. Series are trained in chunks
-    of bounded memory, here or on a Dask cluster (`--engine dask --address tcp://HOST:PORT`:
+    of bounded memory (the chosen size and its source are in the summary), here or on a
+    Dask cluster (`--engine dask --address tcp://HOST:PORT`:
     the statistical candidates' backtests run on the cluster, the global boosted model and
     the profile model are fitted in this process; daily data only).
     """

@@ -1,5 +1,5 @@
-"""The retrain on a Dask cluster (a LocalCluster on loopback): statsforecast through its
-fugue backend, costly fits as Dask tasks; the same champions and forecasts as locally."""
+"""The retrain on a Dask cluster (a LocalCluster on loopback): statsforecast on partitions
+of series, costly fits as Dask tasks; the same champions and forecasts as locally."""
 
 from __future__ import annotations
 

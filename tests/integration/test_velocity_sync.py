@@ -48,7 +48,8 @@ def test_a_restarted_pusher_resumes_from_its_checkpoint(settings, chain) -> None
     rt.lake.append_events(validate_events(pos.head(3000)))
     sync = VelocitySync(rt)
     sync.sync()
-    sync.save()
+    sync.save(background=True)  # as the pusher loop does
+    sync.wait_saved()
     rt.lake.append_events(validate_events(pos.slice(3000)))
     restarted = VelocitySync(Runtime(settings))  # a new process: state from the checkpoint
     report = restarted.sync()

@@ -63,6 +63,23 @@ def test_checkpoint_round_trip_then_more_batches(tmp_path, chain) -> None:
     _assert_same(loaded, events)
 
 
+def test_a_snapshot_checkpoints_what_was_folded_when_it_was_taken(tmp_path, chain) -> None:
+    # The pusher writes its checkpoint from a snapshot in a thread while it keeps folding.
+    events = validate_events(chain.pos).accepted
+    first, rest = events.head(3000), events.slice(3000)
+    state = VelocityState()
+    state.fold(first, ["one"])
+    snapshot = state.snapshot()
+    state.fold(rest, ["two"])
+    snapshot.save(tmp_path / "state.parquet")
+    loaded = VelocityState.load(tmp_path / "state.parquet")
+    assert loaded.folded == {"one"} and snapshot.folded == {"one"}
+    _assert_same(loaded, first)
+    loaded.fold(rest, ["two"])
+    _assert_same(loaded, events)
+    _assert_same(state, events)
+
+
 def test_a_batch_folded_twice_is_refused(chain) -> None:
     events = validate_events(chain.pos.head(10)).accepted
     state = VelocityState()
