@@ -127,16 +127,19 @@ def _derived_ids(raw: pl.DataFrame, columns: tuple[str, ...]) -> pl.Series:
     key = raw.select(
         pl.concat_str([pl.col(c).cast(pl.String).fill_null("") for c in columns], separator=":")
     ).to_series()
-    occurrence = pl.zeros(raw.height, dtype=pl.Int64, eager=True)
     maybe = repeated(key.hash(seed=0).to_numpy())
-    if maybe is not None:
-        rep = (
-            pl.DataFrame({"key": key, "i": pl.int_range(raw.height, eager=True)})
-            .filter(pl.Series(maybe))
-            .with_columns(pl.int_range(pl.len()).over("key").cast(pl.Int64).alias("n"))
-        )
-        occurrence = occurrence.scatter(rep["i"], rep["n"])
-    return (key + ":" + occurrence.cast(pl.String)).alias("event_id")
+    if maybe is None:
+        return (key + ":0").alias("event_id")
+    rep = (
+        pl.DataFrame({"key": key, "i": pl.int_range(raw.height, eager=True)})
+        .filter(pl.Series(maybe))
+        .with_columns(pl.int_range(pl.len()).over("key").cast(pl.Int64).alias("n"))
+    )
+    occurrence = pl.zeros(raw.height, dtype=pl.Int64, eager=True).scatter(rep["i"], rep["n"])
+    # One concatenation (``key + ":" + n`` would copy every id twice).
+    return pl.select(
+        pl.concat_str([pl.lit(key), pl.lit(occurrence)], separator=":").alias("event_id")
+    ).to_series()
 
 
 def _localise(frame: pl.DataFrame, zone: str, fmt: str | None) -> pl.Series:
