@@ -267,7 +267,7 @@ def validate_events(
     )
     # Each column is cleaned by its cheap path (a value that needs nothing done to it),
     # the slower one only for the lines it did not fit; ids come with their format flags.
-    ids = {name: _id_text(frame[name]) for name in _ID_COLUMNS}
+    ids = _id_texts(frame, _ID_COLUMNS)
     parsed = frame.select("_line", "_row").with_columns(
         *[text for text, _ in ids.values()],
         *[bad.alias(f"_bad_{name}") for name, (_, bad) in ids.items()],
@@ -426,13 +426,20 @@ def _bad_id(name: str) -> pl.Expr:
     return pl.col(name).is_not_null() & ~pl.col(name).str.contains(_ID_REGEX)
 
 
-def _id_text(column: pl.Series) -> tuple[pl.Series, pl.Series]:
-    """An id column as text (stripped, blank → null) and where it breaks the id format.
+def _id_texts(
+    frame: pl.DataFrame, names: tuple[str, ...]
+) -> dict[str, tuple[pl.Series, pl.Series]]:
+    """Id columns as text (stripped, blank → null) and where each breaks the id format.
 
     A value that already is a valid id with nothing to strip (almost every one) passes as
-    is after one regex test; only the others are stripped and judged."""
-    text = column.cast(pl.String)
-    fits = text.str.contains(_CLEAN_ID_REGEX).fill_null(True)
+    is after one regex test (the columns' tests run in parallel); only the others are
+    stripped and judged."""
+    texts = frame.select([pl.col(n).cast(pl.String) for n in names])
+    fits = texts.select([pl.col(n).str.contains(_CLEAN_ID_REGEX).fill_null(True) for n in names])
+    return {n: _id_text(texts[n], fits[n]) for n in names}
+
+
+def _id_text(text: pl.Series, fits: pl.Series) -> tuple[pl.Series, pl.Series]:
     if fits.all():
         return text, pl.repeat(False, len(text), dtype=pl.Boolean, eager=True)
     rows = (~fits).arg_true()

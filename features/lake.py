@@ -442,8 +442,11 @@ class Lake:
         if events.is_empty():
             return []
         path = self.events_dir / _commit_day(batch_id) / f"part-{batch_id}.parquet"
+        part = events.select(_EVENT_COLUMNS)
+        if not part["sold_at"].is_sorted():  # files mostly come in time order: no gather
+            part = part.sort("sold_at")
         # zstd level 1: twice as fast as the default level for ~10% larger parts.
-        _atomic_parquet(events.select(_EVENT_COLUMNS).sort("sold_at"), path, level=1)
+        _atomic_parquet(part, path, level=1)
         return [path]
 
     def _write_quarantine(self, rejected: pl.DataFrame, batch_id: str) -> Path:

@@ -150,7 +150,15 @@ def _localise(frame: pl.DataFrame, zone: str, fmt: str | None) -> pl.Series:
     """
     text = frame["sold_at"].cast(pl.String).str.strip_chars()
     naive = text.str.strptime(pl.Datetime("us"), fmt, strict=False)
+    # The zone rules are looked up once per run of equal times (lines of one receipt
+    # share its time), not once per line, when the runs are long enough to pay.
+    run = naive.rle_id()
+    by_run = len(run) > 0 and 2 * (int(run[-1]) + 1) <= len(run)  # ids count up from 0
+    if by_run:
+        naive = naive.filter(run.diff().fill_null(1) != 0)  # each run's first time
     local = naive.dt.replace_time_zone(zone, ambiguous="earliest", non_existent="null")
+    if by_run:
+        local = local.gather(run)
     utc = local.dt.convert_time_zone("UTC").alias("sold_at")
     if utc.null_count() == text.null_count():
         return utc
