@@ -44,6 +44,7 @@ _ID_REGEX = "^" + ID_PATTERN.pattern + "$"
 # A valid id that strip would leave unchanged (it cannot end in a space).
 _CLEAN_ID_REGEX = r"^[A-Za-z0-9](?:[A-Za-z0-9 _.:/#@+\-]{0,62}[A-Za-z0-9_.:/#@+\-])?$"
 _ID_COLUMNS = ("event_id", "store_id", "sku_id", "promo_id", "register_id")
+_NUMBER_COLUMNS = ("quantity", "unit_price")
 _REQUIRED = ("event_id", "store_id", "sku_id", "sold_at", "quantity", "unit_price")
 _OPTIONAL = ("promo_id", "register_id", "currency")
 
@@ -267,15 +268,26 @@ def validate_events(
     )
     # Each column is cleaned by its cheap path (a value that needs nothing done to it),
     # the slower one only for the lines it did not fit; ids come with their format flags.
-    ids = _id_texts(frame, _ID_COLUMNS)
-    parsed = frame.select("_line", "_row").with_columns(
-        *[text for text, _ in ids.values()],
-        *[bad.alias(f"_bad_{name}") for name, (_, bad) in ids.items()],
-        _text(frame["currency"]),
-        _number(frame["quantity"]),
-        _number(frame["unit_price"]),
-        *_parse_time(frame["sold_at"]),
+    # One parallel pass over the columns, then the slow paths for the few misfits.
+    first = frame.select(
+        *[pl.col(n).cast(pl.String) for n in _ID_COLUMNS],
+        *[
+            pl.col(n)
+            .cast(pl.String)
+            .str.contains(_CLEAN_ID_REGEX)
+            .fill_null(True)
+            .alias(f"_fits_{n}")
+            for n in _ID_COLUMNS
+        ],
+        _as_text("currency"),
+        *[_as_number(n, frame.schema[n]) for n in _NUMBER_COLUMNS],
     )
+    columns = [first["currency"]]
+    for name in _ID_COLUMNS:
+        text, bad = _id_text(first[name], first[f"_fits_{name}"])
+        columns += [text, bad.alias(f"_bad_{name}")]
+    columns += [_number_misses(first[n], frame[n]) for n in _NUMBER_COLUMNS]
+    parsed = frame.select("_line", "_row").with_columns(*columns, *_parse_time(frame["sold_at"]))
     checks = _checks(
         now,
         max_future_skew=max_future_skew,
@@ -426,20 +438,11 @@ def _bad_id(name: str) -> pl.Expr:
     return pl.col(name).is_not_null() & ~pl.col(name).str.contains(_ID_REGEX)
 
 
-def _id_texts(
-    frame: pl.DataFrame, names: tuple[str, ...]
-) -> dict[str, tuple[pl.Series, pl.Series]]:
-    """Id columns as text (stripped, blank → null) and where each breaks the id format.
-
-    A value that already is a valid id with nothing to strip (almost every one) passes as
-    is after one regex test (the columns' tests run in parallel); only the others are
-    stripped and judged."""
-    texts = frame.select([pl.col(n).cast(pl.String) for n in names])
-    fits = texts.select([pl.col(n).str.contains(_CLEAN_ID_REGEX).fill_null(True) for n in names])
-    return {n: _id_text(texts[n], fits[n]) for n in names}
-
-
 def _id_text(text: pl.Series, fits: pl.Series) -> tuple[pl.Series, pl.Series]:
+    """An id column as text (stripped, blank → null) and where it breaks the id format.
+
+    A value that ``fits`` (a valid id with nothing to strip: almost every one) passes as
+    is; only the others are stripped and judged."""
     if fits.all():
         return text, pl.repeat(False, len(text), dtype=pl.Boolean, eager=True)
     rows = (~fits).arg_true()
@@ -451,25 +454,24 @@ def _id_text(text: pl.Series, fits: pl.Series) -> tuple[pl.Series, pl.Series]:
     )
 
 
-def _text(column: pl.Series) -> pl.Series:
-    """Text, stripped, blank → null."""
-    return pl.DataFrame({column.name: column}).select(_as_text(column.name)).to_series()
+def _as_number(name: str, dtype: pl.DataType) -> pl.Expr:
+    """Numbers as floats: text is cast as is (see :func:`_number_misses`)."""
+    if dtype.is_numeric():
+        return pl.col(name).cast(pl.Float64)
+    return pl.col(name).cast(pl.String).cast(pl.Float64, strict=False)
 
 
-def _number(column: pl.Series) -> pl.Series:
-    """A number column as floats (null where not a number): text is cast as is, and only
-    the values that did not parse are stripped and cast again."""
+def _number_misses(number: pl.Series, column: pl.Series) -> pl.Series:
+    """``number`` with the values of ``column`` that did not parse as they were stripped
+    and cast again (null where still not a number)."""
     if column.dtype.is_numeric():
-        return column.cast(pl.Float64)
-    text = column.cast(pl.String)
-    number = text.cast(pl.Float64, strict=False)
-    missed = number.is_null() & text.is_not_null()
-    if missed.any():
-        rows = missed.arg_true()
-        number = number.scatter(
-            rows, text.gather(rows).str.strip_chars().cast(pl.Float64, strict=False)
-        )
-    return number
+        return number
+    missed = number.is_null() & column.is_not_null()
+    if not missed.any():
+        return number
+    rows = missed.arg_true()
+    again = column.gather(rows).cast(pl.String).str.strip_chars().cast(pl.Float64, strict=False)
+    return number.scatter(rows, again)
 
 
 def _as_text(name: str) -> pl.Expr:

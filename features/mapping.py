@@ -109,12 +109,14 @@ def apply_mapping(raw: pl.DataFrame, mapping: ColumnMapping) -> pl.DataFrame:
     if mapping.event_id_from:
         exprs.append(_derived_ids(raw, mapping.event_id_from))
     frame = raw.select(exprs)
-    frame = frame.with_columns(
-        [pl.lit(v).alias(k) for k, v in mapping.constants.items() if k not in frame.columns]
-    )
+    extra: list[pl.Expr | pl.Series] = [
+        pl.lit(v).alias(k) for k, v in mapping.constants.items() if k not in frame.columns
+    ]
     if mapping.timezone and "sold_at" in frame.columns:
-        frame = frame.with_columns(_localise(frame, mapping.timezone, mapping.timestamp_format))
-    return frame
+        extra.append(_localise(frame, mapping.timezone, mapping.timestamp_format))
+    # Lazily: an eager step would first copy every column (the file's own ones included)
+    # into chunks aligned with the new ones'.
+    return frame.lazy().with_columns(extra).collect() if extra else frame
 
 
 def _derived_ids(raw: pl.DataFrame, columns: tuple[str, ...]) -> pl.Series:
