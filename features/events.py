@@ -266,9 +266,9 @@ def validate_events(
     frame = raw.with_columns(
         *[pl.lit(None, dtype=pl.String).alias(c) for c in _OPTIONAL if c not in raw.columns],
     )
-    # Each column is cleaned by its cheap path (a value that needs nothing done to it),
-    # the slower one only for the lines it did not fit; ids come with their format flags.
-    # One parallel pass over the columns, then the slow paths for the few misfits.
+    # Each column is cleaned by its cheap path (a value that needs nothing done to it), all
+    # in one parallel pass; the slower one runs only for the lines it did not fit. Ids come
+    # with their format flags.
     first = frame.select(
         *[pl.col(n).cast(pl.String) for n in _ID_COLUMNS],
         *[
@@ -284,8 +284,8 @@ def validate_events(
     )
     columns = [first["currency"]]
     for name in _ID_COLUMNS:
-        text, bad = _id_text(first[name], first[f"_fits_{name}"])
-        columns += [text, bad.alias(f"_bad_{name}")]
+        text, misfit = _id_text(first[name], first[f"_fits_{name}"])
+        columns += [text, misfit.alias(f"_bad_{name}")]
     columns += [_number_misses(first[n], frame[n]) for n in _NUMBER_COLUMNS]
     parsed = frame.select("_line", "_row").with_columns(*columns, *_parse_time(frame["sold_at"]))
     checks = _checks(
