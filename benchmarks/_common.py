@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import resource
 import sys
 import time
@@ -11,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "data"
+# ../shared/data beside the checkout; REPLEN_SHARED_DATA points elsewhere (e.g. a worktree).
+SHARED = Path(os.environ.get("REPLEN_SHARED_DATA", ROOT.parent / "shared" / "data"))
 
 
 def timed(fn: Callable[[], Any]) -> tuple[float, Any]:

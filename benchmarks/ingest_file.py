@@ -2,9 +2,11 @@
 
 Baseline (same run, same file): polars reads the CSV and writes one Parquet file — nothing
 else. Replen: read, map (UCI → contract), validate every line, deduplicate against the lake,
-write day partitions with fsync and commit the manifest. Reported: seconds, lines/s and the
-ratio Replen / baseline (aim ≥ 0.5), the median over alternating pairs of runs. ``--push`` adds
-the Feast online push of velocity.
+write the batch's Parquet part with fsync and commit the manifest, into an empty data
+directory each run. Reported: seconds, lines/s and Replen's lines/s over the baseline's
+(aim ≥ 0.5), the median over alternating pairs of runs. ``--push`` adds the Feast online
+push of velocity. The file is under ``REPLEN_SHARED_DATA`` (default ``../shared/data``) or
+``--file``.
 """
 
 from __future__ import annotations

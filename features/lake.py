@@ -129,9 +129,7 @@ class Lake:
             new, duplicates, conflicts = self._split_known(accepted)
             rejected = pl.concat([validated.rejected, conflicts], how="vertical_relaxed")
             with self._or_discard(batch_id):
-                files = self._write_event_parts(
-                    new.with_columns(pl.lit(batch_id).alias("batch_id")), batch_id
-                )
+                files = self._write_event_parts(new, batch_id)
                 if rejected.height:
                     files.append(self._write_quarantine(rejected, batch_id))
             report = BatchReport(
@@ -442,8 +440,12 @@ class Lake:
         if events.is_empty():
             return []
         path = self.events_dir / _commit_day(batch_id) / f"part-{batch_id}.parquet"
+        # Lazily: an eager step would first copy every column into aligned chunks.
+        part = events.lazy().select(*EVENT_SCHEMA, pl.lit(batch_id).alias("batch_id")).collect()
+        if not part["sold_at"].is_sorted():  # files mostly come in time order: no gather
+            part = part.sort("sold_at")
         # zstd level 1: twice as fast as the default level for ~10% larger parts.
-        _atomic_parquet(events.select(_EVENT_COLUMNS).sort("sold_at"), path, level=1)
+        _atomic_parquet(part, path, level=1)
         return [path]
 
     def _write_quarantine(self, rejected: pl.DataFrame, batch_id: str) -> Path:

@@ -28,10 +28,14 @@ def id_hashes(ids: pl.Series) -> np.ndarray:
 
 
 def repeated(hashes: np.ndarray) -> np.ndarray | None:
-    """Where a hash occurs more than once (None when none does): one sort, no hash table."""
+    """Where a hash occurs more than once (None when none does): one sort finds the
+    repeated values (few), a hash set of those marks their places (numpy's ``isin`` would
+    sort everything again: five times slower)."""
     ordered = np.sort(hashes)
     twice = ordered[1:][ordered[1:] == ordered[:-1]]
-    return np.isin(hashes, twice) if twice.size else None
+    if not twice.size:
+        return None
+    return pl.Series(hashes).is_in(pl.Series(np.unique(twice)).implode()).to_numpy()
 
 
 class EventIndex:

@@ -109,12 +109,14 @@ def apply_mapping(raw: pl.DataFrame, mapping: ColumnMapping) -> pl.DataFrame:
     if mapping.event_id_from:
         exprs.append(_derived_ids(raw, mapping.event_id_from))
     frame = raw.select(exprs)
-    frame = frame.with_columns(
-        [pl.lit(v).alias(k) for k, v in mapping.constants.items() if k not in frame.columns]
-    )
+    extra: list[pl.Expr | pl.Series] = [
+        pl.lit(v).alias(k) for k, v in mapping.constants.items() if k not in frame.columns
+    ]
     if mapping.timezone and "sold_at" in frame.columns:
-        frame = frame.with_columns(_localise(frame, mapping.timezone, mapping.timestamp_format))
-    return frame
+        extra.append(_localise(frame, mapping.timezone, mapping.timestamp_format))
+    # Lazily: an eager step would first copy every column (the file's own ones included)
+    # into chunks aligned with the new ones'.
+    return frame.lazy().with_columns(extra).collect() if extra else frame
 
 
 def _derived_ids(raw: pl.DataFrame, columns: tuple[str, ...]) -> pl.Series:
@@ -127,16 +129,19 @@ def _derived_ids(raw: pl.DataFrame, columns: tuple[str, ...]) -> pl.Series:
     key = raw.select(
         pl.concat_str([pl.col(c).cast(pl.String).fill_null("") for c in columns], separator=":")
     ).to_series()
-    occurrence = pl.zeros(raw.height, dtype=pl.Int64, eager=True)
     maybe = repeated(key.hash(seed=0).to_numpy())
-    if maybe is not None:
-        rep = (
-            pl.DataFrame({"key": key, "i": pl.int_range(raw.height, eager=True)})
-            .filter(pl.Series(maybe))
-            .with_columns(pl.int_range(pl.len()).over("key").cast(pl.Int64).alias("n"))
-        )
-        occurrence = occurrence.scatter(rep["i"], rep["n"])
-    return (key + ":" + occurrence.cast(pl.String)).alias("event_id")
+    if maybe is None:
+        return (key + ":0").alias("event_id")
+    rep = (
+        pl.DataFrame({"key": key, "i": pl.int_range(raw.height, eager=True)})
+        .filter(pl.Series(maybe))
+        .with_columns(pl.int_range(pl.len()).over("key").cast(pl.Int64).alias("n"))
+    )
+    occurrence = pl.zeros(raw.height, dtype=pl.Int64, eager=True).scatter(rep["i"], rep["n"])
+    # One concatenation (``key + ":" + n`` would copy every id twice).
+    return pl.select(
+        pl.concat_str([pl.lit(key), pl.lit(occurrence)], separator=":").alias("event_id")
+    ).to_series()
 
 
 def _localise(frame: pl.DataFrame, zone: str, fmt: str | None) -> pl.Series:
@@ -147,7 +152,15 @@ def _localise(frame: pl.DataFrame, zone: str, fmt: str | None) -> pl.Series:
     """
     text = frame["sold_at"].cast(pl.String).str.strip_chars()
     naive = text.str.strptime(pl.Datetime("us"), fmt, strict=False)
+    # The zone rules are looked up once per run of equal times (lines of one receipt
+    # share its time), not once per line, when the runs are long enough to pay.
+    run = naive.rle_id()
+    by_run = len(run) > 0 and 2 * (int(run[-1]) + 1) <= len(run)  # ids count up from 0
+    if by_run:
+        naive = naive.filter(run.diff().fill_null(1) != 0)  # each run's first time
     local = naive.dt.replace_time_zone(zone, ambiguous="earliest", non_existent="null")
+    if by_run:
+        local = local.gather(run)
     utc = local.dt.convert_time_zone("UTC").alias("sold_at")
     if utc.null_count() == text.null_count():
         return utc

@@ -206,7 +206,12 @@ def rebuild_features(rt: Runtime) -> FeatureRefresh:
 
 def _known_keys(rt: Runtime) -> tuple[set[str] | None, set[str] | None]:
     """Stores and SKUs named in the master data (or stock positions), to flag POS lines of
-    unknown ones; None where nothing is loaded yet."""
+    unknown ones; None where nothing is loaded yet (a database not created yet holds
+    none: it is not created, nor migrated, just to look)."""
+    from replen.db import exists
+
+    if not exists(rt.settings.db_url):
+        return None, None
     stores = rt.positions.master("stores")["store_id"].to_list()
     skus = rt.positions.master("items")["sku_id"].to_list()
     if not stores:

@@ -11,7 +11,16 @@ from sqlalchemy.engine import Engine
 
 from kernel.sql import engine_for
 
-__all__ = ["connect", "current", "engine", "head", "include_object", "metadata", "upgrade"]
+__all__ = [
+    "connect",
+    "current",
+    "engine",
+    "exists",
+    "head",
+    "include_object",
+    "metadata",
+    "upgrade",
+]
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
 BASELINE = "0001"  # the schema databases had before migrations existed
@@ -91,6 +100,12 @@ def upgrade(url: str, revision: str = "head") -> str:
 
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    if revision == "head" and exists(url):
+        # Already at the newest revision (every process's case but the first): reading
+        # the version costs a tenth of running Alembic's upgrade to find nothing to do.
+        found = current(url)
+        if found is not None and found == head():
+            return found
     cfg = _config(url)
     engine = create_engine(url)
     try:
@@ -121,11 +136,19 @@ def head() -> str:
     return revision
 
 
+def exists(url: str) -> bool:
+    """False only for a SQLite file that does not exist yet (in memory, other servers: True)."""
+    if not url.startswith("sqlite:///"):
+        return True
+    path = url.removeprefix("sqlite:///").partition("?")[0]
+    return path in ("", ":memory:") or Path(path).exists()
+
+
 def current(url: str) -> str | None:
     """The database's schema revision; None if it has none yet (or does not exist)."""
     from alembic.runtime.migration import MigrationContext
 
-    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+    if not exists(url):
         return None  # do not create an empty file just to look
     engine = create_engine(url)
     try:
