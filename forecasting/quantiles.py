@@ -161,7 +161,9 @@ def _hits(frame: pl.DataFrame, level_var: float, levels: tuple[float, ...]) -> l
 
 
 def _fit(frame: pl.DataFrame, levels: tuple[float, ...]) -> float:
-    """The level variance on the grid whose coverage is closest to nominal over ``levels``."""
+    """The level variance on the grid whose coverage is closest to nominal over ``levels``:
+    each level's gap over its binomial sd (``√(q(1−q))``), so a 0.95 miss weighs as much
+    as the wider swings at 0.8."""
     if frame.is_empty():
         return 0.0
     n = frame.height
@@ -180,7 +182,7 @@ def _fit(frame: pl.DataFrame, levels: tuple[float, ...]) -> float:
             hi = m
     for i in range(max(0, lo - 3), min(len(_GRID), hi + 4)):
         gap = sum(
-            (h / n - level) ** 2
+            (h / n - level) ** 2 / (level * (1 - level))
             for h, level in zip(_hits(frame, float(_GRID[i]), levels), levels, strict=True)
         )
         if gap < best_gap:
