@@ -7,7 +7,9 @@ placeholder block, not sales, and are ignored. Reports, in one run:
   squared one-step difference from the first non-zero sale);
 - WSPL over quantiles 0.005, 0.025, 0.165, 0.25, 0.5, 0.75, 0.835, 0.975, 0.995;
 - coverage of Replen's protection-period totals (7, 14 and 28 days from the origin) at
-  0.8, 0.9 and 0.95, through the planner's own lead-time demand helper;
+  0.8, 0.9 and 0.95, through the planner's own lead-time demand helper: over all series,
+  and over the series not classed inactive (their zero forecast has no spread to cover a
+  revival);
 - wall time for Replen (weekly retrain: data checks, backtest, select, calibrate, fit the
   global model; then forecast) and for Naive, seasonal naive, SES, Croston, optimized
   Croston, SBA, TSB, ADIDA, iMAPA, AutoETS and the AutoETS + DynamicOptimizedTheta mean.
@@ -166,12 +168,16 @@ def replen(
     return fc, (retrain_s, retrain_cpu), time.perf_counter() - t1, result
 
 
-def protection_coverage(fc: pl.DataFrame, test: pl.DataFrame) -> dict[str, float]:
-    """Share of series whose actual total over the first P days lies at or under the
-    planner's demand quantile at each service level (replenishment.leadtime)."""
+def protection_coverage(
+    fc: pl.DataFrame, test: pl.DataFrame, keys: pl.DataFrame | None = None
+) -> dict[str, float]:
+    """Share of series (of ``keys``, default all) whose actual total over the first P days
+    lies at or under the planner's demand quantile at each service level
+    (replenishment.leadtime)."""
     from replenishment.leadtime import lead_time_demand
 
-    keys = fc.select("store_id", "sku_id").unique()
+    if keys is None:
+        keys = fc.select("store_id", "sku_id").unique()
     first = test["date"].min()
     out: dict[str, float] = {}
     for span in SPANS:
@@ -319,8 +325,18 @@ def main() -> None:
         "replen": {**score(fc, test, ws), "seconds": retrain_s + forecast_s, "cpu": retrain_cpu}
     }
     held = protection_coverage(fc, test) if daily else {}
+    active = result.champions.filter(pl.col("demand_class") != "inactive")  # type: ignore[attr-defined]
+    held_active = (
+        protection_coverage(fc, test, active.select("store_id", "sku_id")) if daily else {}
+    )
     if args.replen_only:
-        emit({"replen": rows["replen"], "protection_coverage": held})
+        emit(
+            {
+                "replen": rows["replen"],
+                "protection_coverage": held,
+                "protection_coverage_active": held_active,
+            }
+        )
         return
     for name, (pred, secs, cpu) in baselines(train, not args.skip_costly, args, setup).items():
         rows[name] = {**score(pred, test, ws), "seconds": secs, "cpu": cpu}
@@ -368,6 +384,8 @@ def main() -> None:
             "ets_dot_cpu_seconds": round(ets_dot_cpu, 2) if ets_dot_cpu else None,
             "cpu_speedup_vs_ets_dot": round(ets_dot_cpu / retrain_cpu, 1) if ets_dot_cpu else None,
             "holdout_protection_coverage": held,
+            "holdout_protection_coverage_active": held_active,
+            "active_series": active.height,
             "backtest_coverage": {
                 k.removeprefix("coverage."): round(v, 3)
                 for k, v in m.items()

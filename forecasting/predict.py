@@ -57,8 +57,9 @@ def forecast(
     Suspect blocks of daily history (:mod:`forecasting.checks`, run again here: a block may
     be newer than the retrain) are masked, as at the retrain (``checks``).
     Series unknown to ``champions`` get their class's default candidate.
-    Returns the forecast contract: ``store_id, sku_id, date, mean, q…, sd, cum_sd_factor,
-    cum_sd_horizon, model, model_version``.
+    Returns the forecast contract: ``store_id, sku_id, date, mean, q…, sd, level_var,
+    model, model_version`` (``level_var``: the relative variance of the level shared by
+    the days of a protection period, see :mod:`forecasting.quantiles`).
     """
     history, future = split_future(history)
     if history.is_empty():
@@ -121,8 +122,7 @@ def forecast(
             "mean",
             *qcols,
             "sd",
-            "cum_sd_factor",
-            "cum_sd_horizon",
+            "level_var",
             "model",
             "model_version",
         )
@@ -259,13 +259,13 @@ def _forward(
     )
 
 
-_PLAN = ("unique_id", "model", "sd_daily", "cum_sd_factor", "cum_sd_horizon")
+_PLAN = ("unique_id", "model", "sd_daily", "level_var")
 
 
 def _assign(history: pl.DataFrame, champions: pl.DataFrame, freq: str) -> pl.DataFrame:
     """The plan columns (:data:`_PLAN`) for every series in ``history``."""
-    if "cum_sd_horizon" not in champions.columns:  # tables from before it was recorded
-        champions = champions.with_columns(pl.lit(None, dtype=pl.Int64).alias("cum_sd_horizon"))
+    if "level_var" not in champions.columns:  # tables from before it was calibrated
+        champions = champions.with_columns(pl.lit(0.0).alias("level_var"))
     known = keys_frame(champions).select(_PLAN)
     series = keys_frame(history.select("store_id", "sku_id").unique()).select("unique_id")
     unknown = series.join(known, on="unique_id", how="anti")
@@ -291,8 +291,7 @@ def _assign(history: pl.DataFrame, champions: pl.DataFrame, freq: str) -> pl.Dat
         )
         .join(stats, on="unique_id")
         .with_columns(
-            pl.lit(1.0).alias("cum_sd_factor"),
-            pl.lit(None, dtype=pl.Int64).alias("cum_sd_horizon"),
+            pl.lit(0.0).alias("level_var"),
         )
         .select(_PLAN)
     )

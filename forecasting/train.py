@@ -30,7 +30,7 @@ COVERAGE_LEVELS = CALIBRATION_LEVELS
 class TrainResult:
     """Everything a retrain learned; ``champions`` and ``booster`` are what forecasts need."""
 
-    champions: pl.DataFrame  # store_id, sku_id, demand_class, model, sd_daily, cum_sd_factor…
+    champions: pl.DataFrame  # store_id, sku_id, demand_class, model, sd_daily, level_var…
     errors: pl.DataFrame  # per series × candidate backtest errors
     cv: pl.DataFrame  # backtest predictions (long)
     metrics: dict[str, float]
@@ -73,10 +73,11 @@ def train(
     (``loss``: the ordering loss; or ``rmsse``). ``switch``: how much better a series' own
     model must be to leave its class champion; 1 (the default) keeps every series on it:
     per-series choices lost to the class champion on M5 days and weeks. Quantiles are
-    calibrated on totals over ``protection_days`` (default: the horizon). ``pooled``
-    adds the global models (daily data); ``extra_features`` are more numeric columns of
-    ``history`` for the boosted model (known in advance for the days forecast). Series too
-    short for the backtest are class ``new`` and get the fallback model.
+    calibrated on totals over every week up to ``protection_days`` (default: the
+    horizon). ``pooled`` adds the global models (daily data); ``extra_features`` are more
+    numeric columns of ``history`` for the boosted model (known in advance for the days
+    forecast). Series too short for the backtest are class ``new`` and get the fallback
+    model.
     """
     started = time.perf_counter()
     f = freq_of(freq)
@@ -137,7 +138,7 @@ def train(
     picked = scored.join(chosen.select("unique_id", "model"), on=["unique_id", "model"])
     span = min(protection_days or horizon, horizon)
     factors, covered = calibrate(picked, span) if picked.height else (_no_factors(), pl.DataFrame())
-    champions = _champions(chosen, errors, factors, classes, train_df, span)
+    champions = _champions(chosen, errors, factors, classes, train_df)
     metrics = summarise(errors, chosen) if errors.height else {}
     metrics |= _coverage_metrics(covered)
     metrics["series"] = float(champions.height)
@@ -224,7 +225,6 @@ def _champions(
     factors: pl.DataFrame,
     classes: pl.DataFrame,
     train_df: pl.DataFrame,
-    span: int,
 ) -> pl.DataFrame:
     tested = (
         chosen.join(errors.select("unique_id", "model", "rmse", "loss"), on=["unique_id", "model"])
@@ -233,7 +233,7 @@ def _champions(
             "unique_id",
             "model",
             pl.col("rmse").alias("sd_daily"),
-            pl.col("cum_sd_factor").fill_null(1.0),
+            pl.col("level_var").fill_null(0.0),
             "loss",
         )
     )
@@ -249,8 +249,7 @@ def _champions(
             "demand_class",
             "model",
             "sd_daily",
-            "cum_sd_factor",
-            pl.lit(span, dtype=pl.Int64).alias("cum_sd_horizon"),
+            "level_var",
             "loss",
             "n_days",
             "nonzero_days",
@@ -290,7 +289,7 @@ def _new_series(classes: pl.DataFrame, train_df: pl.DataFrame) -> pl.DataFrame:
             "unique_id",
             pl.lit(FALLBACK).alias("model"),
             "sd_daily",
-            pl.lit(1.0).alias("cum_sd_factor"),
+            pl.lit(0.0).alias("level_var"),
             pl.lit(None, dtype=pl.Float64).alias("loss"),
         )
     )
@@ -303,7 +302,7 @@ def _empty_chosen() -> pl.DataFrame:
 
 
 def _no_factors() -> pl.DataFrame:
-    return pl.DataFrame(schema={"demand_class": pl.String, "cum_sd_factor": pl.Float64})
+    return pl.DataFrame(schema={"demand_class": pl.String, "level_var": pl.Float64})
 
 
 def _no_blocks() -> pl.DataFrame:

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-__all__ = ["cdf", "expected_shortage", "quantile", "quantile_column"]
+__all__ = ["cdf", "expected_shortage", "quantile", "quantile_column", "total_sd"]
 
 _EPS = 1e-9
 
@@ -103,6 +103,23 @@ def expected_shortage(mean: ArrayLike, sd: ArrayLike, stock: ArrayLike) -> np.nd
         )
     out[mu <= 0] = 0.0
     return np.maximum(out, 0.0) + np.maximum(-x, 0.0)
+
+
+def total_sd(
+    mean: ArrayLike, var: ArrayLike, level_var: ArrayLike, mean_sq: ArrayLike = 0.0
+) -> np.ndarray:
+    """Standard deviation of demand over a period of several days.
+
+    A day's error is its own noise plus a share of the period's level error: ``sd_t² =
+    own_t² + c·μ_t²``, ``c`` (``level_var``) the relative variance of the level all the
+    period's days share. The total then has variance ``Σ own_t² + c·M²`` =
+    ``var − c·mean_sq + c·mean²`` with ``mean = M = Σ μ_t``, ``var = Σ sd_t²`` and
+    ``mean_sq = Σ μ_t²`` (one day: the day's own law). The calibration (forecasting) and
+    the protection-period demand (replenishment) both use it.
+    """
+    m, v, c, m2 = _arrays(mean, var, level_var, mean_sq)
+    c = np.maximum(c, 0.0)
+    return np.sqrt(np.maximum(v - c * m2, 0.0) + c * m**2)
 
 
 def _negbin(mu: np.ndarray, var: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

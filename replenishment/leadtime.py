@@ -1,18 +1,21 @@
 """Demand over each item's protection period (order day + lead time + review period).
 
 The forecasting stage hands over the daily forecast contract: per day a mean and a
-standard deviation, and per series the error-growth factor ``cum_sd_factor`` measured over
-windows of ``cum_sd_horizon`` days. Here the days of the protection period P are summed
-and the variance of the total is ``k_P² · Σ sd_t² + μ̄² · σ_L²`` (Silver, Pyke & Peterson
-for a random lead time L, with k_P the error growth scaled to P); the quantile at the
-service level comes from the shared demand law in :mod:`kernel.distribution`.
+standard deviation, and per series the level variance ``level_var`` (c) calibrated on the
+backtest totals (:mod:`forecasting.quantiles`). Here the days of the protection period P
+are summed and the variance of the total is ``Σ sd_t² − c·Σ μ_t² + c·(Σ μ_t)² + μ̄²·σ_L²``
+(:func:`kernel.distribution.total_sd`): the days' own errors, the error of the level they
+share (it grows with P², the days' own errors with P: one law for any P), and a random
+lead time L (Silver, Pyke & Peterson); the
+quantile at the service level comes from the shared demand law in
+:mod:`kernel.distribution`.
 """
 
 from __future__ import annotations
 
 import polars as pl
 
-from kernel.distribution import quantile
+from kernel.distribution import quantile, total_sd
 from kernel.errors import InvalidInput
 
 __all__ = ["LEAD_TIME_DEMAND_COLUMNS", "lead_time_demand"]
@@ -34,8 +37,8 @@ LEAD_TIME_DEMAND_COLUMNS = (
 def lead_time_demand(forecast: pl.DataFrame, spans: pl.DataFrame) -> pl.DataFrame:
     """Demand over each store×SKU's protection period at its service level.
 
-    ``forecast``: the forecast contract (``store_id, sku_id, date, mean, sd,
-    cum_sd_factor`` and optionally ``cum_sd_horizon``, ``model``, ``model_version``).
+    ``forecast``: the forecast contract (``store_id, sku_id, date, mean, sd`` and
+    optionally ``level_var`` (none: independent days), ``model``, ``model_version``).
     ``spans``: ``store_id, sku_id, protection_days`` (may be fractional),
     ``lead_time_std`` and ``service_level``. Returns :data:`LEAD_TIME_DEMAND_COLUMNS`.
     """
@@ -58,7 +61,7 @@ def lead_time_demand(forecast: pl.DataFrame, spans: pl.DataFrame) -> pl.DataFram
         pl.lit(1.0), pl.max_horizontal(pl.lit(0.0), pl.col("protection_days") - pl.col("_day") + 1)
     )
     optional = {
-        "cum_sd_horizon": pl.lit(None, dtype=pl.Int64),
+        "level_var": pl.lit(0.0),
         "model": pl.lit(None, dtype=pl.String),
         "model_version": pl.lit(None, dtype=pl.String),
     }
@@ -68,11 +71,11 @@ def lead_time_demand(forecast: pl.DataFrame, spans: pl.DataFrame) -> pl.DataFram
         pl.col("lead_time_std").first(),
         (pl.col("mean") * weight).sum().alias("demand_mean"),
         (pl.col("sd").pow(2) * weight).sum().alias("_var"),
+        (pl.col("mean").pow(2) * weight).sum().alias("_mean_sq"),
         pl.col("_day").max().alias("_horizon"),
-        pl.col("cum_sd_factor").first().alias("_k"),
         *[
             (pl.col(c).first() if c in forecast.columns else default).alias(
-                "_kh" if c == "cum_sd_horizon" else c
+                "_c" if c == "level_var" else c
             )
             for c, default in optional.items()
         ],
@@ -88,28 +91,20 @@ def lead_time_demand(forecast: pl.DataFrame, spans: pl.DataFrame) -> pl.DataFram
             rule="horizon.covers_protection",
             hint="forecast further ahead (--horizon)",
         )
-    # k was measured over windows of _kh days; the autocorrelated part of the error grows
-    # with the span, so scale k² - 1 linearly to the protection period (k = 1 at one day).
-    span_k = (
-        pl.when(pl.col("_kh") > 1)
-        .then(
-            (1 + (pl.col("_k").pow(2) - 1) * (pl.col("protection_days") - 1) / (pl.col("_kh") - 1))
-            .clip(0.25, 16.0)
-            .sqrt()
-        )
-        .otherwise(pl.col("_k"))
-    )
     agg = agg.with_columns(
         (pl.col("demand_mean") / pl.col("protection_days")).alias("daily_mean"),
-        span_k.fill_null(1.0).alias("_k"),
     ).with_columns(
-        (
-            pl.col("_var") * pl.col("_k").pow(2)
-            + pl.col("daily_mean").pow(2) * pl.col("lead_time_std").pow(2)
+        (pl.col("_var") + pl.col("daily_mean").pow(2) * pl.col("lead_time_std").pow(2)).alias(
+            "_var"
         )
-        .sqrt()
-        .alias("demand_sd")
     )
+    sd = total_sd(
+        agg["demand_mean"].to_numpy(),
+        agg["_var"].to_numpy(),
+        agg["_c"].fill_null(0.0).to_numpy(),
+        agg["_mean_sq"].to_numpy(),
+    )
+    agg = agg.with_columns(pl.Series("demand_sd", sd))
     q = quantile(
         agg["demand_mean"].to_numpy(),
         agg["demand_sd"].to_numpy(),

@@ -81,7 +81,7 @@ def naive_forecast(history: pl.DataFrame, horizon: int, quantiles: list[float]) 
     )
     days = pl.DataFrame({"date": [end + timedelta(days=i + 1) for i in range(horizon)]})
     frame = stats.join(days, how="cross").with_columns(
-        pl.lit(1.0).alias("cum_sd_factor"),
+        pl.lit(0.0).alias("level_var"),
         pl.lit("window_average").alias("model"),
         pl.lit("t1").alias("model_version"),
     )

@@ -59,7 +59,7 @@ def _forecast(days: int, mean: float = 2.0, sd: float = 1.0) -> pl.DataFrame:
             "date": [d0 + timedelta(days=i) for i in range(days)],
             "mean": mean,
             "sd": sd,
-            "cum_sd_factor": 1.0,
+            "level_var": 0.0,
             "model": "ses",
             "model_version": "3",
         }
@@ -98,14 +98,101 @@ def test_horizon_shorter_than_protection_is_an_error() -> None:
         lead_time_demand(_forecast(3), _spans(5))
 
 
-def test_error_growth_factor_scales_with_the_protection_period() -> None:
-    fc = _forecast(40, sd=1.0).with_columns(
-        pl.lit(2.0).alias("cum_sd_factor"), pl.lit(28).alias("cum_sd_horizon")
-    )
+def test_level_variance_grows_with_the_square_of_the_protection_period() -> None:
+    fc = _forecast(40, sd=1.0).with_columns(pl.lit(0.05).alias("level_var"))
     at_28 = lead_time_demand(fc, _spans(28)).row(0, named=True)
+    at_7 = lead_time_demand(fc, _spans(7)).row(0, named=True)
+    # Σ sd² − c·Σ μ² (each day's own noise) + c·(Σ μ)² (the level the days share).
+    assert at_28["demand_sd"] == pytest.approx(np.sqrt(28 - 0.05 * 28 * 4 + 0.05 * 56**2))
+    assert at_7["demand_sd"] == pytest.approx(np.sqrt(7 - 0.05 * 7 * 4 + 0.05 * 14**2))
     at_1 = lead_time_demand(fc, _spans(1)).row(0, named=True)
-    assert at_28["demand_sd"] == pytest.approx(2.0 * np.sqrt(28))  # k as measured
-    assert at_1["demand_sd"] == pytest.approx(1.0)  # one day: no autocorrelation to add
+    assert at_1["demand_sd"] == pytest.approx(1.0)  # one day: the day's own law
+    alone = lead_time_demand(_forecast(40, sd=1.0), _spans(28)).row(0, named=True)
+    assert alone["demand_sd"] == pytest.approx(np.sqrt(28))  # no level_var: independent days
+
+
+def _level_shifted(n_series: int, windows: int, level_var: float, seed: int) -> pl.DataFrame:
+    """Backtest-shaped rows whose errors share a level within each window: demand is
+    Poisson around ``μ·λ`` with one gamma ``λ`` (mean 1, variance ``level_var``) per
+    series and window, the forecast ``μ`` (autocorrelated errors, as on M5)."""
+    mu = np.random.default_rng(99).uniform(0.5, 8.0, n_series)  # the same series every time
+    rng = np.random.default_rng(seed)
+    rows = []
+    for w in range(windows):
+        cutoff = date(2024, 1, 1) + timedelta(days=28 * w)
+        lam = rng.gamma(1 / level_var, level_var, n_series)
+        for d in range(28):
+            y = rng.poisson(mu * lam)
+            rows.append(
+                pl.DataFrame(
+                    {
+                        "unique_id": [f"s{i}" for i in range(n_series)],
+                        "demand_class": "smooth",
+                        "cutoff": cutoff,
+                        "ds": cutoff + timedelta(days=d + 1),
+                        "y": y.astype(float),
+                        "yhat": mu,
+                    }
+                )
+            )
+    return pl.concat(rows)
+
+
+def _total_coverage(rows: pl.DataFrame, sd: pl.DataFrame, level_var: float, span: int) -> list:
+    """Coverage of the totals over ``span`` days through the planner's own helper."""
+    fc = rows.join(sd, on="unique_id").select(
+        pl.lit("S").alias("store_id"),
+        pl.concat_str("unique_id", pl.col("cutoff").cast(pl.String)).alias("sku_id"),
+        pl.col("ds").alias("date"),
+        pl.col("yhat").alias("mean"),
+        "sd",
+        pl.lit(level_var).alias("level_var"),
+        "y",
+    )
+    actual = (
+        fc.with_columns(pl.int_range(pl.len()).over("sku_id").alias("_d"))
+        .filter(pl.col("_d") < span)
+        .group_by("store_id", "sku_id")
+        .agg(pl.col("y").sum())
+    )
+    out = []
+    for level in (0.8, 0.9, 0.95):
+        spans = actual.select(
+            "store_id",
+            "sku_id",
+            pl.lit(float(span)).alias("protection_days"),
+            pl.lit(0.0).alias("lead_time_std"),
+            pl.lit(level).alias("service_level"),
+        )
+        demand = lead_time_demand(fc.drop("y"), spans).join(actual, on=["store_id", "sku_id"])
+        out.append(float((demand["y"] <= demand["demand_quantile"]).mean()))
+    return out
+
+
+def test_calibrated_level_variance_covers_totals_of_every_length_on_new_windows() -> None:
+    from forecasting.quantiles import calibrate
+
+    past = _level_shifted(300, 4, 0.08, seed=0)
+    factors, covered = calibrate(past, 28)
+    c = factors["level_var"].item()
+    assert 0.03 < c < 0.2
+    # Out-of-sample on the backtest: every span's totals within 2 points of nominal.
+    share = covered.group_by("scope", "level").agg(pl.col("hits").sum() / pl.col("n").sum())
+    for scope in ("total7", "total14", "total21", "total28"):
+        got = share.filter(pl.col("scope") == scope).sort("level")["hits"].to_list()
+        assert got == pytest.approx([0.8, 0.9, 0.95], abs=0.02), scope
+    # New windows, daily sd = each series' error on the past ones, as in production.
+    sd = past.group_by("unique_id").agg(
+        (pl.col("yhat") - pl.col("y")).pow(2).mean().sqrt().alias("sd")
+    )
+    fresh = _level_shifted(300, 6, 0.08, seed=1)
+    for span in (7, 14, 28):
+        calibrated = _total_coverage(fresh, sd, c, span)
+        assert calibrated == pytest.approx([0.8, 0.9, 0.95], abs=0.03), span
+    # Without the level variance, the 28-day totals miss by far more than 2 points.
+    uncalibrated = _total_coverage(fresh, sd, 0.0, 28)
+    nominal = (0.8, 0.9, 0.95)
+    assert all(got < want - 0.08 for got, want in zip(uncalibrated, nominal, strict=True))
 
 
 def test_an_actual_is_under_a_quantile_exactly_when_its_cdf_reaches_the_level() -> None:
