@@ -40,14 +40,17 @@ __all__ = [
 KEYS = ["store_id", "sku_id"]
 
 # Measured (benchmarks/retrain_chunked.py, 100,000 series × 730 days): one chunk costs
-# ~569 MB per 1,000 series; rounded up for the driver's state kept between chunks.
+# ~569 MB per 1,000 series; rounded up for the driver's state kept between chunks. The
+# ceiling is the size measured to hold 100,000 series under 8 GB: 5,000 per chunk peaked at
+# 5.63 GB (688 s), 10,000 at 8.85 GB (650 s) — what the driver keeps between chunks adds
+# to the chunk's own, so larger chunks buy ~6% speed for 3 GB.
 BYTES_PER_SERIES = 600_000
-MIN_CHUNK_SERIES, MAX_CHUNK_SERIES, FALLBACK_CHUNK_SERIES = 1_000, 10_000, 5_000
+MIN_CHUNK_SERIES, MAX_CHUNK_SERIES, FALLBACK_CHUNK_SERIES = 1_000, 5_000, 5_000
 
 
 def auto_chunk_series(available_bytes: int | None) -> int:
     """Series per retrain chunk for ``available_bytes`` of free memory: about half of it at
-    ~0.6 GB per 1,000 series, rounded down to a thousand and clamped to 1,000–10,000;
+    ~0.6 GB per 1,000 series, rounded down to a thousand and clamped to 1,000–5,000;
     5,000 when the available memory is unknown (None)."""
     if available_bytes is None:
         return FALLBACK_CHUNK_SERIES

@@ -179,7 +179,7 @@ class Settings(BaseSettings):
         ge=1,
         description="Series per retrain chunk: bounds memory (~0.6 GB per 1,000 series); "
         "each chunk is one selection pool. Unset: sized at the retrain from the memory "
-        "available (half of it, 1,000–10,000 series; 5,000 if unknown).",
+        "available (half of it, 1,000–5,000 series; 5,000 if unknown).",
     )
     # ERP delivery (outbox) and adapters
     erp_adapter: Literal["webhook", "odoo", "file"] | None = Field(

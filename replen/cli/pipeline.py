@@ -217,7 +217,7 @@ def train(
         typer.Option(
             min=1,
             help="Series per chunk (default: REPLEN_TRAIN_CHUNK_SERIES; unset, sized from "
-            "the memory available: half of it at ~0.6 GB per 1,000 series, 1,000-10,000).",
+            "the memory available: half of it at ~0.6 GB per 1,000 series, 1,000-5,000).",
         ),
     ] = None,
     as_json: JsonOpt = False,
