@@ -22,7 +22,7 @@ from datetime import date, timedelta
 
 import polars as pl
 
-__all__ = ["CHECK_COLUMNS", "find_suspect_blocks", "mask_suspect"]
+__all__ = ["CHECK_COLUMNS", "find_suspect_blocks", "mask_suspect", "no_blocks"]
 
 CHECK_COLUMNS = (
     "scope",
@@ -63,7 +63,7 @@ def find_suspect_blocks(
     ``series``. Returns :data:`CHECK_COLUMNS`, one row per block.
     """
     if history.is_empty():
-        return _empty()
+        return no_blocks()
     end: date = history["date"].max()  # type: ignore[assignment]
     # The last two years (and the reference weeks before them) are what the models learn
     # from; older blocks would cost time and change nothing.
@@ -93,7 +93,7 @@ def find_suspect_blocks(
                     blocks = blocks.filter(pl.col("cycle") < 1 - evidence * sigma)
                 found.append(blocks)
     if not found:
-        return _empty()
+        return no_blocks()
     return pl.concat(found, how="diagonal_relaxed").select(CHECK_COLUMNS).sort("start", "scope")
 
 
@@ -215,7 +215,8 @@ def _blocks(flags: pl.DataFrame, keys: list[str], scope: str, rule: str, end: da
     )
 
 
-def _empty() -> pl.DataFrame:
+def no_blocks() -> pl.DataFrame:
+    """No suspect block: :data:`CHECK_COLUMNS` with their types, no row."""
     return pl.DataFrame(
         schema={
             "scope": pl.String,

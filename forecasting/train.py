@@ -12,7 +12,7 @@ import polars as pl
 from forecasting.backtest import backtest, cutoffs, series_errors, window_errors
 from forecasting.boosting import GBM, Booster, booster_forecast, fit_booster
 from forecasting.candidates import CANDIDATES, FALLBACK, candidates_for, freq_of
-from forecasting.checks import find_suspect_blocks, mask_suspect
+from forecasting.checks import find_suspect_blocks, mask_suspect, no_blocks
 from forecasting.covariates import model_frame
 from forecasting.demand import classify
 from forecasting.fitted import fit_costly
@@ -82,7 +82,7 @@ def train(
     started = time.perf_counter()
     f = freq_of(freq)
     daily = freq == "daily"
-    blocks = find_suspect_blocks(history) if checks and daily else _no_blocks()
+    blocks = find_suspect_blocks(history) if checks and daily else no_blocks()
     if blocks.height:
         history = mask_suspect(history, blocks)
     if not daily:
@@ -303,10 +303,6 @@ def _empty_chosen() -> pl.DataFrame:
 
 def _no_factors() -> pl.DataFrame:
     return pl.DataFrame(schema={"demand_class": pl.String, "level_var": pl.Float64})
-
-
-def _no_blocks() -> pl.DataFrame:
-    return find_suspect_blocks(pl.DataFrame())
 
 
 def _coverage_metrics(covered: pl.DataFrame) -> dict[str, float]:

@@ -88,11 +88,11 @@ def save_checks(rt: Runtime, blocks: pl.DataFrame) -> Path:
     """Keep what the latest daily retrain masked (``<out_dir>/data_checks.parquet``, written
     atomically) for the planner's data exceptions. Chunks each test their own slice of
     the chain, so a block found by several is kept once."""
-    from forecasting.checks import CHECK_COLUMNS
+    from forecasting.checks import CHECK_COLUMNS, no_blocks
     from kernel.files import write_parquet
 
     if not blocks.width:
-        blocks = _no_blocks()
+        blocks = no_blocks()
     keys = ["scope", "store_id", "sku_id", "start", "end", "rule"]
     blocks = blocks.select(CHECK_COLUMNS).unique(subset=keys, keep="first", maintain_order=True)
     return write_parquet(blocks, rt.settings.out_dir / CHECKS_FILE)
@@ -102,12 +102,6 @@ def latest_checks(rt: Runtime) -> pl.DataFrame | None:
     """The suspect blocks the latest daily retrain masked; None before the first one."""
     path = rt.settings.out_dir / CHECKS_FILE
     return pl.read_parquet(path) if path.exists() else None
-
-
-def _no_blocks() -> pl.DataFrame:
-    from forecasting.checks import find_suspect_blocks
-
-    return find_suspect_blocks(pl.DataFrame())
 
 
 def _state_key(rt: Runtime, as_of: date) -> str:
