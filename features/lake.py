@@ -21,7 +21,7 @@ import shutil
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,7 @@ from features.events import EVENT_SCHEMA, REJECT_SCHEMA, ValidationResult, same_
 from features.lake_index import EventIndex, id_hashes, repeated
 from kernel.errors import InvalidInput, NotFound, StorageError, storage_error
 from kernel.files import write_bytes, write_parquet
+from kernel.rejects import REJECT_ID, reject_ids
 
 __all__ = ["BatchReport", "Lake", "VoidReport", "write_parquet_atomically"]
 
@@ -42,7 +43,13 @@ SWEEP_SECONDS = 600.0
 
 @dataclass
 class BatchReport:
-    """Outcome of one ingest batch; ``received == accepted + duplicates + rejected`` always."""
+    """Outcome of one ingest batch; ``received == accepted + duplicates + rejected`` always.
+
+    ``rejected`` counts every line of the batch that failed (``rejected_by_rule`` by rule);
+    ``already_quarantined`` of them were in the quarantine already (the same line delivered
+    before: :mod:`kernel.rejects`) and were not recorded again. ``rejected_lines`` holds
+    the batch's rejected lines (each with its ``reject_id``) in memory, for a reply to the
+    sender; it is not part of :meth:`to_dict`."""
 
     batch_id: str
     received: int
@@ -54,9 +61,13 @@ class BatchReport:
     unknown_skus: list[str] = field(default_factory=list)
     first_sold_at: str | None = None
     last_sold_at: str | None = None
+    already_quarantined: int = 0
+    rejected_lines: pl.DataFrame | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, object]:
-        return asdict(self)
+        return {
+            f.name: _copy(getattr(self, f.name)) for f in fields(self) if f.name != "rejected_lines"
+        }
 
 
 @dataclass
@@ -73,7 +84,7 @@ class VoidReport:
     keys: list[tuple[str, str]] = field(default_factory=list)  # store×SKUs touched
 
     def to_dict(self) -> dict[str, object]:
-        data = asdict(self)
+        data = {f.name: _copy(getattr(self, f.name)) for f in fields(self)}
         data["keys"] = len(self.keys)
         return data
 
@@ -109,6 +120,8 @@ class Lake:
         self._swept_at: float | None = None
         self._listed_mtime, self._listed_at = -1, 0.0
         self._arrivals: list[str] = []  # POS batch ids in the order this process saw them
+        self._rejects: set[str] = set()  # reject ids of every quarantined line
+        self._rejects_indexed: set[str] = set()  # batches whose quarantine part is in it
 
     # Writing -------------------------------------------------------------------------------
     def append_events(
@@ -117,9 +130,15 @@ class Lake:
         known_stores: set[str] | None = None,
         known_skus: set[str] | None = None,
         actor: str | None = None,
+        seen_rejects: dict[str, int] | None = None,
     ) -> BatchReport:
         """Commit the valid, new events of a batch and quarantine the rest, atomically;
-        ``actor`` (who sent it) is kept in the batch's manifest."""
+        ``actor`` (who sent it) is kept in the batch's manifest.
+
+        A rejected line already in the quarantine (same rule, event id and raw line: its
+        ``reject_id``, :mod:`kernel.rejects`) is counted as rejected again but not
+        recorded twice (``already_quarantined``). ``seen_rejects`` numbers identical
+        rejected lines across the batches of one delivery: pass the same dict to each."""
         batch_id = _new_batch_id()
         accepted = validated.accepted
         received = accepted.height + validated.rejected.height
@@ -128,16 +147,23 @@ class Lake:
             self._refresh()
             new, duplicates, conflicts = self._split_known(accepted)
             rejected = pl.concat([validated.rejected, conflicts], how="vertical_relaxed")
+            rejected = rejected.with_columns(reject_ids(rejected, "event_id", seen_rejects))
+            known = self._quarantined_ids()
+            fresh = rejected.filter(
+                pl.Series([i not in known for i in rejected[REJECT_ID]], dtype=pl.Boolean)
+            )
             with self._or_discard(batch_id):
                 files = self._write_event_parts(new, batch_id)
-                if rejected.height:
-                    files.append(self._write_quarantine(rejected, batch_id))
+                if fresh.height:
+                    files.append(self._write_quarantine(fresh, batch_id))
             report = BatchReport(
                 batch_id=batch_id,
                 received=received,
                 accepted=new.height,
                 duplicates=duplicates,
                 rejected=rejected.height,
+                already_quarantined=rejected.height - fresh.height,
+                rejected_lines=rejected,
                 rejected_by_rule=dict(rejected.group_by("rule").len().sort("rule").iter_rows())
                 if rejected.height
                 else {},
@@ -149,6 +175,8 @@ class Lake:
             with self._or_discard(batch_id):
                 self._commit(batch_id, "pos", files, report.to_dict(), actor)
             self._index_new(batch_id, new)
+            self._rejects.update(fresh[REJECT_ID].to_list())
+            self._rejects_indexed.add(batch_id)
         assert report.received == report.accepted + report.duplicates + report.rejected
         return report
 
@@ -319,11 +347,18 @@ class Lake:
         return pl.scan_parquet(files)
 
     def quarantine(self) -> pl.DataFrame:
+        """Every quarantined line once, oldest first (``reject_id``, ``batch_id``: the batch
+        that first recorded it)."""
         files = self._committed_files(self.quarantine_dir)
         if not files:
-            return pl.DataFrame(schema={**REJECT_SCHEMA, "batch_id": pl.String})
-        # Older parts may lack newer columns: align by name.
-        return pl.concat([pl.read_parquet(f) for f in files], how="diagonal_relaxed")
+            return pl.DataFrame(
+                schema={**REJECT_SCHEMA, REJECT_ID: pl.String, "batch_id": pl.String}
+            )
+        # Older parts may lack newer columns: align by name. Parts written before rejects
+        # had an identity may repeat a line an earlier part holds: it is shown once.
+        return pl.concat(
+            [_with_reject_ids(pl.read_parquet(f)) for f in files], how="diagonal_relaxed"
+        ).unique(REJECT_ID, keep="first", maintain_order=True)
 
     def newest_sold_at(self) -> datetime | None:
         """The latest sold_at of any committed event, from the batch manifests (no scan)."""
@@ -343,8 +378,12 @@ class Lake:
         files = [self.quarantine_dir / f"part-{b}.parquet" for b in batch_ids]
         found = [f for f in files if f.exists()]
         if not found:
-            return pl.DataFrame(schema={**REJECT_SCHEMA, "batch_id": pl.String})
-        return pl.concat([pl.read_parquet(f) for f in found], how="diagonal_relaxed")
+            return pl.DataFrame(
+                schema={**REJECT_SCHEMA, REJECT_ID: pl.String, "batch_id": pl.String}
+            )
+        return pl.concat(
+            [_with_reject_ids(pl.read_parquet(f)) for f in found], how="diagonal_relaxed"
+        )
 
     def batches(self) -> list[dict[str, Any]]:
         """Every committed batch's manifest, oldest first."""
@@ -450,11 +489,31 @@ class Lake:
 
     def _write_quarantine(self, rejected: pl.DataFrame, batch_id: str) -> Path:
         path = self.quarantine_dir / f"part-{batch_id}.parquet"
-        frame = rejected.select([pl.col(c).cast(t) for c, t in REJECT_SCHEMA.items()]).with_columns(
-            pl.lit(batch_id).alias("batch_id")
+        frame = rejected.select(
+            *[pl.col(c).cast(t) for c, t in REJECT_SCHEMA.items()],
+            pl.col(REJECT_ID),
+            pl.lit(batch_id).alias("batch_id"),
         )
         _atomic_parquet(frame, path)
         return path
+
+    def _quarantined_ids(self) -> set[str]:
+        """Reject ids of every committed quarantine part, extended with unindexed batches
+        (committed by other processes since the last look); call under the writer lock."""
+        self._refresh()
+        pending = [
+            b
+            for b, m in self._manifests.items()
+            if m["kind"] == "pos" and b not in self._rejects_indexed
+        ]
+        for b in sorted(pending):
+            for name in self._manifests[b]["files"]:
+                path = self.root / str(name)
+                if path.is_relative_to(self.quarantine_dir):
+                    part = _with_reject_ids(pl.read_parquet(path))
+                    self._rejects.update(part[REJECT_ID].to_list())
+            self._rejects_indexed.add(b)
+        return self._rejects
 
     def _commit(
         self, batch_id: str, kind: str, files: list[Path], summary: dict, actor: str | None = None
@@ -562,6 +621,23 @@ class Lake:
         shutil.rmtree(self.root / "_staging", ignore_errors=True)
         for tmp in self.manifest_dir.glob("*.tmp"):
             tmp.unlink(missing_ok=True)
+
+
+def _with_reject_ids(part: pl.DataFrame) -> pl.DataFrame:
+    """A quarantine part with its lines' ``reject_id`` (computed for parts written before
+    lines had one: numbered within the part, as its delivery would have numbered them)."""
+    if REJECT_ID in part.columns:
+        return part
+    return part.with_columns(reject_ids(part, "event_id"))
+
+
+def _copy(value: object) -> object:
+    """A shallow copy of a report field (lists and dicts of plain values)."""
+    if isinstance(value, list):
+        return list(value)
+    if isinstance(value, dict):
+        return dict(value)
+    return value
 
 
 def _conflict_rejects(frame: pl.DataFrame, against: str) -> pl.DataFrame:

@@ -14,6 +14,7 @@ import polars as pl
 from features.feeds import FEEDS, reject_rows, validate_feed
 from jobs.runtime import Runtime
 from kernel.errors import InvalidInput, NotReady
+from kernel.rejects import reject_ids
 from replen.settings import Settings
 from replenishment.erp.adapters import Adapter, FileAdapter, WebhookAdapter
 from replenishment.erp.delivery import DeliveryReport, deliver_pass, run_loop
@@ -158,7 +159,9 @@ def ingest_feed(
     ``received = accepted + updated + duplicates + rejected``. Rejected rows are kept with
     their rule (``replen quarantine list --feed KIND``): ``unparsed`` are lines of the input
     that were not JSON objects (``REJECT_COLUMNS``), and with ``allowed_stores`` a row for a
-    store outside them is rejected (``store_id.scope``)."""
+    store outside them is rejected (``store_id.scope``). A rejected row kept from an earlier
+    delivery (the same row sent again: :mod:`kernel.rejects`) is counted as rejected but
+    not kept twice (``already_quarantined``)."""
     if kind not in FEEDS:
         raise InvalidInput(f"unknown feed {kind!r}", field="feed", value=kind, rule="feed.known")
     spec = FEEDS[kind]
@@ -185,7 +188,7 @@ def ingest_feed(
         duplicates=result.duplicates,
         rejected=result.rejected.height,
     )
-    rejected = result.rejected
+    rejected = result.rejected.with_columns(reject_ids(result.rejected, "key"))
     if kind == "stock":
         rt.positions.save_positions(result.accepted, rejected, report, source)
     elif kind in ("items", "stores"):
@@ -194,8 +197,11 @@ def ingest_feed(
         apply = apply_receipts if kind == "receipts" else apply_acks
         inbound: InboundResult = apply(rt.settings.db_url, result.accepted, actor=actor)
         late = reject_rows(result.accepted, inbound.rejects, spec)
-        rejected = pl.concat([rejected, late], how="vertical_relaxed")
-        rt.positions.save_rejects(kind, report.batch_id, source, rejected)
+        rejected = pl.concat([result.rejected, late], how="vertical_relaxed")
+        rejected = rejected.with_columns(reject_ids(rejected, "key"))
+        report.already_quarantined = rt.positions.save_rejects(
+            kind, report.batch_id, source, rejected
+        )
         report.accepted = inbound.accepted
         report.duplicates += inbound.duplicates
         report.rejected = rejected.height
@@ -208,6 +214,7 @@ def ingest_feed(
         report.check()
     if rejected.height:
         report.rejected_by_rule = dict(rejected.group_by("rule").len().sort("rule").iter_rows())
+    report.rejected_lines = rejected
     return report
 
 

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
 import polars as pl
 
-from features.events import ValidationResult, validate_events
+from features.events import REJECT_SCHEMA, ValidationResult, validate_events
 from features.lake import BatchReport
 from features.sales import last_date, velocity_history
 from jobs.runtime import NoSales, Runtime
 from jobs.velocity import PUSH_LOCK
+from kernel.rejects import REJECT_ID
 
 __all__ = [
     "FeatureRefresh",
@@ -29,7 +31,11 @@ __all__ = [
 
 @dataclass
 class IngestSummary:
-    """Totals over the batches of one ingest; ``received = accepted + duplicates + rejected``."""
+    """Totals over the batches of one ingest; ``received = accepted + duplicates + rejected``.
+
+    ``already_quarantined`` of the rejected lines were in the quarantine before (delivered
+    earlier) and were not recorded twice. ``rejected_lines`` (kept only when asked: the HTTP
+    reply lists them) are this ingest's rejected lines, each with its ``reject_id``."""
 
     received: int = 0
     accepted: int = 0
@@ -41,12 +47,17 @@ class IngestSummary:
     unknown_skus: list[str] = field(default_factory=list)
     pushed: int = 0
     batch_ids: list[str] = field(default_factory=list)
+    already_quarantined: int = 0
+    rejected_lines: list[pl.DataFrame] = field(default_factory=list, repr=False)
 
-    def add(self, report: BatchReport) -> None:
+    def add(self, report: BatchReport, *, keep_rejected: bool = False) -> None:
         self.received += report.received
         self.accepted += report.accepted
         self.duplicates += report.duplicates
         self.rejected += report.rejected
+        self.already_quarantined += report.already_quarantined
+        if keep_rejected and report.rejected_lines is not None and report.rejected_lines.height:
+            self.rejected_lines.append(report.rejected_lines)
         self.batches += 1
         self.batch_ids.append(report.batch_id)
         for rule, n in report.rejected_by_rule.items():
@@ -56,15 +67,33 @@ class IngestSummary:
 
     def merge(self, other: IngestSummary) -> None:
         """Add another ingest's totals (batch ids are not kept)."""
-        for name in ("received", "accepted", "duplicates", "rejected", "batches", "pushed"):
+        for name in (
+            "received",
+            "accepted",
+            "duplicates",
+            "rejected",
+            "batches",
+            "pushed",
+            "already_quarantined",
+        ):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         for rule, n in other.rejected_by_rule.items():
             self.rejected_by_rule[rule] = self.rejected_by_rule.get(rule, 0) + n
         self.unknown_stores = sorted({*self.unknown_stores, *other.unknown_stores})
         self.unknown_skus = sorted({*self.unknown_skus, *other.unknown_skus})
 
+    def rejected_frame(self) -> pl.DataFrame:
+        """The kept rejected lines in one frame (``keep_rejected``)."""
+        if not self.rejected_lines:
+            return pl.DataFrame(schema={**REJECT_SCHEMA, REJECT_ID: pl.String})
+        return pl.concat(self.rejected_lines, how="diagonal_relaxed")
+
     def to_dict(self) -> dict[str, object]:
-        data = asdict(self)
+        data = {
+            f.name: copy.deepcopy(getattr(self, f.name))
+            for f in fields(self)
+            if f.name != "rejected_lines"
+        }
         data["unknown_skus"] = self.unknown_skus[:50]
         data["unknown_sku_count"] = len(self.unknown_skus)
         return data
@@ -81,6 +110,7 @@ def ingest_pos(
     allowed_stores: set[str] | None = None,
     unparsed: pl.DataFrame | None = None,
     actor: str | None = None,
+    keep_rejected: bool = False,
 ) -> IngestSummary:
     """Validate and commit POS lines (contract-named columns) in batches of ``chunk_rows``.
 
@@ -90,15 +120,23 @@ def ingest_pos(
     ``backfill_max_age_days``; ``allowed_stores`` limits the stores the sender may write;
     ``unparsed`` lines (the quarantine's schema: lines that were not even JSON) are
     quarantined with the first batch; ``actor`` (the sender) is recorded in each batch's
-    manifest.
+    manifest. A rejected line already in the quarantine (the same line delivered before) is
+    counted as rejected but not recorded twice (``already_quarantined``); identical
+    rejected lines are numbered across the batches of this ingest, so a resend of the same
+    input is recognised line for line. ``keep_rejected`` keeps the rejected lines in the
+    summary (``rejected_frame``). Lines are numbered from 0 across the whole input, unless
+    it has ``_line`` (the sender's own numbering).
     """
     s = rt.settings
     known_stores, known_skus = _known_keys(rt)
     summary = IngestSummary()
     now = datetime.now(UTC)
     max_age = s.pos_max_age_days if live else s.backfill_max_age_days
+    seen_rejects: dict[str, int] = {}  # identical rejected lines so far, across batches
     for start in range(0, max(raw.height, 1), chunk_rows):
         chunk = raw.slice(start, chunk_rows)
+        if "_line" not in chunk.columns:  # the line's place in the whole input
+            chunk = chunk.with_row_index("_line", offset=start)
         validated = validate_events(
             chunk,
             now=now,
@@ -113,8 +151,10 @@ def ingest_pos(
                 accepted=validated.accepted,
                 rejected=pl.concat([unparsed, validated.rejected], how="vertical_relaxed"),
             )
-        report = rt.lake.append_events(validated, known_stores, known_skus, actor=actor)
-        summary.add(report)
+        report = rt.lake.append_events(
+            validated, known_stores, known_skus, actor=actor, seen_rejects=seen_rejects
+        )
+        summary.add(report, keep_rejected=keep_rejected)
         if on_progress is not None:
             on_progress(chunk.height)
     if push and summary.accepted:

@@ -190,9 +190,12 @@ class StoreMaster(Base):
 
 class FeedReject(Base):
     """A rejected row of a stock, master-data, receipt or acknowledgement feed, kept with
-    the rule it broke and the row as received."""
+    the rule it broke and the row as received; ``reject_id`` identifies the row
+    (:mod:`kernel.rejects`) so that a row delivered again is kept once per feed (rows
+    stored before it existed have none)."""
 
     __tablename__ = "feed_rejects"
+    __table_args__ = (Index("ux_feed_rejects_feed_reject_id", "feed", "reject_id", unique=True),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     feed: Mapped[str] = mapped_column(String(16), index=True)
@@ -206,3 +209,4 @@ class FeedReject(Base):
     message: Mapped[str] = mapped_column(Text)
     payload: Mapped[str | None] = mapped_column(Text, nullable=True)
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    reject_id: Mapped[str | None] = mapped_column(String(80), nullable=True)

@@ -3,14 +3,16 @@ position as of a date, and the rejected feed rows (the feeds' quarantine)."""
 
 from __future__ import annotations
 
+import copy
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, date, datetime, time, timedelta
 
 import polars as pl
 from sqlalchemy import and_, func, insert, select, update
 from sqlalchemy.engine import Engine
 
+from kernel.rejects import REJECT_ID, reject_ids
 from kernel.sql import engine_for, now_utc, read_session, utc, write_session
 from replenishment.models import FeedReject, ItemMaster, StockPosition, StoreMaster
 
@@ -25,7 +27,12 @@ _MASTER = {
 
 @dataclass
 class LoadReport:
-    """One feed batch; ``received = accepted + updated + duplicates + rejected``."""
+    """One feed batch; ``received = accepted + updated + duplicates + rejected``.
+
+    ``already_quarantined`` of the rejected rows were kept from an earlier delivery of the
+    same row (:mod:`kernel.rejects`) and were not stored twice; ``rejected_lines`` are
+    the batch's rejected rows in memory (for a reply to the sender), not in
+    :meth:`to_dict`."""
 
     feed: str
     batch_id: str
@@ -37,9 +44,15 @@ class LoadReport:
     rejected_by_rule: dict[str, int] = field(default_factory=dict)
     older_than_current: int = 0  # stock: kept as history; the plan uses newer positions
     notes: list[str] = field(default_factory=list)
+    already_quarantined: int = 0
+    rejected_lines: pl.DataFrame | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, object]:
-        return asdict(self)
+        return {
+            f.name: copy.deepcopy(getattr(self, f.name))
+            for f in fields(self)
+            if f.name != "rejected_lines"
+        }
 
     def check(self) -> None:
         total = self.accepted + self.updated + self.duplicates + self.rejected
@@ -97,7 +110,9 @@ class PositionStore:
             report.updated += changed.height
             report.duplicates += old.height - changed.height
             report.older_than_current += self._older(session, rows)
-            self._save_rejects(session, "stock", report.batch_id, source, rejected)
+            report.already_quarantined += self._save_rejects(
+                session, "stock", report.batch_id, source, rejected
+            )
         report.check()
         return report
 
@@ -138,28 +153,50 @@ class PositionStore:
             report.accepted += len(fresh)
             report.updated += len(changed)
             report.duplicates += rows.height - len(fresh) - len(changed)
-            self._save_rejects(session, kind, report.batch_id, source, rejected)
+            report.already_quarantined += self._save_rejects(
+                session, kind, report.batch_id, source, rejected
+            )
         report.check()
         return report
 
-    def save_rejects(self, feed: str, batch_id: str, source: str, rejected: pl.DataFrame) -> None:
+    def save_rejects(self, feed: str, batch_id: str, source: str, rejected: pl.DataFrame) -> int:
+        """Keep a batch's rejected rows; returns how many were kept already (not again)."""
         with write_session(self.engine) as session:
-            self._save_rejects(session, feed, batch_id, source, rejected)
+            return self._save_rejects(session, feed, batch_id, source, rejected)
 
     @staticmethod
     def _save_rejects(
         session, feed: str, batch_id: str, source: str, rejected: pl.DataFrame
-    ) -> None:  # type: ignore[no-untyped-def]
+    ) -> int:  # type: ignore[no-untyped-def]
+        """Insert the rejected rows not already kept for ``feed`` (by ``reject_id``, computed
+        here if absent: one call is one delivery); returns how many were kept already. The
+        unique index on (feed, reject_id) stops a concurrent delivery of the same rows: its
+        transaction fails and a retry finds them kept."""
         if rejected.is_empty():
-            return
+            return 0
+        if REJECT_ID not in rejected.columns:
+            rejected = rejected.with_columns(reject_ids(rejected, "key"))
+        ids = rejected[REJECT_ID].to_list()
+        known: set[str] = set()
+        for start in range(0, len(ids), 500):
+            known.update(
+                session.scalars(
+                    select(FeedReject.reject_id).where(
+                        FeedReject.feed == feed, FeedReject.reject_id.in_(ids[start : start + 500])
+                    )
+                )
+            )
+        fresh = [r for r in rejected.iter_rows(named=True) if r[REJECT_ID] not in known]
         stamp = now_utc()
-        session.execute(
-            insert(FeedReject),
-            [
-                {**r, "feed": feed, "batch_id": batch_id, "source": source, "at": stamp}
-                for r in rejected.iter_rows(named=True)
-            ],
-        )
+        if fresh:
+            session.execute(
+                insert(FeedReject),
+                [
+                    {**r, "feed": feed, "batch_id": batch_id, "source": source, "at": stamp}
+                    for r in fresh
+                ],
+            )
+        return rejected.height - len(fresh)
 
     @staticmethod
     def _existing_positions(session, rows: pl.DataFrame) -> pl.DataFrame:  # type: ignore[no-untyped-def]
@@ -285,7 +322,18 @@ class PositionStore:
         stmt = select(FeedReject).order_by(FeedReject.id)
         if feed:
             stmt = stmt.where(FeedReject.feed == feed)
-        cols = ("feed", "batch_id", "source", "line", "key", "rule", "field", "value", "message")
+        cols = (
+            "feed",
+            "batch_id",
+            "source",
+            "line",
+            "key",
+            "rule",
+            "field",
+            "value",
+            "message",
+            "reject_id",
+        )
         with read_session(self.engine) as session:
             rows = [
                 {**{c: getattr(r, c) for c in cols}, "payload": r.payload, "at": utc(r.at)}

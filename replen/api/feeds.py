@@ -51,6 +51,9 @@ class FeedResponse(BaseModel):
     errors: list[RowError]
     errors_omitted: int = 0
     notes: list[str] = []
+    # Rejected rows kept from an earlier delivery of the same row: listed in ``errors``
+    # like the others, not kept twice.
+    already_quarantined: int = 0
 
 
 def _request_body(kind: str) -> dict[str, Any]:
@@ -120,7 +123,9 @@ async def _ingest(kind: str, request: Request, rt: Runtime, principal: Principal
             unparsed=_unparsed(parsed),
         )
     )
-    rejected = rt.positions.rejects(kind).filter(pl.col("batch_id") == report.batch_id)
+    rejected = report.rejected_lines
+    if rejected is None:
+        rejected = pl.DataFrame(schema=REJECT_COLUMNS)
     shown = rejected.head(s.max_response_errors)
     return FeedResponse(
         received=report.received,
@@ -136,6 +141,7 @@ async def _ingest(kind: str, request: Request, rt: Runtime, principal: Principal
         ],
         errors_omitted=rejected.height - shown.height,
         notes=report.notes,
+        already_quarantined=report.already_quarantined,
     )
 
 

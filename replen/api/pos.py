@@ -85,6 +85,9 @@ class BatchResponse(BaseModel):
     rejected_by_rule: dict[str, int]
     errors: list[LineError]
     errors_omitted: int
+    # Rejected lines that were in the quarantine already (sent before): listed in
+    # ``errors`` like the others, not recorded twice.
+    already_quarantined: int = 0
 
 
 async def read_body(request: Request) -> bytearray:
@@ -124,7 +127,9 @@ async def post_pos_events(
     counted: ``received = accepted + duplicates + rejected``; each rejected line (a line
     that is not JSON included, and a line for a store outside the caller's scope:
     ``store_id.scope``) is kept in quarantine and listed with its rule, up to
-    ``REPLEN_MAX_RESPONSE_ERRORS`` of them (``rejected_by_rule`` counts them all).
+    ``REPLEN_MAX_RESPONSE_ERRORS`` of them (``rejected_by_rule`` counts them all). A
+    rejected line sent before is listed again but kept once: ``already_quarantined``
+    counts those.
     """
     started = time.perf_counter()
     s = rt.settings
@@ -133,7 +138,7 @@ async def post_pos_events(
     parsed = await run_in_threadpool(parse_body, body, kind in NDJSON, s.max_lines_per_request)
     del body
     summary = await run_in_threadpool(_ingest, rt, parsed, principal)
-    rejected = await run_in_threadpool(rt.lake.quarantine_of, summary.batch_ids)
+    rejected = summary.rejected_frame()
     shown = rejected.head(s.max_response_errors)
     errors = [
         LineError(**{k: r[k] for k in LineError.model_fields}) for r in shown.iter_rows(named=True)
@@ -151,6 +156,7 @@ async def post_pos_events(
         rejected_by_rule=summary.rejected_by_rule,
         errors=errors,
         errors_omitted=rejected.height - len(errors),
+        already_quarantined=summary.already_quarantined,
     )
 
 
@@ -168,6 +174,7 @@ def _ingest(rt: Runtime, parsed: ParsedBody, principal: Principal) -> IngestSumm
         allowed_stores=principal.store_filter(),
         unparsed=unparsed,
         actor=principal.actor,
+        keep_rejected=True,
     )
 
 

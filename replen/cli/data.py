@@ -10,6 +10,7 @@ import polars as pl
 import typer
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from kernel.errors import NotFound
 from kernel.files import write_table
@@ -96,7 +97,33 @@ def ingest_pos_cmd(
         )
     data = summary.to_dict()
     data.pop("batch_ids")
-    emit(data, as_json, lambda: out.print(kv_table(f"POS ingest of {file.name}", data)))
+
+    def render() -> None:
+        out.print(kv_table(f"POS ingest of {file.name}", data))
+        for line in _quarantine_lines(summary.rejected, summary.already_quarantined, "pos"):
+            out.print(line)
+
+    emit(data, as_json, render)
+
+
+def _quarantine_lines(rejected: int, already: int, feed: str) -> list[str]:
+    """What happened to an ingest's rejected lines, in words."""
+    lines = []
+    if rejected - already:
+        lines.append(
+            f"{rejected - already:,} rejected {_lines(rejected - already)} quarantined: "
+            f"[bold]replen quarantine list --feed {feed}[/]"
+        )
+    if already:
+        lines.append(
+            f"{already:,} rejected {_lines(already)} already in quarantine "
+            "(delivered before): not recorded again"
+        )
+    return lines
+
+
+def _lines(n: int) -> str:
+    return "line" if n == 1 else "lines"
 
 
 @ingest_app.command("inventory")
@@ -144,7 +171,8 @@ def _ingest_feed(kind: str, file: Path, as_json: bool) -> None:
             out.print(note)
         if report.rejected:
             out.print(kv_table("Rejected by rule", report.rejected_by_rule))
-            out.print(f"rejected rows: [bold]replen quarantine list --feed {kind}[/]")
+            for line in _quarantine_lines(report.rejected, report.already_quarantined, kind):
+                out.print(line)
 
     emit(data, as_json, render)
 
@@ -383,8 +411,13 @@ def quarantine_list(
     for col in cols:
         table.add_column(col, overflow="fold")
     for row in q.tail(limit).iter_rows(named=True):
-        table.add_row(*["" if row.get(c) is None else str(row.get(c)) for c in cols])
+        table.add_row(*[_raw(row.get(c)) for c in cols])
     out.print(table)
+
+
+def _raw(value: object) -> Text:
+    """A value as received, shown verbatim: no markup, no emoji (``A1:B:0`` stays text)."""
+    return Text("" if value is None else str(value))
 
 
 @quarantine_app.command("show")
@@ -407,7 +440,13 @@ def quarantine_show(
         print(json.dumps({"records": rows}, default=str))
         return
     for row in rows:
-        out.print(kv_table(f"{event_id} ({row['batch_id']})", row))
+        table = Table(title=Text(f"{event_id} ({row['batch_id']})"), show_header=False)
+        table.title_justify = "left"
+        table.add_column(style="bold", no_wrap=True)
+        table.add_column(overflow="fold")
+        for key, value in row.items():
+            table.add_row(key, _raw(value))
+        out.print(table)
 
 
 @quarantine_app.command("export")

@@ -53,6 +53,10 @@ def test_stock_positions_are_counted_row_by_row_and_a_resend_is_idempotent(clien
     ]
     again = client.post("/v1/stock-positions", json=_positions()).json()
     assert (again["accepted"], again["duplicates"]) == (0, 1)
+    # The rejected rows are answered again, and kept once.
+    assert (again["rejected"], again["already_quarantined"]) == (2, 2)
+    assert [e["rule"] for e in again["errors"]] == ["on_hand.number", "as_of.timezone"]
+    assert client.app.state.runtime.positions.rejects("stock").height == 2
 
 
 def test_ndjson_rows_are_numbered_by_their_line(client) -> None:

@@ -112,6 +112,22 @@ def test_every_rejected_line_parse_failures_included_is_quarantined_and_monitore
     monitor = client.get("/v1/monitor").json()
     assert (monitor["received"], monitor["rejected"]) == (6, 3)
 
+    # The same body again (a till's retry): every line answered as before, the rejected
+    # ones listed again but kept once; a new line in front moves no identity.
+    again = client.post(
+        "/v1/pos/events",
+        content="\n".join([json.dumps(_events(chain, 6)[5]), *lines]),
+        headers={"content-type": "application/x-ndjson"},
+    ).json()
+    assert (again["received"], again["accepted"], again["duplicates"]) == (7, 1, 3)
+    assert (again["rejected"], again["already_quarantined"]) == (3, 3)
+    assert sorted((e["line"], e["rule"]) for e in again["errors"]) == [
+        (2, "line.json"),
+        (5, "line.flat"),
+        (6, "sold_at.past"),
+    ]
+    assert client.app.state.runtime.lake.quarantine().height == 3
+
 
 def test_errors_past_the_limit_are_summarised(settings, access, chain) -> None:
     few = settings.model_copy(update={"max_response_errors": 5})

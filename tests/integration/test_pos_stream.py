@@ -81,6 +81,11 @@ def test_bad_entries_are_quarantined_with_the_entry_as_received(settings, redis_
     assert bad["rule"] == "quantity.nonzero"
     assert json.loads(bad["payload"])["event_id"] == events["event_id"][3]
 
+    _publish(redis_url, events)  # the producer sends the same entries again
+    resent = consume_pos(rt, source, block_ms=100, until_idle=0.5)
+    assert (resent.duplicates, resent.rejected, resent.already_quarantined) == (19, 1, 1)
+    assert rt.lake.quarantine().height == 1
+
 
 def test_kill_9_at_random_points_loses_and_doubles_nothing(settings, redis_url, chain):
     events = chain.pos

@@ -57,3 +57,17 @@ def test_every_line_is_accounted_for_and_rejects_are_quarantined(shared_data, tm
     again = ingest()
     s2 = json.loads(again.stdout.strip().splitlines()[-1])
     assert (s2["accepted"], s2["duplicates"]) == (0, s["accepted"])
+    # The same rejected lines, recognised: counted, not quarantined a second time.
+    assert (s2["rejected"], s2["already_quarantined"]) == (s["rejected"], s["rejected"])
+    q2 = subprocess.run(
+        [exe, "quarantine", "list", "--json", "--limit", "1000"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=tmp_path,
+    )
+    assert json.loads(q2.stdout)["total"] == s["rejected"]
+    # Lines are numbered across the whole file, not restarted in each batch.
+    assert len({line["line"] for line in quarantine["lines"]}) == s["rejected"]
+    assert max(line["line"] for line in quarantine["lines"]) > 250_000

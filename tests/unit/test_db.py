@@ -71,3 +71,55 @@ def test_a_database_made_with_the_old_schema_gets_the_new_columns(tmp_path) -> N
     assert upgrade(url) == head()
     columns = {c["name"] for c in inspect(engine).get_columns("rules_suppliers")}
     assert "max_order_value" in columns
+
+
+def test_feed_rejects_kept_twice_before_0007_get_one_identity(tmp_path) -> None:
+    """Rows stored twice by older versions: the first keeps an identity, the copy none (it
+    stays listed), and a new delivery of the same rows matches the first."""
+    from datetime import UTC, datetime
+
+    import polars as pl
+    from sqlalchemy import text
+
+    from replenishment.positions import PositionStore
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    assert upgrade(url, "0006") == "0006"
+    row = "(:feed, :batch, 's.csv', :line, :key, 'on_hand.number', 'on_hand', 'x', 'm', :p, :at)"
+    with create_engine(url).begin() as conn:
+        for batch in ("b1", "b2"):  # the same file delivered twice
+            for line, key in ((2, "S1|a"), (3, "S1|b")):
+                conn.execute(
+                    text(
+                        "INSERT INTO feed_rejects (feed, batch_id, source, line, key, rule, "
+                        f"field, value, message, payload, at) VALUES {row}"
+                    ),
+                    {
+                        "feed": "stock",
+                        "batch": batch,
+                        "line": line,
+                        "key": key,
+                        "p": f'{{"k":"{key}"}}',
+                        "at": datetime.now(UTC),
+                    },
+                )
+    assert upgrade(url) == head()
+    with create_engine(url).connect() as conn:
+        ids = conn.execute(text("SELECT batch_id, reject_id FROM feed_rejects ORDER BY id")).all()
+    assert [b for b, r in ids if r is not None] == ["b1", "b1"]
+    assert [r for b, r in ids if b == "b2"] == [None, None]
+    assert "ux_feed_rejects_feed_reject_id" in {
+        i["name"] for i in inspect(create_engine(url)).get_indexes("feed_rejects")
+    }
+    resent = pl.DataFrame(
+        {
+            "line": [2, 3],
+            "key": ["S1|a", "S1|b"],
+            "rule": ["on_hand.number"] * 2,
+            "field": ["on_hand"] * 2,
+            "value": ["x"] * 2,
+            "message": ["m"] * 2,
+            "payload": ['{"k":"S1|a"}', '{"k":"S1|b"}'],
+        }
+    )
+    assert PositionStore(url).save_rejects("stock", "b3", "s.csv", resent) == 2

@@ -138,3 +138,139 @@ def test_inventory_snapshots_round_trip(tmp_path) -> None:
     )
     assert lake.append_inventory(snaps) == 1
     assert lake.scan_inventory().collect()["on_hand"].to_list() == [0.0]
+
+
+# A rejected line delivered again is recognised, not quarantined twice --------------------------
+def _with_bad_prices(chain, n: int = 100, bad: int = 4) -> pl.DataFrame:
+    return chain.pos.head(n).with_columns(
+        pl.when(pl.int_range(pl.len()) < bad)
+        .then(-5.0)
+        .otherwise(pl.col("unit_price"))
+        .alias("unit_price")
+    )
+
+
+def test_resending_a_file_leaves_the_quarantine_as_it_was(tmp_path, chain) -> None:
+    """The user's report: the same file twice showed every rejected line twice."""
+    raw = _with_bad_prices(chain)
+    lake = Lake(tmp_path)
+    lake.append_events(validate_events(raw))
+    before = lake.quarantine().drop("batch_id")
+    lake.append_events(validate_events(raw))
+    assert lake.quarantine().drop("batch_id").equals(before) and before.height == 4
+
+
+def test_a_resent_rejected_line_is_recognised_and_quarantined_once(tmp_path, chain) -> None:
+    raw = _with_bad_prices(chain)
+    lake = Lake(tmp_path)
+    first = lake.append_events(validate_events(raw))
+    again = lake.append_events(validate_events(raw))
+    assert (first.rejected, first.already_quarantined) == (4, 0)
+    # Still counted as rejected (every line is accounted for), but not recorded twice.
+    assert (again.received, again.accepted, again.duplicates, again.rejected) == (100, 0, 96, 4)
+    assert again.already_quarantined == 4
+    assert again.rejected_by_rule == {"unit_price.nonnegative": 4}
+    assert lake.quarantine().height == 4
+    assert sorted(p.name for p in lake.quarantine_dir.iterdir()) == [
+        f"part-{first.batch_id}.parquet"
+    ]
+    # Another process (a fresh Lake on the same folder) knows them too.
+    third = Lake(tmp_path).append_events(validate_events(raw))
+    assert third.already_quarantined == 4 and Lake(tmp_path).quarantine().height == 4
+
+
+def test_a_resend_with_lines_added_in_front_is_still_recognised(tmp_path, chain) -> None:
+    raw = _with_bad_prices(chain)
+    lake = Lake(tmp_path)
+    lake.append_events(validate_events(raw))
+    more = pl.concat([chain.pos.slice(200, 10), raw])  # every line number moves by 10
+    report = lake.append_events(validate_events(more))
+    assert (report.accepted, report.rejected, report.already_quarantined) == (10, 4, 4)
+    assert lake.quarantine().height == 4
+
+
+def test_a_new_bad_line_is_quarantined_beside_the_known_ones(tmp_path, chain) -> None:
+    lake = Lake(tmp_path)
+    lake.append_events(validate_events(_with_bad_prices(chain, bad=4)))
+    report = lake.append_events(validate_events(_with_bad_prices(chain, bad=5)))
+    assert (report.rejected, report.already_quarantined) == (5, 4)
+    assert lake.quarantine().height == 5
+
+
+def test_identical_bad_lines_of_one_delivery_stay_two_records(tmp_path, chain) -> None:
+    bad = _with_bad_prices(chain, n=1, bad=1)
+    raw = pl.concat([bad, chain.pos.slice(5, 3), bad])  # the same bad line twice
+    lake = Lake(tmp_path)
+    first = lake.append_events(validate_events(raw))
+    assert (first.rejected, first.already_quarantined) == (2, 0)
+    assert lake.quarantine().height == 2
+    again = lake.append_events(validate_events(raw))
+    assert (again.rejected, again.already_quarantined) == (2, 2)
+    assert lake.quarantine().height == 2
+    # A delivery with it three times adds the third occurrence only.
+    thrice = lake.append_events(validate_events(pl.concat([raw, bad])))
+    assert (thrice.rejected, thrice.already_quarantined) == (3, 2)
+    assert lake.quarantine().height == 3
+
+
+def test_occurrences_run_across_the_batches_of_one_delivery(tmp_path, chain) -> None:
+    """The same input split into other batches is recognised line for line."""
+    bad = _with_bad_prices(chain, n=1, bad=1)
+    raw = pl.concat([bad, chain.pos.slice(5, 3), bad])
+    lake = Lake(tmp_path)
+    lake.append_events(validate_events(raw))  # one batch
+    seen: dict[str, int] = {}
+    halves = [
+        lake.append_events(validate_events(part), seen_rejects=seen)
+        for part in (raw.head(2), raw.tail(2))
+    ]
+    assert [(h.rejected, h.already_quarantined) for h in halves] == [(1, 1), (1, 1)]
+    assert lake.quarantine().height == 2
+
+
+def test_a_resent_conflict_is_recognised(tmp_path, chain) -> None:
+    lake = Lake(tmp_path)
+    lake.append_events(_batch(chain, 10))
+    changed = validate_events(chain.pos.head(10).with_columns(pl.col("quantity") + 1))
+    first = lake.append_events(changed)
+    again = lake.append_events(changed)
+    assert (first.rejected, first.already_quarantined) == (10, 0)
+    assert (again.rejected, again.already_quarantined) == (10, 10)
+    assert lake.quarantine().height == 10
+
+
+def test_quarantine_parts_from_before_reject_ids_are_read_and_recognised(
+    tmp_path, chain, monkeypatch
+) -> None:
+    """Parts written by older versions have no reject_id, and the same lines may have been
+    quarantined twice back then: they are listed once, and a resend now matches them."""
+    raw = _with_bad_prices(chain)
+    lake = Lake(tmp_path)
+    with monkeypatch.context() as m:  # as older versions did: no look at what is known
+        m.setattr(Lake, "_quarantined_ids", lambda self: set())
+        for _ in range(2):
+            report = lake.append_events(validate_events(raw))
+            part = lake.quarantine_dir / f"part-{report.batch_id}.parquet"
+            pl.read_parquet(part).drop("reject_id").write_parquet(part)
+    assert len(list(lake.quarantine_dir.iterdir())) == 2
+    old = Lake(tmp_path)
+    assert old.quarantine().height == 4  # 8 records on disk, 4 lines
+    report = old.append_events(validate_events(raw))
+    assert report.already_quarantined == 4 and old.quarantine().height == 4
+
+
+def test_a_file_ingest_numbers_lines_across_batches_and_matches_a_resend(rt, chain) -> None:
+    """Batches of a file ingest: lines keep their place in the file, identical bad lines
+    in two batches stay two records, and the file sent again in other batches is known."""
+    from jobs.refresh import ingest_pos
+
+    bad = _with_bad_prices(chain, n=1, bad=1)
+    raw = pl.concat([bad, chain.pos.slice(10, 4), bad, chain.pos.slice(20, 1)])
+    first = ingest_pos(rt, raw, push=False, chunk_rows=5)
+    assert (first.batches, first.rejected, first.already_quarantined) == (2, 2, 0)
+    assert sorted(rt.lake.quarantine()["line"].to_list()) == [0, 5]
+    again = ingest_pos(rt, raw, push=False, chunk_rows=3, keep_rejected=True)
+    assert (again.batches, again.rejected, again.already_quarantined) == (3, 2, 2)
+    assert again.rejected_frame()["line"].to_list() == [0, 5]
+    assert rt.lake.quarantine().height == 2
+    assert "rejected_lines" not in again.to_dict()

@@ -78,3 +78,43 @@ def test_item_and_store_names_load_by_id_and_a_later_load_updates(rt) -> None:
         ("a", "Apples 1 kg", "bag"),
         ("b", "Bread", "unit"),
     ]
+
+
+def test_a_resent_rejected_row_is_recognised_and_kept_once(rt) -> None:
+    from jobs.erp import ingest_feed
+
+    bad = _positions(["4", "many", "-2"])
+    first = ingest_feed(rt, "stock", bad, source="stock.csv", first_line=2)
+    again = ingest_feed(rt, "stock", bad, source="stock-copy.csv", first_line=2)
+    assert (first.rejected, first.already_quarantined) == (2, 0)
+    assert (again.rejected, again.already_quarantined, again.duplicates) == (2, 2, 1)
+    assert again.received == again.accepted + again.updated + again.duplicates + again.rejected
+    kept = rt.positions.rejects("stock")
+    assert kept.height == 2 and set(kept["batch_id"]) == {first.batch_id}
+    assert kept["reject_id"].n_unique() == 2
+    # The reply lists every rejected row of this delivery, kept before or not.
+    assert again.rejected_lines is not None and again.rejected_lines.height == 2
+    assert "rejected_lines" not in again.to_dict()
+    # A row fixed at the source is accepted; the bad row sent once more is still known.
+    fixed = ingest_feed(rt, "stock", _positions(["4", "1", "-2"]), source="stock.csv")
+    assert (fixed.accepted, fixed.rejected, fixed.already_quarantined) == (1, 1, 1)
+    assert rt.positions.rejects("stock").height == 2
+
+
+def test_rejected_receipts_resent_are_kept_once(rt) -> None:
+    from jobs.erp import ingest_feed
+
+    rows = pl.DataFrame(
+        {
+            "receipt_id": ["R1", "R2"],
+            "po_id": ["x", "999999"],  # not a number; no such PO
+            "sku_id": ["a", "a"],
+            "quantity": ["1", "1"],
+            "received_at": ["2024-01-10T10:00:00Z"] * 2,
+        }
+    )
+    first = ingest_feed(rt, "receipts", rows, source="r.csv")
+    again = ingest_feed(rt, "receipts", rows, source="r.csv")
+    assert first.rejected == again.rejected == 2
+    assert (first.already_quarantined, again.already_quarantined) == (0, 2)
+    assert rt.positions.rejects("receipts").height == 2
