@@ -58,8 +58,9 @@ def forecast(
     be newer than the retrain) are masked, as at the retrain (``checks``).
     Series unknown to ``champions`` get their class's default candidate.
     Returns the forecast contract: ``store_id, sku_id, date, mean, q…, sd, level_var,
-    model, model_version`` (``level_var``: the relative variance of the level shared by
-    the days of a protection period, see :mod:`forecasting.quantiles`).
+    level_map, model, model_version`` (``level_var``: the relative variance of the level
+    shared by the days of a protection period; ``level_map``: the chain's calibration of
+    quantile levels by period, see :mod:`forecasting.quantiles`).
     """
     history, future = split_future(history)
     if history.is_empty():
@@ -123,6 +124,7 @@ def forecast(
             *qcols,
             "sd",
             "level_var",
+            "level_map",
             "model",
             "model_version",
         )
@@ -259,13 +261,15 @@ def _forward(
     )
 
 
-_PLAN = ("unique_id", "model", "sd_daily", "level_var")
+_PLAN = ("unique_id", "model", "sd_daily", "level_var", "level_map")
 
 
 def _assign(history: pl.DataFrame, champions: pl.DataFrame, freq: str) -> pl.DataFrame:
     """The plan columns (:data:`_PLAN`) for every series in ``history``."""
     if "level_var" not in champions.columns:  # tables from before it was calibrated
         champions = champions.with_columns(pl.lit(0.0).alias("level_var"))
+    if "level_map" not in champions.columns:  # tables from before the map
+        champions = champions.with_columns(pl.lit(None, dtype=pl.String).alias("level_map"))
     known = keys_frame(champions).select(_PLAN)
     series = keys_frame(history.select("store_id", "sku_id").unique()).select("unique_id")
     unknown = series.join(known, on="unique_id", how="anti")
@@ -292,6 +296,7 @@ def _assign(history: pl.DataFrame, champions: pl.DataFrame, freq: str) -> pl.Dat
         .join(stats, on="unique_id")
         .with_columns(
             pl.lit(0.0).alias("level_var"),
+            pl.lit(None, dtype=pl.String).alias("level_map"),
         )
         .select(_PLAN)
     )

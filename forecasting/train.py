@@ -234,6 +234,7 @@ def _champions(
             "model",
             pl.col("rmse").alias("sd_daily"),
             pl.col("level_var").fill_null(0.0),
+            "level_map",
             "loss",
         )
     )
@@ -250,6 +251,7 @@ def _champions(
             "model",
             "sd_daily",
             "level_var",
+            "level_map",
             "loss",
             "n_days",
             "nonzero_days",
@@ -290,6 +292,7 @@ def _new_series(classes: pl.DataFrame, train_df: pl.DataFrame) -> pl.DataFrame:
             pl.lit(FALLBACK).alias("model"),
             "sd_daily",
             pl.lit(0.0).alias("level_var"),
+            pl.lit(None, dtype=pl.String).alias("level_map"),
             pl.lit(None, dtype=pl.Float64).alias("loss"),
         )
     )
@@ -302,7 +305,9 @@ def _empty_chosen() -> pl.DataFrame:
 
 
 def _no_factors() -> pl.DataFrame:
-    return pl.DataFrame(schema={"demand_class": pl.String, "level_var": pl.Float64})
+    return pl.DataFrame(
+        schema={"demand_class": pl.String, "level_var": pl.Float64, "level_map": pl.String}
+    )
 
 
 def _coverage_metrics(covered: pl.DataFrame) -> dict[str, float]:
