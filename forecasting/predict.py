@@ -15,6 +15,7 @@ from forecasting.fitted import COSTLY_MODELS, forward_forecast
 from forecasting.history import keys_frame, split_uid
 from forecasting.profile import PROFILE, profile_forecast
 from forecasting.quantiles import add_daily_quantiles, daily_sd
+from forecasting.revival import REVIVAL, revival_forecast
 from kernel.errors import NotReady
 
 __all__ = ["FORECAST_BASE_COLUMNS", "forecast", "split_future"]
@@ -146,6 +147,14 @@ def _pooled(
     out = profile_forecast(mine, [last], horizon).select(
         "unique_id", pl.col("ds").alias("date"), PROFILE
     )
+    if REVIVAL in models:
+        out = out.join(
+            revival_forecast(mine, [last], horizon).select(
+                "unique_id", pl.col("ds").alias("date"), REVIVAL
+            ),
+            on=["unique_id", "date"],
+            how="left",
+        ).with_columns(pl.col(REVIVAL).fill_null(0.0))
     if GBM in models:
         if booster is None:
             out = out.with_columns(pl.col(PROFILE).alias(GBM))

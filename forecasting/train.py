@@ -19,6 +19,7 @@ from forecasting.fitted import fit_costly
 from forecasting.history import keys_frame, split_uid
 from forecasting.profile import profile_forecast
 from forecasting.quantiles import CALIBRATION_LEVELS, calibrate, quantile_column
+from forecasting.revival import revival_forecast
 from forecasting.select import pick_champions, sales_weights, summarise
 
 __all__ = ["COVERAGE_LEVELS", "TrainResult", "train"]
@@ -197,7 +198,9 @@ def _global_models(
     refitted on the newest 16 weeks as well was no more accurate (benchmarks/README.md),
     and that second fit was a fifth of the retrain's cost."""
     t0 = time.perf_counter()
-    extra = profile_forecast(testable, origins, ahead)
+    extra = profile_forecast(testable, origins, ahead).join(
+        revival_forecast(testable, origins, ahead), on=["unique_id", "cutoff", "ds"], how="left"
+    )
     t1 = time.perf_counter()
     booster = fit_booster(testable, origins[0], ahead, extra=features)
     if booster is not None:
