@@ -15,9 +15,8 @@ misses differ by level and period: :func:`kernel.distribution.recalibrated_level
 
 from __future__ import annotations
 
-import polars as pl
-
 import numpy as np
+import polars as pl
 
 from kernel.distribution import quantile, recalibrated_level, total_sd
 from kernel.errors import InvalidInput

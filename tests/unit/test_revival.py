@@ -54,9 +54,7 @@ def test_rate_is_what_idle_series_sold_next_over_their_usual_days() -> None:
 def test_forecast_is_the_rate_times_the_series_mean_day_flat_over_the_horizon() -> None:
     days = 500
     cutoff = DAY0 + timedelta(days=days - 1)
-    frame = _frame(
-        days, {"asleep": [2.0] * 300 + [0.0] * 100 + [1.0] * 100, "other": [0.0, 4.0]}
-    )
+    frame = _frame(days, {"asleep": [2.0] * 300 + [0.0] * 100 + [1.0] * 100, "other": [0.0, 4.0]})
     rate = revival_rate(frame, cutoff)
     fc = revival_forecast(frame, [cutoff], 14)
     assert fc.columns == ["unique_id", "cutoff", "ds", REVIVAL]
