@@ -20,9 +20,10 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
+import numpy as np
 import polars as pl
 
-__all__ = ["REVIVAL", "revival_forecast", "revival_rate"]
+__all__ = ["REVIVAL", "revival_forecast", "revival_rate", "revival_rates"]
 
 REVIVAL = "revival"
 
@@ -33,44 +34,87 @@ def revival_rate(
     *,
     idle_days: int = 56,
     ahead: int = 28,
-    looks: int = 13,
+    looks: int = 52,
     year_days: int = 364,
 ) -> float:
-    """``ρ``: over ``looks`` weekly origins ``d`` whose next ``ahead`` days end by
-    ``cutoff``, the sales in ``(d, d + ahead]`` of the series idle at ``d`` over what
-    their mean day of the year up to ``d`` would have sold. 0 when none was idle."""
-    num = den = 0.0
-    origins = [cutoff - timedelta(days=ahead + 7 * k) for k in range(looks)]
+    """``ρ`` at one cutoff (:func:`revival_rates`)."""
+    return revival_rates(
+        frame, [cutoff], idle_days=idle_days, ahead=ahead, looks=looks, year_days=year_days
+    )[cutoff]
+
+
+def revival_rates(
+    frame: pl.DataFrame,
+    cutoffs: list[date],
+    *,
+    idle_days: int = 56,
+    ahead: int = 28,
+    looks: int = 52,
+    year_days: int = 364,
+) -> dict[date, float]:
+    """``ρ`` for each cutoff: over ``looks`` weekly origins ``d`` whose next ``ahead`` days end by
+    ``cutoff``, the sales in ``(d, d + ahead]`` of the series idle at ``d`` (no sale in
+    ``(d − idle_days, d]``, some before) over what their mean day of the year up to ``d``
+    would have sold. 0 when none was idle.
+
+    A year of origins: on M5 a quarter's gave ρ from 0.03 to 0.91 at successive cutoffs,
+    a year's 0.24 to 0.52. Costs one sort of the series' days and four binary searches
+    per series and origin."""
+    if not cutoffs:
+        return {}
+    own = {c: [c - timedelta(days=ahead + 7 * k) for k in range(looks)] for c in cutoffs}
+    origins = sorted({d for ds in own.values() for d in ds})
+    cutoff = max(cutoffs)
     first = min(origins) - timedelta(days=year_days)
-    base = frame.filter((pl.col("ds") > first) & (pl.col("ds") <= cutoff)).select(
-        "unique_id", "ds", "y"
+    base = (
+        frame.filter((pl.col("ds") > first) & (pl.col("ds") <= cutoff))
+        .select(
+            pl.col("unique_id").cast(pl.Categorical).to_physical().cast(pl.Int64).alias("_code"),
+            (pl.col("ds") - pl.lit(first)).dt.total_days().cast(pl.Int64).alias("_day"),
+            pl.col("y").fill_null(0.0).clip(lower_bound=0.0),
+        )
+        .sort("_code", "_day")
     )
     if base.is_empty():
-        return 0.0
-    aggs = []
-    for k, d in enumerate(origins):
-        before = (pl.col("ds") <= d) & (pl.col("ds") > d - timedelta(days=year_days))
-        aggs += [
-            pl.col("ds").filter((pl.col("y") > 0) & (pl.col("ds") <= d)).max().alias(f"last{k}"),
-            pl.col("y").filter(before).sum().alias(f"sum{k}"),
-            before.sum().alias(f"days{k}"),
-            pl.col("y")
-            .filter((pl.col("ds") > d) & (pl.col("ds") <= d + timedelta(days=ahead)))
-            .sum()
-            .alias(f"next{k}"),
-        ]
-    per = base.group_by("unique_id").agg(aggs)
-    for k, d in enumerate(origins):
-        idle = per.filter(
-            pl.col(f"last{k}").is_not_null()
-            & (pl.col(f"last{k}") <= d - timedelta(days=idle_days))
-            & (pl.col(f"days{k}") > 0)
-        )
-        if idle.is_empty():
+        return dict.fromkeys(cutoffs, 0.0)
+    code = base["_code"].to_numpy()
+    day = base["_day"].to_numpy()
+    cum = np.cumsum(base["y"].to_numpy())
+    # Running totals per series: the total so far minus the total before the series began.
+    starts = np.r_[0, np.flatnonzero(np.diff(code)) + 1]
+    before = np.repeat(np.r_[0.0, cum[starts[1:] - 1]], np.diff(np.r_[starts, len(code)]))
+    cum = cum - before
+    width = int(day.max()) + ahead + 2
+    key = code * width + day
+    series = code[starts]
+    start_day = day[starts]
+
+    def total(at: np.ndarray) -> np.ndarray:
+        """Each series' running total on day ``at`` (its last row on or before it)."""
+        codes = np.repeat(series, len(at) // len(series))
+        idx = np.searchsorted(key, codes * width + at, side="right") - 1
+        ok = (idx >= 0) & (code[np.maximum(idx, 0)] == codes) & (at >= 0)
+        return np.where(ok, cum[np.maximum(idx, 0)], 0.0)
+
+    terms: dict[date, tuple[float, float]] = {}
+    for d in origins:  # each origin once, shared by the cutoffs whose year it is in
+        o = np.full(len(series), (d - first).days)
+        now, idle = total(o), total(o - idle_days)
+        asleep = (now == idle) & (idle > 0) & (start_day <= o)
+        if not asleep.any():
+            terms[d] = (0.0, 0.0)
             continue
-        num += float(idle[f"next{k}"].sum())
-        den += float((idle[f"sum{k}"] / idle[f"days{k}"] * ahead).sum())
-    return num / den if den > 0 else 0.0
+        year = now - total(o - year_days)
+        days = np.minimum(year_days, o - start_day + 1)
+        terms[d] = (
+            float((total(o + ahead) - now)[asleep].sum()),
+            float((year / days * ahead)[asleep].sum()),
+        )
+    out = {}
+    for c, ds in own.items():
+        num, den = sum(terms[d][0] for d in ds), sum(terms[d][1] for d in ds)
+        out[c] = num / den if den > 0 else 0.0
+    return out
 
 
 def revival_forecast(
@@ -80,8 +124,9 @@ def revival_forecast(
     cutoff) × each series' mean day over the year up to it. ``frame``: ``unique_id, ds,
     y``. Returns ``unique_id, cutoff, ds, revival``."""
     parts = []
+    rates = revival_rates(frame, cutoffs, year_days=year_days)
     for cutoff in cutoffs:
-        rho = revival_rate(frame, cutoff, year_days=year_days)
+        rho = rates[cutoff]
         level = (
             frame.filter(
                 (pl.col("ds") <= cutoff) & (pl.col("ds") > cutoff - timedelta(days=year_days))

@@ -31,11 +31,11 @@ def test_rate_is_what_idle_series_sold_next_over_their_usual_days() -> None:
     asleep = [2.0] * 300 + [0.0] * 100 + [1.0] * 100
     busy = [3.0] * days  # never idle: not counted
     frame = _frame(days, {"asleep": asleep, "busy": busy, "dead": [0.0] * days})
-    rate = revival_rate(frame, cutoff, idle_days=56, ahead=28, looks=13, year_days=364)
+    rate = revival_rate(frame, cutoff, idle_days=56, ahead=28, year_days=364)
     # By hand: origins d = cutoff − 28 − 7k; "asleep" is idle at d when its last sale
     # (day 299 before day 400) is ≥ 56 days before d, and what follows is counted.
     num = den = 0.0
-    for k in range(13):
+    for k in range(52):
         d = days - 1 - 28 - 7 * k
         last = max(i for i in range(d + 1) if asleep[i] > 0)
         if last > d - 56:
