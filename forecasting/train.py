@@ -139,6 +139,8 @@ def train(
     picked = scored.join(chosen.select("unique_id", "model"), on=["unique_id", "model"])
     span = min(protection_days or horizon, horizon)
     factors, covered = calibrate(picked, span) if picked.height else (_no_factors(), pl.DataFrame())
+    if not daily:  # the map is by protection period in days: plans are made on days
+        factors = factors.with_columns(pl.lit(None, dtype=pl.String).alias("level_map"))
     champions = _champions(chosen, errors, factors, classes, train_df)
     metrics = summarise(errors, chosen) if errors.height else {}
     metrics |= _coverage_metrics(covered)

@@ -267,3 +267,17 @@ def test_level_map_covers_totals_whose_errors_have_heavier_tails_than_the_law() 
     alone = [*_total_coverage(fresh, sd, c, 7), *_total_coverage(fresh, sd, c, 28)]
     gaps = [abs(g - w) for g, w in zip(alone, (0.8, 0.9, 0.95) * 2, strict=True)]
     assert max(gaps) > 0.03, alone
+
+
+def test_the_planner_asks_the_law_at_the_mapped_level_for_its_protection_period() -> None:
+    from kernel.distribution import level_map_json, recalibrated_level
+
+    text = level_map_json([1, 28], [0.5, 0.95], [[0.0, 0.0], [0.0, 1.2]])
+    fc = _forecast(40, mean=3.0, sd=2.5).with_columns(pl.lit(text).alias("level_map"))
+    plain = lead_time_demand(fc.drop("level_map"), _spans(21)).row(0, named=True)
+    mapped = lead_time_demand(fc, _spans(21)).row(0, named=True)
+    level = recalibrated_level(0.95, 21, text)[0]
+    assert level > 0.95
+    assert mapped["demand_quantile"] == quantile(mapped["demand_mean"], mapped["demand_sd"], level)
+    assert mapped["demand_quantile"] > plain["demand_quantile"]
+    assert mapped["demand_sd"] == plain["demand_sd"]  # the law itself is unchanged
