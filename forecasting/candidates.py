@@ -98,10 +98,14 @@ def _factories(freq: str = "daily") -> dict[str, Callable[[], Any]]:
 # ADIDA and iMAPA (temporal aggregation) left the lists once the global models came: on M5
 # they were chosen for under 2% of series at a tenth of the backtest's cost.
 # A name "a+b" is the mean of models a and b (a combination: usually steadier than either).
-# "profile" and "gbm" are the global models (forecasting/profile.py, forecasting/boosting.py),
-# daily data only. The first candidate of a class is its default: a challenger replaces it
-# only when it wins on most backtest windows (forecasting/select.py).
-GLOBAL = ("profile", "gbm")
+# "profile", "gbm" and "revival" are the global models (forecasting/profile.py,
+# forecasting/boosting.py, forecasting/revival.py), daily data only. The first candidate of
+# a class is its default: a challenger replaces it only when it wins on most backtest
+# windows (forecasting/select.py).
+GLOBAL = ("profile", "gbm", "revival")
+# Zero forecasts: the median of an inactive item's demand, with no spread for its law; where
+# the revival model is there (daily data), the inactive class does without them.
+_ZERO = ("zero", "zero+historic_avg")
 CANDIDATES: dict[str, tuple[str, ...]] = {
     "smooth": (
         "profile+gbm",
@@ -155,7 +159,7 @@ CANDIDATES: dict[str, tuple[str, ...]] = {
         "croston_sba+seasonal_es",
     ),
     "new": ("historic_avg", "ses"),
-    "inactive": ("zero", "historic_avg", "zero+historic_avg"),
+    "inactive": ("revival", "zero", "historic_avg", "zero+historic_avg"),
 }
 # Monthly histories are short (a few dozen points): DynamicOptimizedTheta costs what cheap
 # models cost on days, and on M5 months the daily lists' choices (seasonal ES, Croston)
@@ -188,6 +192,8 @@ def candidates_for(
         return MONTHLY[demand_class]
     if freq != "daily" or not pooled:
         names = tuple(n for n in names if not set(n.split("+")) & set(GLOBAL))
+    elif demand_class == "inactive":
+        names = tuple(n for n in names if n not in _ZERO)
     if freq != "daily" and demand_class in ("smooth", "erratic", "intermittent", "lumpy"):
         # Weekly: SES by default (on M5 weeks it matched AutoETS + Theta, while
         # yearly-seasonal models won winter windows and lost spring ones), and its mean with

@@ -15,6 +15,7 @@ from forecasting.fitted import COSTLY_MODELS, forward_forecast
 from forecasting.history import keys_frame, split_uid
 from forecasting.profile import PROFILE, profile_forecast
 from forecasting.quantiles import add_daily_quantiles, daily_sd
+from forecasting.revival import REVIVAL, revival_forecast
 from kernel.errors import NotReady
 
 __all__ = ["FORECAST_BASE_COLUMNS", "forecast", "split_future"]
@@ -58,8 +59,9 @@ def forecast(
     be newer than the retrain) are masked, as at the retrain (``checks``).
     Series unknown to ``champions`` get their class's default candidate.
     Returns the forecast contract: ``store_id, sku_id, date, mean, q…, sd, level_var,
-    model, model_version`` (``level_var``: the relative variance of the level shared by
-    the days of a protection period, see :mod:`forecasting.quantiles`).
+    level_map, model, model_version`` (``level_var``: the relative variance of the level
+    shared by the days of a protection period; ``level_map``: the chain's calibration of
+    quantile levels by period, see :mod:`forecasting.quantiles`).
     """
     history, future = split_future(history)
     if history.is_empty():
@@ -123,6 +125,7 @@ def forecast(
             *qcols,
             "sd",
             "level_var",
+            "level_map",
             "model",
             "model_version",
         )
@@ -144,6 +147,14 @@ def _pooled(
     out = profile_forecast(mine, [last], horizon).select(
         "unique_id", pl.col("ds").alias("date"), PROFILE
     )
+    if REVIVAL in models:
+        out = out.join(
+            revival_forecast(mine, [last], horizon).select(
+                "unique_id", pl.col("ds").alias("date"), REVIVAL
+            ),
+            on=["unique_id", "date"],
+            how="left",
+        ).with_columns(pl.col(REVIVAL).fill_null(0.0))
     if GBM in models:
         if booster is None:
             out = out.with_columns(pl.col(PROFILE).alias(GBM))
@@ -259,13 +270,15 @@ def _forward(
     )
 
 
-_PLAN = ("unique_id", "model", "sd_daily", "level_var")
+_PLAN = ("unique_id", "model", "sd_daily", "level_var", "level_map")
 
 
 def _assign(history: pl.DataFrame, champions: pl.DataFrame, freq: str) -> pl.DataFrame:
     """The plan columns (:data:`_PLAN`) for every series in ``history``."""
     if "level_var" not in champions.columns:  # tables from before it was calibrated
         champions = champions.with_columns(pl.lit(0.0).alias("level_var"))
+    if "level_map" not in champions.columns:  # tables from before the map
+        champions = champions.with_columns(pl.lit(None, dtype=pl.String).alias("level_map"))
     known = keys_frame(champions).select(_PLAN)
     series = keys_frame(history.select("store_id", "sku_id").unique()).select("unique_id")
     unknown = series.join(known, on="unique_id", how="anti")
@@ -292,6 +305,7 @@ def _assign(history: pl.DataFrame, champions: pl.DataFrame, freq: str) -> pl.Dat
         .join(stats, on="unique_id")
         .with_columns(
             pl.lit(0.0).alias("level_var"),
+            pl.lit(None, dtype=pl.String).alias("level_map"),
         )
         .select(_PLAN)
     )

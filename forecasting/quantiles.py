@@ -26,10 +26,18 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from kernel.distribution import cdf, quantile, quantile_column, total_sd
+from kernel.distribution import (
+    cdf,
+    level_map_json,
+    quantile,
+    quantile_column,
+    recalibrated_level,
+    total_sd,
+)
 
 __all__ = [
     "CALIBRATION_LEVELS",
+    "MAP_LEVELS",
     "add_daily_quantiles",
     "calibrate",
     "calibration_spans",
@@ -38,6 +46,12 @@ __all__ = [
 ]
 
 CALIBRATION_LEVELS = (0.8, 0.9, 0.95)
+# The levels the calibration map is measured at (interpolated between, held past the ends).
+MAP_LEVELS = (0.5, 0.8, 0.9, 0.95, 0.98)
+# Totals a map entry needs before it moves a level: fewer, and the offset shrinks towards
+# none (n / (n + _MAP_PRIOR)); a period measured on fewer than _MAP_MIN totals has none.
+_MAP_PRIOR, _MAP_MIN = 100, 60
+_MAP_SAMPLE = 20_000  # totals per period kept for the map (a sample: big chains)
 # Level variances tried: none, then 0.002 (a 4.5% level error) to 4 (200%).
 _GRID = np.r_[0.0, np.exp(np.linspace(np.log(0.002), np.log(4.0), 48))]
 
@@ -62,42 +76,146 @@ def add_daily_quantiles(
 def calibrate(
     picked: pl.DataFrame, span: int, levels: tuple[float, ...] = CALIBRATION_LEVELS
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Per class: the level variance ``level_var`` of protection-period totals, and
-    out-of-sample coverage of the daily quantiles and of the totals.
+    """Per class the level variance ``level_var`` of protection-period totals, the chain's
+    calibration map of levels, and out-of-sample coverage of the daily quantiles and of
+    the totals.
 
     ``picked``: backtest rows of the chosen models, ``unique_id, demand_class, cutoff,
     ds, y, yhat``. The totals over the first P days of each window, for every P of
     :func:`calibration_spans` (weeks up to ``span``, and ``span``), are fitted together:
     ``level_var`` minimises the squared gaps between coverage and nominal over ``levels``
-    and spans. Returns ``(factors, coverage)``: ``demand_class, level_var`` and
-    ``demand_class, scope, level, hits, n`` where scope is ``daily``, ``total`` (over
-    ``span`` days) or ``total<P>`` (over P days), each window judged with the error and
-    the level variance measured on the other windows.
+    and spans. The law's remaining misses, level by level and period by period, are
+    measured on the same totals (and on single days) and become ``level_map``
+    (:func:`kernel.distribution.recalibrated_level`). Returns ``(factors, coverage)``:
+    ``demand_class, level_var, level_map`` and ``demand_class, scope, level, hits, n``
+    where scope is ``daily``, ``total`` (over ``span`` days) or ``total<P>`` (over P
+    days), each window judged with the error, the level variance and the map measured on
+    the other windows.
     """
     rows = _leave_one_out_sd(picked.sort("unique_id", "cutoff", "ds"))
     spans = calibration_spans(span)
-    factors, coverage = [], []
+    full: dict[str, float] = {}
+    rest: list[tuple[str, object, float]] = []
+    totals = []
     for (cls,), part in rows.partition_by("demand_class", as_dict=True).items():
-        totals = _totals(part, spans)
-        level_var = _fit(totals, levels)
-        factors.append((str(cls), level_var))
+        t = _totals(part, spans)
+        full[str(cls)] = _fit(t, levels)
         for cutoff in part["cutoff"].unique().to_list():
-            own = part.filter(pl.col("cutoff") == cutoff).drop_nulls("_var")
-            own_t = totals.filter(pl.col("cutoff") == cutoff)
-            rest_t = totals.filter(pl.col("cutoff") != cutoff)
-            c = _fit(rest_t, levels) if rest_t.height else level_var
-            scoped = [("daily", own.rename({"_var": "_v"}).with_columns(_m2=pl.lit(0.0)), 0.0)]
-            scoped += [(f"total{p}", own_t.filter(pl.col("_span") == p), c) for p in spans]
-            scoped += [("total", own_t.filter(pl.col("_span") == span), c)]
-            for scope, frame, var in scoped:
-                for level, hits in zip(levels, _hits(frame, var, levels), strict=True):
-                    coverage.append((str(cls), scope, level, hits, frame.height))
-    return (
-        pl.DataFrame(factors, schema=["demand_class", "level_var"], orient="row"),
-        pl.DataFrame(
-            coverage, schema=["demand_class", "scope", "level", "hits", "n"], orient="row"
-        ),
+            others = t.filter(pl.col("cutoff") != cutoff)
+            c = _fit(others, levels) if others.height else full[str(cls)]
+            rest.append((str(cls), cutoff, c))
+        daily = part.drop_nulls("_var").select(
+            "unique_id",
+            "cutoff",
+            pl.lit(1).alias("_span"),
+            "yhat",
+            "y",
+            pl.col("_var").alias("_v"),
+            pl.col("yhat").pow(2).alias("_m2"),
+        )
+        totals.append(
+            pl.concat([daily, t], how="vertical_relaxed").with_columns(
+                pl.lit(str(cls)).alias("demand_class")
+            )
+        )
+    if not totals:
+        return _no_factors(), pl.DataFrame(
+            schema={
+                "demand_class": pl.String,
+                "scope": pl.String,
+                "level": pl.Float64,
+                "hits": pl.Int64,
+                "n": pl.Int64,
+            }
+        )
+    cutoffs = pl.DataFrame(
+        rest, schema=["demand_class", "cutoff", "_c_rest"], orient="row"
+    ).with_columns(pl.col("cutoff").cast(rows.schema["cutoff"]))
+    every = (
+        pl.concat(totals)
+        .join(cutoffs, on=["demand_class", "cutoff"], how="left")
+        .with_columns(
+            pl.col("demand_class").replace_strict(full, return_dtype=pl.Float64).alias("_c")
+        )
     )
+    every = every.with_columns(
+        pl.Series("_u", _lower_pit(every, "_c")), pl.Series("_u_rest", _lower_pit(every, "_c_rest"))
+    )
+    level_map = _level_map(every, "_u")
+    factors = pl.DataFrame(
+        [(cls, c, level_map) for cls, c in full.items()],
+        schema=["demand_class", "level_var", "level_map"],
+        orient="row",
+    )
+    coverage = []
+    for cutoff in every["cutoff"].unique().to_list():
+        own = every.filter(pl.col("cutoff") == cutoff)
+        rest_map = _level_map(every.filter(pl.col("cutoff") != cutoff), "_u_rest")
+        for (cls, p), frame in own.partition_by("demand_class", "_span", as_dict=True).items():
+            u = frame["_u_rest"].to_numpy()
+            scopes = ["daily"] if p == 1 else [f"total{p}"] + (["total"] if p == span else [])
+            for level in levels:
+                target = recalibrated_level(level, float(p), rest_map)[0]  # type: ignore[arg-type]
+                hits = int((u < target).sum())
+                coverage += [(str(cls), scope, level, hits, frame.height) for scope in scopes]
+    return factors, pl.DataFrame(
+        coverage, schema=["demand_class", "scope", "level", "hits", "n"], orient="row"
+    )
+
+
+def _no_factors() -> pl.DataFrame:
+    return pl.DataFrame(
+        schema={"demand_class": pl.String, "level_var": pl.Float64, "level_map": pl.String}
+    )
+
+
+def _lower_pit(frame: pl.DataFrame, c: str) -> np.ndarray:
+    """``P(D < y)`` under each row's law: the actual lies at or under the quantile of
+    level q exactly when this is below q (:func:`kernel.distribution.cdf`)."""
+    mean = frame["yhat"].to_numpy()
+    sd = total_sd(mean, frame["_v"].to_numpy(), frame[c].to_numpy(), frame["_m2"].to_numpy())
+    return cdf(mean, sd, frame["y"].to_numpy(), strict=True)
+
+
+def _level_map(frame: pl.DataFrame, u: str) -> str:
+    """The offsets (logit) from each level of :data:`MAP_LEVELS` to the level whose law
+    quantiles covered the backtest totals as promised, for each period measured.
+
+    Single days keep the law's own levels: its randomised PIT is uniform on M5 backtests
+    (0.49 / 0.79 / 0.89 / 0.94 at 0.5 / 0.8 / 0.9 / 0.95) and a day's quantile that covers
+    more than promised only reflects whole units; the map starts from none at one day.
+    Rows forecast at zero are left out (their quantile is zero at any level). Each
+    offset shrinks towards none with few totals, and the levels stay in order.
+    """
+    spans, offsets = [1], [[0.0] * len(MAP_LEVELS)]
+    lv = np.asarray(MAP_LEVELS)
+    logit = np.log(lv / (1 - lv))
+    for (p,), part in sorted(
+        frame.filter((pl.col("yhat") > 0) & (pl.col("_span") > 1))
+        .partition_by("_span", as_dict=True)
+        .items()
+    ):
+        values = part[u].drop_nulls().drop_nans().to_numpy()
+        n = len(values)
+        if n < _MAP_MIN:
+            continue
+        if n > _MAP_SAMPLE:
+            values = np.random.default_rng(0).choice(values, _MAP_SAMPLE, replace=False)
+            n = _MAP_SAMPLE
+        ordered = np.sort(values)
+        # The smallest level whose quantile covers a share ``level`` of the totals: just
+        # above the k-th smallest P(D < y), k = ⌈n·level⌉ (midway to the next one).
+        k = np.minimum(np.ceil(n * lv).astype(int), n) - 1
+        nxt = np.minimum(k + 1, n - 1)
+        target = np.clip((ordered[k] + ordered[nxt]) / 2 + 1e-9, 1e-4, 1 - 1e-4)
+        d = (np.log(target / (1 - target)) - logit) * n / (n + _MAP_PRIOR)
+        adjusted = np.maximum.accumulate(logit + d)  # never reorder two levels
+        adjusted = adjusted + np.arange(len(lv)) * 1e-6
+        spans.append(int(p))  # type: ignore[call-overload]
+        offsets.append(list(adjusted - logit))
+    if len(spans) == 1:
+        return ""
+    return level_map_json(spans, list(MAP_LEVELS), offsets)
 
 
 def calibration_spans(span: int) -> list[int]:

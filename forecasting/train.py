@@ -19,6 +19,7 @@ from forecasting.fitted import fit_costly
 from forecasting.history import keys_frame, split_uid
 from forecasting.profile import profile_forecast
 from forecasting.quantiles import CALIBRATION_LEVELS, calibrate, quantile_column
+from forecasting.revival import revival_forecast
 from forecasting.select import pick_champions, sales_weights, summarise
 
 __all__ = ["COVERAGE_LEVELS", "TrainResult", "train"]
@@ -138,6 +139,8 @@ def train(
     picked = scored.join(chosen.select("unique_id", "model"), on=["unique_id", "model"])
     span = min(protection_days or horizon, horizon)
     factors, covered = calibrate(picked, span) if picked.height else (_no_factors(), pl.DataFrame())
+    if not daily:  # the map is by protection period in days: plans are made on days
+        factors = factors.with_columns(pl.lit(None, dtype=pl.String).alias("level_map"))
     champions = _champions(chosen, errors, factors, classes, train_df)
     metrics = summarise(errors, chosen) if errors.height else {}
     metrics |= _coverage_metrics(covered)
@@ -197,7 +200,9 @@ def _global_models(
     refitted on the newest 16 weeks as well was no more accurate (benchmarks/README.md),
     and that second fit was a fifth of the retrain's cost."""
     t0 = time.perf_counter()
-    extra = profile_forecast(testable, origins, ahead)
+    extra = profile_forecast(testable, origins, ahead).join(
+        revival_forecast(testable, origins, ahead), on=["unique_id", "cutoff", "ds"], how="left"
+    )
     t1 = time.perf_counter()
     booster = fit_booster(testable, origins[0], ahead, extra=features)
     if booster is not None:
@@ -234,6 +239,7 @@ def _champions(
             "model",
             pl.col("rmse").alias("sd_daily"),
             pl.col("level_var").fill_null(0.0),
+            "level_map",
             "loss",
         )
     )
@@ -250,6 +256,7 @@ def _champions(
             "model",
             "sd_daily",
             "level_var",
+            "level_map",
             "loss",
             "n_days",
             "nonzero_days",
@@ -290,6 +297,7 @@ def _new_series(classes: pl.DataFrame, train_df: pl.DataFrame) -> pl.DataFrame:
             pl.lit(FALLBACK).alias("model"),
             "sd_daily",
             pl.lit(0.0).alias("level_var"),
+            pl.lit(None, dtype=pl.String).alias("level_map"),
             pl.lit(None, dtype=pl.Float64).alias("loss"),
         )
     )
@@ -302,7 +310,9 @@ def _empty_chosen() -> pl.DataFrame:
 
 
 def _no_factors() -> pl.DataFrame:
-    return pl.DataFrame(schema={"demand_class": pl.String, "level_var": pl.Float64})
+    return pl.DataFrame(
+        schema={"demand_class": pl.String, "level_var": pl.Float64, "level_map": pl.String}
+    )
 
 
 def _coverage_metrics(covered: pl.DataFrame) -> dict[str, float]:

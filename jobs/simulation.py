@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from features.sales import last_date
-from forecasting.candidates import candidates_for, freq_of
+from forecasting.candidates import CANDIDATES, freq_of
 from forecasting.history import split_uid, to_training_frame
 from forecasting.predict import forecast
 from forecasting.train import train
@@ -160,7 +160,7 @@ def _revive(champions: pl.DataFrame, known: pl.DataFrame, day: date) -> pl.DataF
     forecaster then gives them their demand class's first model, as the next weekly
     retrain would (champions are trained once, so they would forecast zero for ever)."""
     window = freq_of("daily").inactive
-    asleep = champions.filter(pl.col("model").is_in(list(candidates_for("inactive"))))
+    asleep = champions.filter(pl.col("model").is_in(list(CANDIDATES["inactive"])))
     if asleep.is_empty():
         return champions
     woke = (

@@ -1,21 +1,24 @@
 """Demand over each item's protection period (order day + lead time + review period).
 
 The forecasting stage hands over the daily forecast contract: per day a mean and a
-standard deviation, and per series the level variance ``level_var`` (c) calibrated on the
-backtest totals (:mod:`forecasting.quantiles`). Here the days of the protection period P
+standard deviation, and per series the level variance ``level_var`` (c) and the chain's
+calibration map of levels ``level_map``, both measured on the backtest totals
+(:mod:`forecasting.quantiles`). Here the days of the protection period P
 are summed and the variance of the total is ``Σ sd_t² − c·Σ μ_t² + c·(Σ μ_t)² + μ̄²·σ_L²``
 (:func:`kernel.distribution.total_sd`): the days' own errors, the error of the level they
 share (it grows with P², the days' own errors with P: one law for any P), and a random
 lead time L (Silver, Pyke & Peterson); the
 quantile at the service level comes from the shared demand law in
-:mod:`kernel.distribution`.
+:mod:`kernel.distribution`, asked at the level the map gives for the period (the law's
+misses differ by level and period: :func:`kernel.distribution.recalibrated_level`).
 """
 
 from __future__ import annotations
 
+import numpy as np
 import polars as pl
 
-from kernel.distribution import quantile, total_sd
+from kernel.distribution import quantile, recalibrated_level, total_sd
 from kernel.errors import InvalidInput
 
 __all__ = ["LEAD_TIME_DEMAND_COLUMNS", "lead_time_demand"]
@@ -62,6 +65,7 @@ def lead_time_demand(forecast: pl.DataFrame, spans: pl.DataFrame) -> pl.DataFram
     )
     optional = {
         "level_var": pl.lit(0.0),
+        "level_map": pl.lit(None, dtype=pl.String),
         "model": pl.lit(None, dtype=pl.String),
         "model_version": pl.lit(None, dtype=pl.String),
     }
@@ -108,10 +112,27 @@ def lead_time_demand(forecast: pl.DataFrame, spans: pl.DataFrame) -> pl.DataFram
     q = quantile(
         agg["demand_mean"].to_numpy(),
         agg["demand_sd"].to_numpy(),
-        agg["service_level"].to_numpy(),
+        _levels(agg),
     )
     return (
         agg.with_columns(pl.Series("demand_quantile", q))
         .select(LEAD_TIME_DEMAND_COLUMNS)
         .sort("store_id", "sku_id")
     )
+
+
+def _levels(agg: pl.DataFrame) -> np.ndarray:
+    """Each row's service level as the law is asked for it: through the chain's
+    calibration map (``level_map``) at the row's protection period, when there is one."""
+    levels = agg["service_level"].to_numpy().astype(float)
+    maps = agg["level_map"]
+    if maps.null_count() == len(maps):
+        return levels
+    days = agg["protection_days"].to_numpy().astype(float)
+    out = levels.copy()
+    for text in maps.drop_nulls().unique().to_list():
+        if not text:
+            continue
+        rows = (maps == text).fill_null(False).to_numpy()
+        out[rows] = recalibrated_level(levels[rows], days[rows], text)
+    return out

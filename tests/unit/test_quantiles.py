@@ -111,16 +111,28 @@ def test_level_variance_grows_with_the_square_of_the_protection_period() -> None
     assert alone["demand_sd"] == pytest.approx(np.sqrt(28))  # no level_var: independent days
 
 
-def _level_shifted(n_series: int, windows: int, level_var: float, seed: int) -> pl.DataFrame:
+def _level_shifted(
+    n_series: int,
+    windows: int,
+    level_var: float,
+    seed: int,
+    wild: tuple[float, float] = (0.0, 0.0),
+) -> pl.DataFrame:
     """Backtest-shaped rows whose errors share a level within each window: demand is
     Poisson around ``μ·λ`` with one gamma ``λ`` (mean 1, variance ``level_var``) per
-    series and window, the forecast ``μ`` (autocorrelated errors, as on M5)."""
+    series and window, the forecast ``μ`` (autocorrelated errors, as on M5). ``wild``
+    ``(share, variance)``: that share of series×windows draws its level with the larger
+    variance instead (a heavier tail than any one gamma)."""
     mu = np.random.default_rng(99).uniform(0.5, 8.0, n_series)  # the same series every time
     rng = np.random.default_rng(seed)
     rows = []
     for w in range(windows):
         cutoff = date(2024, 1, 1) + timedelta(days=28 * w)
         lam = rng.gamma(1 / level_var, level_var, n_series)
+        share, var = wild
+        if share:
+            odd = rng.random(n_series) < share
+            lam[odd] = rng.gamma(1 / var, var, int(odd.sum()))
         for d in range(28):
             y = rng.poisson(mu * lam)
             rows.append(
@@ -138,7 +150,9 @@ def _level_shifted(n_series: int, windows: int, level_var: float, seed: int) -> 
     return pl.concat(rows)
 
 
-def _total_coverage(rows: pl.DataFrame, sd: pl.DataFrame, level_var: float, span: int) -> list:
+def _total_coverage(
+    rows: pl.DataFrame, sd: pl.DataFrame, level_var: float, span: int, level_map: str = ""
+) -> list:
     """Coverage of the totals over ``span`` days through the planner's own helper."""
     fc = rows.join(sd, on="unique_id").select(
         pl.lit("S").alias("store_id"),
@@ -147,6 +161,7 @@ def _total_coverage(rows: pl.DataFrame, sd: pl.DataFrame, level_var: float, span
         pl.col("yhat").alias("mean"),
         "sd",
         pl.lit(level_var).alias("level_var"),
+        pl.lit(level_map or None, dtype=pl.String).alias("level_map"),
         "y",
     )
     actual = (
@@ -206,3 +221,63 @@ def test_an_actual_is_under_a_quantile_exactly_when_its_cdf_reaches_the_level() 
         under = y <= quantile(mean, sd, level)
         assert np.array_equal(under, cdf(mean, sd, y, strict=True) < level)
     assert cdf(10.0, 3.0, 10.0)[0] == pytest.approx(stats.poisson.cdf(10, 10.0))
+
+
+def test_recalibrated_level_interpolates_the_map_and_keeps_levels_in_order() -> None:
+    from kernel.distribution import level_map_json, recalibrated_level
+
+    text = level_map_json([1, 7, 28], [0.5, 0.9], [[0.0, 0.0], [0.0, -0.4], [0.2, 1.0]])
+    logit = lambda q: np.log(q / (1 - q))  # noqa: E731
+    expit = lambda x: 1 / (1 + np.exp(-x))  # noqa: E731
+    assert recalibrated_level(0.9, 1, text)[0] == pytest.approx(0.9)  # one day: the law's own
+    assert recalibrated_level(0.9, 7, text)[0] == pytest.approx(expit(logit(0.9) - 0.4))
+    assert recalibrated_level(0.9, 28, text)[0] == pytest.approx(expit(logit(0.9) + 1.0))
+    assert recalibrated_level(0.9, 60, text)[0] == pytest.approx(expit(logit(0.9) + 1.0))
+    # Halfway in days between 7 and 28, and in logit between 0.5 and 0.9.
+    assert recalibrated_level(0.9, 17.5, text)[0] == pytest.approx(expit(logit(0.9) + 0.3))
+    mid = expit((logit(0.5) + logit(0.9)) / 2)
+    assert recalibrated_level(mid, 28, text)[0] == pytest.approx(expit(logit(mid) + 0.6))
+    assert recalibrated_level(0.99, 28, text)[0] == pytest.approx(expit(logit(0.99) + 1.0))
+    assert recalibrated_level(0.95, 14, "")[0] == 0.95  # no map: the level itself
+    grid = np.linspace(0.3, 0.995, 200)
+    for days in (1, 5, 7, 20, 28, 40):
+        assert np.all(np.diff(recalibrated_level(grid, days, text)) > 0)
+
+
+def test_level_map_covers_totals_whose_errors_have_heavier_tails_than_the_law() -> None:
+    from forecasting.quantiles import calibrate
+
+    wild = (0.1, 1.0)  # one series×window in ten is far off, the rest close
+    past = _level_shifted(300, 4, 0.01, seed=0, wild=wild)
+    factors, covered = calibrate(past, 28)
+    c, level_map = factors["level_var"].item(), factors["level_map"].item()
+    share = covered.group_by("scope", "level").agg(pl.col("hits").sum() / pl.col("n").sum())
+    for scope in ("total7", "total14", "total28"):
+        got = share.filter(pl.col("scope") == scope).sort("level")["hits"].to_list()
+        assert got == pytest.approx([0.8, 0.9, 0.95], abs=0.02), scope
+    sd = past.group_by("unique_id").agg(
+        (pl.col("yhat") - pl.col("y")).pow(2).mean().sqrt().alias("sd")
+    )
+    fresh = _level_shifted(300, 6, 0.01, seed=1, wild=wild)
+    for span in (7, 14, 28):
+        assert _total_coverage(fresh, sd, c, span, level_map) == pytest.approx(
+            [0.8, 0.9, 0.95], abs=0.025
+        ), span
+    # The level variance alone cannot fit both ends: without the map a level misses.
+    alone = [*_total_coverage(fresh, sd, c, 7), *_total_coverage(fresh, sd, c, 28)]
+    gaps = [abs(g - w) for g, w in zip(alone, (0.8, 0.9, 0.95) * 2, strict=True)]
+    assert max(gaps) > 0.03, alone
+
+
+def test_the_planner_asks_the_law_at_the_mapped_level_for_its_protection_period() -> None:
+    from kernel.distribution import level_map_json, recalibrated_level
+
+    text = level_map_json([1, 28], [0.5, 0.95], [[0.0, 0.0], [0.0, 1.2]])
+    fc = _forecast(40, mean=3.0, sd=2.5).with_columns(pl.lit(text).alias("level_map"))
+    plain = lead_time_demand(fc.drop("level_map"), _spans(21)).row(0, named=True)
+    mapped = lead_time_demand(fc, _spans(21)).row(0, named=True)
+    level = recalibrated_level(0.95, 21, text)[0]
+    assert level > 0.95
+    assert mapped["demand_quantile"] == quantile(mapped["demand_mean"], mapped["demand_sd"], level)
+    assert mapped["demand_quantile"] > plain["demand_quantile"]
+    assert mapped["demand_sd"] == plain["demand_sd"]  # the law itself is unchanged
