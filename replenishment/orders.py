@@ -418,19 +418,9 @@ class OrderStore(Review):
             ]
 
 
-_LINE_SCHEMA = {
-    "po_id": pl.Int64,
-    "status": pl.String,
-    "supplier_id": pl.String,
-    "store_id": pl.String,
-    "sku_id": pl.String,
-    "quantity": pl.Int64,
-    "suggested_quantity": pl.Int64,
-    "unit_cost": pl.Float64,
-    "value": pl.Float64,
-    "model_version": pl.String,
-}
-_HEADER_SCHEMA = {
+# Columns shared by the frames of POs and of their lines (review_store's worklist lines too):
+# what names a PO, first; what a line orders.
+PO_SCHEMA: dict[str, Any] = {
     "po_id": pl.Int64,
     "plan_date": pl.Date,
     "supplier_id": pl.String,
@@ -438,6 +428,24 @@ _HEADER_SCHEMA = {
     "order_date": pl.Date,
     "expected_delivery": pl.Date,
     "status": pl.String,
+}
+ORDERED_SCHEMA: dict[str, Any] = {
+    "sku_id": pl.String,
+    "quantity": pl.Int64,
+    "suggested_quantity": pl.Int64,
+    "unit_cost": pl.Float64,
+    "value": pl.Float64,
+}
+_LINE_SCHEMA = {
+    "po_id": pl.Int64,
+    "status": pl.String,
+    "supplier_id": pl.String,
+    "store_id": pl.String,
+    **ORDERED_SCHEMA,
+    "model_version": pl.String,
+}
+_HEADER_SCHEMA = {
+    **PO_SCHEMA,
     "revision": pl.Int64,
     "lines": pl.Int64,
     "value": pl.Float64,

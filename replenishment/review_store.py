@@ -28,7 +28,13 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from kernel.errors import InvalidInput
 from kernel.sql import engine_for, write_session
 from replenishment.explain import explanation_record
-from replenishment.orders import AuditEntry, PoLine, PurchaseOrder
+from replenishment.orders import (
+    ORDERED_SCHEMA,
+    PO_SCHEMA,
+    AuditEntry,
+    PoLine,
+    PurchaseOrder,
+)
 
 __all__ = ["MARK_STATES", "Base", "ExceptionMark", "HeldOrder", "ReviewStore"]
 
@@ -76,23 +82,13 @@ class HeldOrder(Base):
 
 
 LINE_SCHEMA: dict[str, Any] = {
-    "po_id": pl.Int64,
-    "plan_date": pl.Date,
-    "supplier_id": pl.String,
-    "store_id": pl.String,
-    "order_date": pl.Date,
-    "expected_delivery": pl.Date,
-    "status": pl.String,
+    **PO_SCHEMA,
     "stale": pl.Boolean,
     "snoozed_until": pl.Date,
     "currency": pl.String,
     "po_value": pl.Float64,
     "model_version": pl.String,
-    "sku_id": pl.String,
-    "quantity": pl.Int64,
-    "suggested_quantity": pl.Int64,
-    "unit_cost": pl.Float64,
-    "value": pl.Float64,
+    **ORDERED_SCHEMA,
 }
 # Explanation fields the worklist reads (the rest stays in the JSON for the detail view).
 _EXPLAINED = {

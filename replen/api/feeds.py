@@ -5,10 +5,12 @@ checked alone, durable before answered; every route behind its permission."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import polars as pl
 from fastapi import APIRouter, Depends, Request
+from fastapi.types import DecoratedCallable
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
@@ -67,8 +69,14 @@ def _request_body(kind: str) -> dict[str, Any]:
     return {"requestBody": {"required": True, "content": content}}
 
 
-def _openapi(kind: str) -> dict[str, Any]:
-    return {**body_rule("ingest", JSON + NDJSON), **_request_body(kind)}
+def _post_feed(path: str, kind: str) -> Callable[[DecoratedCallable], DecoratedCallable]:
+    """The route of a feed: POST ``path``, a body of ``kind`` rows, a :class:`FeedResponse`."""
+    return router.post(
+        path,
+        response_model=FeedResponse,
+        responses=secured(400, 422),
+        openapi_extra={**body_rule("ingest", JSON + NDJSON), **_request_body(kind)},
+    )
 
 
 def rows_frame(parsed: ParsedBody) -> pl.DataFrame:
@@ -145,12 +153,7 @@ async def _ingest(kind: str, request: Request, rt: Runtime, principal: Principal
     )
 
 
-@router.post(
-    "/stock-positions",
-    response_model=FeedResponse,
-    responses=secured(400, 422),
-    openapi_extra=_openapi("stock"),
-)
+@_post_feed("/stock-positions", "stock")
 async def post_stock_positions(
     request: Request, rt: RuntimeDep, principal: Annotated[Principal, require("stock:write")]
 ) -> FeedResponse:
@@ -160,12 +163,7 @@ async def post_stock_positions(
     return await _ingest("stock", request, rt, principal)
 
 
-@router.post(
-    "/receipts",
-    response_model=FeedResponse,
-    responses=secured(400, 422),
-    openapi_extra=_openapi("receipts"),
-)
+@_post_feed("/receipts", "receipts")
 async def post_receipts(
     request: Request, rt: RuntimeDep, principal: Annotated[Principal, require("receipts:write")]
 ) -> FeedResponse:
@@ -175,12 +173,7 @@ async def post_receipts(
     return await _ingest("receipts", request, rt, principal)
 
 
-@router.post(
-    "/acknowledgements",
-    response_model=FeedResponse,
-    responses=secured(400, 422),
-    openapi_extra=_openapi("acks"),
-)
+@_post_feed("/acknowledgements", "acks")
 async def post_acknowledgements(
     request: Request, rt: RuntimeDep, principal: Annotated[Principal, require("erp:ack")]
 ) -> FeedResponse:
@@ -189,12 +182,7 @@ async def post_acknowledgements(
     return await _ingest("acks", request, rt, principal)
 
 
-@router.post(
-    "/items",
-    response_model=FeedResponse,
-    responses=secured(400, 422),
-    openapi_extra=_openapi("items"),
-)
+@_post_feed("/items", "items")
 async def post_items(
     request: Request, rt: RuntimeDep, principal: Annotated[Principal, require("master:write")]
 ) -> FeedResponse:
@@ -202,12 +190,7 @@ async def post_items(
     return await _ingest("items", request, rt, principal)
 
 
-@router.post(
-    "/stores",
-    response_model=FeedResponse,
-    responses=secured(400, 422),
-    openapi_extra=_openapi("stores"),
-)
+@_post_feed("/stores", "stores")
 async def post_stores(
     request: Request, rt: RuntimeDep, principal: Annotated[Principal, require("master:write")]
 ) -> FeedResponse:

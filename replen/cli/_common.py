@@ -15,6 +15,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from kernel.errors import InvalidInput, ReplenError, storage_error
@@ -175,6 +176,28 @@ def signed_in(
         )
     authorize(principal, permission, store=store, value=value)
     return principal
+
+
+def progress_bar(
+    *,
+    label: str = "{task.description}",
+    count: str | None = None,
+    spinner: bool = True,
+    disable: bool,
+    transient: bool,
+) -> Progress:
+    """A progress bar on stderr: [spinner] label, bar, [count], time elapsed.
+
+    ``disable`` hides it (--json); ``transient`` clears it when done.
+    """
+    columns = [
+        *([SpinnerColumn()] if spinner else []),
+        TextColumn(label),
+        BarColumn(),
+        *([TextColumn(count)] if count is not None else []),
+        TimeElapsedColumn(),
+    ]
+    return Progress(*columns, console=console, disable=disable, transient=transient)
 
 
 def emit(data: dict[str, Any], as_json: bool, render: Callable[[], None]) -> None:

@@ -8,7 +8,6 @@ from typing import Annotated
 
 import polars as pl
 import typer
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
@@ -25,6 +24,7 @@ from replen.cli._common import (
     kv_table,
     load_settings,
     out,
+    progress_bar,
     quiet_libraries,
     sub_app,
 )
@@ -77,15 +77,8 @@ def ingest_pos_cmd(
     rt = Runtime(load_settings())
     with console.status(f"reading {file}", spinner="dots"):
         raw = read_pos(file, mapping, map_ or [], timezone)
-    with Progress(
-        SpinnerColumn(),
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed:,}/{task.total:,} lines"),
-        TimeElapsedColumn(),
-        console=console,
-        disable=as_json,
-        transient=True,
+    with progress_bar(
+        count="{task.completed:,}/{task.total:,} lines", disable=as_json, transient=True
     ) as progress:
         task = progress.add_task("ingesting", total=raw.height)
         summary = ingest_pos(

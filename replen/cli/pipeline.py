@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from kernel.files import write_csv
@@ -23,6 +22,7 @@ from replen.cli._common import (
     kv_table,
     load_settings,
     out,
+    progress_bar,
     quiet_libraries,
     render_explained,
 )
@@ -50,15 +50,7 @@ def demo(
     from replen.demo import STAGES, run_demo
 
     settings = load_settings()
-    with Progress(
-        SpinnerColumn(),
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=as_json,
-        disable=as_json,
-    ) as progress:
+    with progress_bar(disable=as_json, transient=as_json) as progress:
         task = progress.add_task("starting", total=len(STAGES))
 
         def on_stage(i: int, name: str) -> None:
@@ -235,8 +227,6 @@ def train(
     the profile model are fitted in this process; daily data only).
     """
     quiet_libraries()
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
     from jobs.retrain import HistorySource, retrain
     from jobs.runtime import Runtime
     from kernel.errors import InvalidInput
@@ -261,12 +251,10 @@ def train(
         )
     settings = Settings(**(settings.model_dump() | {"train_engine": chosen, "dask_address": where}))
     rt = Runtime(settings)
-    with Progress(
-        TextColumn("training"),
-        BarColumn(),
-        TextColumn("chunk {task.completed}/{task.total}"),
-        TimeElapsedColumn(),
-        console=console,
+    with progress_bar(
+        label="training",
+        count="chunk {task.completed}/{task.total}",
+        spinner=False,
         disable=as_json,
         transient=True,
     ) as progress:
@@ -514,15 +502,8 @@ def simulate(
     rt = Runtime(load_settings())
     current, candidate = replay_rules(rt, rules, candidate_rules)
     frame = history_frame(rt, history, freq)
-    with Progress(
-        SpinnerColumn(),
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total}"),
-        TimeElapsedColumn(),
-        console=console,
-        transient=as_json,
-        disable=as_json,
+    with progress_bar(
+        count="{task.completed}/{task.total}", disable=as_json, transient=as_json
     ) as progress:
         tasks: dict[str, Any] = {}
 

@@ -12,7 +12,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from kernel.sql import engine_for, now_utc, read_session, utc, write_session
-from replenishment.models import AuditEntry, Delivery, PurchaseOrder, Receipt
+from replenishment.models import AuditEntry, Delivery, PoLine, PurchaseOrder, Receipt
 
 __all__ = ["InboundResult", "apply_acks", "apply_receipts", "lead_times"]
 
@@ -68,6 +68,38 @@ def _unknown(r: dict[str, Any]) -> tuple[int, str, str, str]:
     )
 
 
+def _ordered_po(
+    r: dict[str, Any], found: dict[tuple, PurchaseOrder], result: InboundResult, only: str
+) -> PurchaseOrder | None:
+    """The ordered PO the row names; else None, the row refused in ``result`` (``only``
+    ordered POs …, what the row would do to it)."""
+    po = _po_of(r, found)
+    if po is None:
+        result.rejects.append(_unknown(r))
+    elif po.status not in ORDERED:
+        result.rejects.append(
+            (r["_line"], "po_id", "status", f"PO {po.id} is {po.status}; only ordered POs {only}")
+        )
+    else:
+        return po
+    return None
+
+
+def _po_line(r: dict[str, Any], po: PurchaseOrder, result: InboundResult) -> PoLine | None:
+    """The PO's line for the row's SKU; else None, the row refused in ``result``."""
+    line = next((x for x in po.lines if x.sku_id == r["sku_id"]), None)
+    if line is None:
+        result.rejects.append(
+            (
+                r["_line"],
+                "sku_id",
+                "not_on_po",
+                f"PO {po.id} has no line for sku_id={r['sku_id']!r}",
+            )
+        )
+    return line
+
+
 def _settle_delivery(session: Session, po: PurchaseOrder, now: datetime, ref: str | None) -> None:
     """The ERP evidently holds this version: its pending delivery needs no more sending."""
     session.execute(
@@ -101,19 +133,8 @@ def apply_receipts(engine: Any, rows: pl.DataFrame, actor: str = "erp") -> Inbou
     with write_session(engine_for(engine)) as session:
         found = _resolve(session, records)
         for r in records:
-            po = _po_of(r, found)
+            po = _ordered_po(r, found, result, "receive goods")
             if po is None:
-                result.rejects.append(_unknown(r))
-                continue
-            if po.status not in ORDERED:
-                result.rejects.append(
-                    (
-                        r["_line"],
-                        "po_id",
-                        "status",
-                        f"PO {po.id} is {po.status}; only ordered POs receive goods",
-                    )
-                )
                 continue
             if r.get("store_id") and r["store_id"] != po.store_id:
                 result.rejects.append(
@@ -125,16 +146,8 @@ def apply_receipts(engine: Any, rows: pl.DataFrame, actor: str = "erp") -> Inbou
                     )
                 )
                 continue
-            line = next((x for x in po.lines if x.sku_id == r["sku_id"]), None)
+            line = _po_line(r, po, result)
             if line is None:
-                result.rejects.append(
-                    (
-                        r["_line"],
-                        "sku_id",
-                        "not_on_po",
-                        f"PO {po.id} has no line for sku_id={r['sku_id']!r}",
-                    )
-                )
                 continue
             stored = session.scalars(
                 select(Receipt).where(
@@ -206,32 +219,13 @@ def apply_acks(engine: Any, rows: pl.DataFrame, actor: str = "erp") -> InboundRe
     with write_session(engine_for(engine)) as session:
         found = _resolve(session, records)
         for r in records:
-            po = _po_of(r, found)
+            po = _ordered_po(r, found, result, "can be acknowledged")
             if po is None:
-                result.rejects.append(_unknown(r))
-                continue
-            if po.status not in ORDERED:
-                result.rejects.append(
-                    (
-                        r["_line"],
-                        "po_id",
-                        "status",
-                        f"PO {po.id} is {po.status}; only ordered POs can be acknowledged",
-                    )
-                )
                 continue
             line = None
             if r.get("sku_id"):
-                line = next((x for x in po.lines if x.sku_id == r["sku_id"]), None)
+                line = _po_line(r, po, result)
                 if line is None:
-                    result.rejects.append(
-                        (
-                            r["_line"],
-                            "sku_id",
-                            "not_on_po",
-                            f"PO {po.id} has no line for sku_id={r['sku_id']!r}",
-                        )
-                    )
                     continue
             at = r.get("acknowledged_at") or now
             changed = False
