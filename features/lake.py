@@ -36,6 +36,8 @@ from kernel.rejects import REJECT_ID, reject_ids
 
 __all__ = ["BatchReport", "Lake", "VoidReport", "write_parquet_atomically"]
 
+_RESERVE_LINES = 100_000  # unindexed lines from which the index reserves room for them
+
 _EVENT_COLUMNS = [*EVENT_SCHEMA, "batch_id"]
 # How often a long-running writer sweeps parts that dead writers left uncommitted.
 SWEEP_SECONDS = 600.0
@@ -556,6 +558,9 @@ class Lake:
         pending = [
             b for b, m in self._manifests.items() if m["kind"] == "pos" and b not in self._indexed
         ]
+        lines = sum(int(self._manifests[b]["summary"].get("accepted", 0)) for b in pending)
+        if lines > _RESERVE_LINES:  # a big lake at start-up: its keys written once, not queued
+            self._ids.reserve(lines)
         for b in sorted(pending):
             for name in self._manifests[b]["files"]:
                 path = self.root / str(name)

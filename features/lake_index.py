@@ -2,11 +2,15 @@
 
 The lake deduplicates every batch against every event it holds; scanning all ids per batch
 would cost in proportion to the lake. This index packs, for each event, the top 42 bits of
-its id hash and its part number (22 bits) into one 64-bit word: one sorted array, 8 bytes
-per event, searched by bisection. Parts are queued when they commit and indexed at the next
-lookup — small ones into a dict, large ones (or many) sorted and inserted into the array at
-once (amortised). A match only names a part to read: the caller compares the ids
-themselves, so a collision costs a read, never a wrong answer.
+its id hash and its part number (22 bits) into one 64-bit word, 8 bytes per event, kept in
+a few sorted arrays (runs) searched by bisection. Parts are queued when they commit and
+indexed at the next lookup: sorted into a new run, merged with the runs not more than
+twice its size (a binary counter: amortised O(log n) per event, ~log2(n / batch) runs), so
+a batch never copies the big run of a big lake; that copy (and its second, transient copy
+of the index) comes only when the index has doubled. At start-up the lake reserves room
+for every part it is about to read (:meth:`EventIndex.reserve`): their keys are written
+into one array and sorted in place, never held twice. A match only names a part to read:
+the caller compares the ids themselves, so a collision costs a read, never a wrong answer.
 """
 
 from __future__ import annotations
@@ -43,14 +47,22 @@ class EventIndex:
 
     def __init__(self) -> None:
         self.files: list[str] = []
-        self._base = np.empty(0, dtype=np.uint64)  # sorted (hash prefix << 22 | part)
-        self._recent: dict[int, set[int]] = {}  # hash prefix → parts, for small additions
-        self._recent_keys: list[np.ndarray] = []
+        self._runs: list[np.ndarray] = []  # sorted (hash prefix << 22 | part); larger first
         self._queued: list[np.ndarray] = []
+        self._room = np.empty(0, dtype=np.uint64)  # reserved for parts about to be added
+        self._used = 0
 
     def __len__(self) -> int:
-        pending = sum(len(k) for k in self._recent_keys) + sum(len(k) for k in self._queued)
-        return len(self._base) + pending
+        queued = sum(len(k) for k in self._queued)
+        return sum(len(r) for r in self._runs) + self._used + queued
+
+    def reserve(self, n: int) -> None:
+        """Make room for about ``n`` more keys (a lake's parts read at start-up): added
+        parts are written into one array (sorted in place at the next lookup) instead of
+        being queued, then concatenated — which held every key twice."""
+        if n > len(self._room) - self._used:
+            self._settle()
+            self._room, self._used = np.empty(n, dtype=np.uint64), 0
 
     def add(self, ids: pl.Series, file: str) -> None:
         """Queue the event ids of one committed part (indexed at the next lookup)."""
@@ -60,7 +72,12 @@ class EventIndex:
         if number >= MAX_PARTS:
             raise OverflowError(f"the lake index holds at most {MAX_PARTS:,} parts")
         self.files.append(file)
-        self._queued.append(_keys(id_hashes(ids), number))
+        keys = _keys(id_hashes(ids), number)
+        if self._used + len(keys) <= len(self._room):
+            self._room[self._used : self._used + len(keys)] = keys
+            self._used += len(keys)
+        else:
+            self._queued.append(keys)
 
     def candidate_files(self, ids: pl.Series) -> list[str]:
         """Parts that may hold any of ``ids`` (their id hash prefixes match)."""
@@ -68,43 +85,39 @@ class EventIndex:
             return []
         self._settle()
         prefixes = id_hashes(ids) >> _SHIFT
+        low, high = prefixes << _SHIFT, (prefixes + np.uint64(1)) << _SHIFT
         found: set[int] = set()
-        if len(self._base):
-            lo = np.searchsorted(self._base, prefixes << _SHIFT, side="left")
-            hi = np.searchsorted(self._base, (prefixes + np.uint64(1)) << _SHIFT, side="left")
+        for run in self._runs:
+            lo = np.searchsorted(run, low, side="left")
+            hi = np.searchsorted(run, high, side="left")
             hit = hi > lo
             for a, b in zip(lo[hit].tolist(), hi[hit].tolist(), strict=True):
-                found.update((self._base[a:b] & _PART_MASK).tolist())
-        if self._recent:
-            for p in prefixes.tolist():
-                found.update(self._recent.get(p, ()))
+                found.update((run[a:b] & _PART_MASK).tolist())
         return [self.files[i] for i in sorted(found)]
 
     def _settle(self) -> None:
-        """Index the queued parts: into the dict while few, else into the sorted array."""
-        if not self._queued:
-            return
-        queued, self._queued = self._queued, []
-        self._recent_keys.extend(queued)
-        pending = sum(len(k) for k in self._recent_keys)
-        if pending > min(200_000, max(50_000, len(self._base) // 8)):
-            self._merge()
-            return
-        for keys in queued:
-            for prefix, part in zip(
-                (keys >> _SHIFT).tolist(), (keys & _PART_MASK).tolist(), strict=True
-            ):
-                self._recent.setdefault(prefix, set()).add(part)
+        """Index the reserved and the queued keys: each a sorted run, merged down."""
+        if self._used:
+            run = self._room[: self._used]  # sorted in place: no second copy
+            self._room, self._used = np.empty(0, dtype=np.uint64), 0
+            run.sort()
+            self._push(run)
+        if self._queued:
+            queued, self._queued = self._queued, []
+            run = np.concatenate(queued) if len(queued) > 1 else queued[0]
+            del queued
+            run.sort()
+            self._push(run)
 
-    def _merge(self) -> None:
-        """Sort the pending keys and insert them into the array: O(n + k log k)."""
-        new = np.concatenate(self._recent_keys)
-        self._recent_keys, self._recent = [], {}
-        new.sort()
-        if not len(self._base):
-            self._base = new
-            return
-        self._base = np.insert(self._base, np.searchsorted(self._base, new), new)
+    def _push(self, run: np.ndarray) -> None:
+        """Add a sorted run, merging it with the last runs while they are at most twice
+        its size: runs at least double towards the first (the big one), so a lookup
+        bisects ~log2(n / batch) runs and the big run is copied only when it doubles."""
+        while self._runs and len(self._runs[-1]) <= 2 * len(run):
+            last = self._runs.pop()
+            small, big = (run, last) if len(run) < len(last) else (last, run)
+            run = np.insert(big, np.searchsorted(big, small), small)
+        self._runs.append(run)
 
 
 def _keys(hashes: np.ndarray, part: int) -> np.ndarray:

@@ -56,6 +56,65 @@ def test_a_second_push_on_the_same_day_replaces_the_first(tmp_path, daily, onlin
     assert online["units_1d"].to_list() == expected["units_1d"].to_list()
 
 
+def _with_nulls(vel: pl.DataFrame) -> pl.DataFrame:
+    """Velocity with a returns-only key (no last sale) and a missing float, as NaN too."""
+    n = pl.int_range(pl.len())
+    return vel.with_columns(
+        pl.when(n == 0)
+        .then(None)
+        .otherwise(pl.col("days_since_last_sale"))
+        .alias("days_since_last_sale"),
+        pl.when(n == 1).then(None).otherwise(pl.col("units_1d")).alias("units_1d"),
+        pl.when(n == 2).then(float("nan")).otherwise(pl.col("units_7d")).alias("units_7d"),
+    )
+
+
+def test_push_rows_are_the_protos_feast_itself_builds(tmp_path, daily) -> None:
+    from feast.infra.passthrough_provider import PassthroughProvider
+
+    from features.store import _to_feast_frame, online_rows
+
+    client = FeatureStoreClient(tmp_path / "feast")
+    client.apply()
+    (view,) = client._push_views() or []
+    vel = _with_nulls(velocity(daily))
+    ours = online_rows(vel, view)
+    feasts = PassthroughProvider._prep_rows_to_write_for_ingestion(view, _to_feast_frame(vel))
+    assert len(ours) == len(feasts) == vel.height
+    for (key, values, at, created), (key2, values2, at2, created2) in zip(
+        ours, feasts, strict=True
+    ):
+        assert key.SerializeToString() == key2.SerializeToString()
+        assert list(values) == list(values2)
+        assert {k: v.SerializeToString() for k, v in values.items()} == {
+            k: v.SerializeToString() for k, v in values2.items()
+        }
+        assert at == at2 and created is created2 is None
+
+
+def test_push_online_reads_back_as_feasts_own_push(tmp_path, daily, online_store) -> None:
+    from feast.data_source import PushMode
+
+    from features.store import _PUSH, _to_feast_frame
+
+    vel = _with_nulls(velocity(daily))
+    keys = vel.select("store_id", "sku_id").sort("store_id", "sku_id")
+    ours = FeatureStoreClient(tmp_path / "ours", online_store)
+    ours.apply()
+    assert ours.push_online(vel) == vel.height
+    got = ours.online_velocity(keys)
+    if online_store != "sqlite":  # one Redis database: the same keys, pushed again by Feast
+        import redis
+
+        redis.Redis.from_url(online_store).flushdb()
+    feasts = FeatureStoreClient(tmp_path / "feasts", online_store)
+    feasts.apply()
+    feasts.store.push(_PUSH, _to_feast_frame(vel), to=PushMode.ONLINE)
+    want = feasts.online_velocity(keys)
+    assert got.equals(want)
+    assert got["days_since_last_sale"].null_count() >= 1 and got["units_7d"].null_count() >= 1
+
+
 def test_rebuild_on_redis_drops_rows_the_lake_does_not_justify(tmp_path, daily, redis_url) -> None:
     client = FeatureStoreClient(tmp_path / "feast", redis_url)
     client.apply()

@@ -97,3 +97,66 @@ def test_returns_only_keys_have_no_last_sale(chain) -> None:
     got = state.velocity()
     assert got["days_since_last_sale"].null_count() == got.height
     assert got["units_28d"].sum() == 0
+
+
+def test_days_leaving_the_window_and_late_lines(chain) -> None:
+    # Batches jump forward by less and by more than the kept days; a late line older than
+    # the window still moves the last sale. Always equal to the whole lake's velocity.
+    events = validate_events(chain.pos).accepted.sort("sold_at")
+    state = VelocityState()
+    parts = [events.head(2000)]
+    for i, jump in enumerate([3, 17, 45, 1, 120]):
+        shift = events.slice(2000 + 300 * i, 300).with_columns(
+            pl.col("sold_at") + pl.duration(days=jump * (i + 1))
+        )
+        parts.append(shift)
+    late = events.head(20).with_columns(pl.col("sold_at") - pl.duration(days=400))
+    parts.append(late)
+    for i, part in enumerate(parts):
+        state.fold(part, [f"p{i}"])
+        _assert_same(state, pl.concat(parts[: i + 1]))
+
+
+def test_unknown_keys_are_left_out_and_touched_velocity_is_sorted(chain) -> None:
+    events = validate_events(chain.pos).accepted
+    state = VelocityState()
+    state.fold(events, ["a"])
+    keys = pl.DataFrame({"store_id": ["nowhere", "S001"], "sku_id": ["none", "SKU00002"]})
+    known = events.select("store_id", "sku_id").unique().head(3)
+    got = state.velocity(pl.concat([keys, known]))
+    assert got.select("store_id", "sku_id").equals(got.select("store_id", "sku_id").sort("*"))
+    assert "nowhere" not in got["store_id"].to_list()
+    assert got.height >= 3
+
+
+def test_a_checkpoint_of_the_earlier_layout_loads(tmp_path, chain) -> None:
+    # The earlier state appended rows and aggregated when read: a key could have several
+    # rows (the max last sale wins), a day several rows (summed), days out of the window.
+    import json
+
+    events = validate_events(chain.pos).accepted
+    state = VelocityState()
+    state.fold(events, ["one"])
+    keys, recent = state.frames()
+    stale = keys.with_columns(pl.col("last_sale") - pl.duration(days=30))
+    halves = pl.concat([recent.with_columns(pl.col("units") / 2)] * 2)
+    old = recent.with_columns(pl.col("date") - pl.duration(days=60), pl.lit(99.0).alias("units"))
+    frame = pl.concat(
+        [
+            pl.concat([keys, stale]).with_columns(
+                pl.lit(None, pl.Date).alias("date"), pl.lit(None, pl.Float64).alias("units")
+            ),
+            pl.concat([halves, old]).with_columns(pl.lit(None, pl.Date).alias("last_sale")),
+        ],
+        how="diagonal",
+    ).with_columns(pl.col("date").is_null().alias("is_key"))
+    assert state.newest is not None
+    meta = {
+        "replen.newest": state.newest.isoformat(),
+        "replen.pushed_as_of": "",
+        "replen.folded": json.dumps(["one"]),
+    }
+    frame.write_parquet(tmp_path / "old.parquet", metadata=meta)
+    loaded = VelocityState.load(tmp_path / "old.parquet")
+    assert loaded.folded == {"one"} and loaded.newest == state.newest
+    _assert_same(loaded, events)
