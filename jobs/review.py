@@ -127,6 +127,7 @@ def _annotate(rt: Runtime, lines: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFr
             rt.review.previous_quantities(plan_date),
             change_ratio=s.plan_change_ratio,
             change_min_units=s.plan_change_min_units,
+            dormant=_dormant(rt, plan_date),
         )
         for plan_date in lines["plan_date"].unique().to_list()
     ]
@@ -136,6 +137,19 @@ def _annotate(rt: Runtime, lines: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFr
         pl.col("exceptions").fill_null(pl.lit([], dtype=pl.List(pl.String)))
     )
     return out, exc
+
+
+def _dormant(rt: Runtime, plan_date: Any) -> pl.DataFrame | None:
+    """Store×SKUs the plan of ``plan_date`` saw as inactive (its classes file), if kept."""
+    path = rt.settings.out_dir / f"classes_{plan_date}.parquet"
+    if not path.exists():
+        return None
+    return (
+        pl.scan_parquet(path)
+        .filter(pl.col("demand_class") == "inactive")
+        .select("store_id", "sku_id")
+        .collect()
+    )
 
 
 def worklist(
@@ -153,7 +167,8 @@ def worklist(
     since, count = (hit[0][0], hit[0][1]) if hit else (None, -1)
     newest, now_count, changed = _changes(rt, since)
     wanted = list(status) if status else None
-    if hit is not None and changed is not None and now_count == count:
+    classes = _classes_files(rt)
+    if hit is not None and changed is not None and now_count == count and hit[0][2] == classes:
         if not changed:
             return hit[1]
         ids = sorted(changed)
@@ -166,8 +181,17 @@ def worklist(
     else:
         out, exc = _annotate(rt, rt.review.line_frame(status=wanted))
     with _CACHE_LOCK:
-        _CACHE[key] = ((newest, now_count), (out, exc))
+        _CACHE[key] = ((newest, now_count, classes), (out, exc))
     return out, exc
+
+
+def _classes_files(rt: Runtime) -> tuple[tuple[str, int], ...]:
+    """The plans' classes files as they are now (name, mtime): a rewritten one (a plan
+    re-run for its day) changes which lines order dormant items."""
+    out = rt.settings.out_dir
+    if not out.exists():
+        return ()
+    return tuple(sorted((f.name, f.stat().st_mtime_ns) for f in out.glob("classes_*.parquet")))
 
 
 def worklist_lines(rt: Runtime, status: tuple[str, ...] | None = OPEN_STATUSES) -> pl.DataFrame:

@@ -41,6 +41,7 @@ EXCEPTION_TYPES = (
     "stockout_risk",
     "overstock",
     "large_change",
+    "dormant_item",
     "held_po",
     "stale_plan",
     "stale_pos_feed",
@@ -163,13 +164,18 @@ def line_exceptions(
     *,
     change_ratio: float = 0.5,
     change_min_units: float = 12.0,
+    dormant: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
-    """Stockout risk, overstock and large change against the previous plan, per line.
+    """Stockout risk, overstock, large change against the previous plan and orders for
+    dormant items, per line.
 
     ``lines``: from :func:`line_urgency` (with ``po_id, store_id, sku_id, supplier_id``);
     ``previous``: ``store_id, sku_id, previous_quantity`` from the plan before (a
     store×SKU absent from it had 0). A change is large when it moves the quantity by more
     than ``change_ratio`` of the previous one and by at least ``change_min_units``.
+    ``dormant``: ``store_id, sku_id`` classed inactive when the plan was made (no sale for
+    weeks): a line ordering them is there on the chance they sell again (the revival
+    forecast), which a planner may rather not take.
     """
     base = ["po_id", "store_id", "sku_id", "supplier_id"]
     subject = pl.format("{}/{}", "store_id", "sku_id").alias("subject")
@@ -203,6 +209,27 @@ def line_exceptions(
         pl.col("cover_after_order").alias("value"),
     )
     parts = [risk, over]
+    if dormant is not None and dormant.height:
+        asleep = lines.join(
+            dormant.select("store_id", "sku_id").unique(), on=["store_id", "sku_id"]
+        ).filter(pl.col("quantity") > 0)
+        parts.append(
+            asleep.select(
+                pl.lit("dormant_item").alias("type"),
+                subject,
+                pl.col("plan_date").alias("day"),
+                pl.format(
+                    "{}/{}: no sale for weeks (classed inactive); ordering {} on the chance it "
+                    "sells again (revival forecast): reject the line, or stop the item in its "
+                    "rule, if it is delisted",
+                    "store_id",
+                    "sku_id",
+                    "quantity",
+                ).alias("message"),
+                *base,
+                pl.col("quantity").cast(pl.Float64).alias("value"),
+            )
+        )
     if previous.height:
         joined = lines.join(previous, on=["store_id", "sku_id"], how="left").with_columns(
             pl.col("previous_quantity").fill_null(0)

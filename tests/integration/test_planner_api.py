@@ -233,6 +233,35 @@ def test_exceptions_can_be_confirmed_or_snoozed_and_are_counted_on_metrics(clien
     assert 'replen_planner_exceptions{type="held_po"} 0.0' in client.get("/metrics").text
 
 
+def test_an_order_for_an_item_the_plan_saw_inactive_is_a_dormant_item(
+    client, template, tmp_path
+) -> None:
+    _, made = template
+    plan_date = made["plan_date"]
+    line = made["suggestion"].lines.row(0, named=True)
+    classes = tmp_path / "data" / "out" / f"classes_{plan_date}.parquet"
+    assert not [x for x in client.get("/v1/exceptions").json() if x["type"] == "dormant_item"]
+    frame = pl.read_parquet(classes)
+    pl.concat(
+        [
+            frame.filter(
+                (pl.col("store_id") != line["store_id"]) | (pl.col("sku_id") != line["sku_id"])
+            ),
+            frame.filter(
+                (pl.col("store_id") == line["store_id"]) & (pl.col("sku_id") == line["sku_id"])
+            ).with_columns(pl.lit("inactive").alias("demand_class")),
+        ]
+    ).write_parquet(classes)
+    # The worklist was cached before: a rewritten classes file is seen all the same.
+    found = [x for x in client.get("/v1/exceptions").json() if x["type"] == "dormant_item"]
+    assert [(x["store_id"], x["sku_id"]) for x in found] == [(line["store_id"], line["sku_id"])]
+    assert f"ordering {line['quantity']} on the chance it sells again" in found[0]["message"]
+    assert 'replen_planner_exceptions{type="dormant_item"} 1.0' in client.get("/metrics").text
+    r = client.post("/v1/exceptions/confirm", json={"keys": [found[0]["key"]]}).json()
+    assert r == {"marked": 1, "errors": []}
+    assert not [x for x in client.get("/v1/exceptions").json() if x["type"] == "dormant_item"]
+
+
 def test_data_health_and_job_runs(client) -> None:
     health = client.get("/v1/data-health").json()
     assert health["rules_loaded"] and health["stock_positions"] == 16

@@ -92,6 +92,18 @@ def test_exceptions_for_stockout_overstock_and_a_large_change() -> None:
     assert exc.filter(pl.col("type") == "large_change")["value"].to_list() == [12.0, 28.0]
 
 
+def test_an_order_for_an_item_classed_inactive_is_a_dormant_item_exception() -> None:
+    lines = line_urgency(_lines(quantity=[4, 12, 0]), overstock_days=60)
+    dormant = pl.DataFrame({"store_id": ["S1", "S1", "S2"], "sku_id": ["k0", "k2", "k1"]})
+    exc = line_exceptions(lines, lines.clear(), dormant=dormant)
+    asleep = exc.filter(pl.col("type") == "dormant_item")
+    # k0 ordered while inactive; k2 inactive but ordering nothing; S2/k1 another store's.
+    assert asleep["sku_id"].to_list() == ["k0"]
+    assert asleep["value"].to_list() == [4.0] and asleep["po_id"].to_list() == [1]
+    assert "ordering 4 on the chance it sells again" in asleep["message"][0]
+    assert line_exceptions(lines, lines.clear()).filter(pl.col("type") == "dormant_item").is_empty()
+
+
 def test_held_lines_keep_the_quantity_the_hold_removed_and_say_how_to_release() -> None:
     from tests.unit.test_orders import _suggestion
 

@@ -33,6 +33,7 @@
   const esc = (s) => String(s ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
   const EXC = {
     stockout_risk: "Stockout risk", overstock: "Overstock", large_change: "Large change vs previous plan",
+    dormant_item: "Order for a dormant item",
     held_po: "Held PO", stale_plan: "Stale plan", stale_pos_feed: "Stale POS feed",
     missing_stock_position: "Missing stock position", missing_rule: "Missing rule",
     unknown_store: "Unknown store in POS", unknown_sku: "Unknown SKU in POS",
