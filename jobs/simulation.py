@@ -82,6 +82,7 @@ class Forecaster:
         self.refreshes = [start + timedelta(days=k) for k in range(0, days, every)]
         self._forecasts: dict[date, pl.DataFrame] = {}
         self.champions: pl.DataFrame | None = None
+        self.booster: Any = None  # the global model trained with the champions
 
     def prepare(self, on_progress: Progress | None = None) -> None:
         """Train, then make every forecast of the replay (reported as steps)."""
@@ -89,7 +90,8 @@ class Forecaster:
         if on_progress:
             on_progress("training champions on the history before the replay", 0, total)
         before = self.history.filter(pl.col("date") < self.start)
-        self.champions = train(before, horizon=self.backtest_horizon, n_windows=3).champions
+        trained = train(before, horizon=self.backtest_horizon, n_windows=3)
+        self.champions, self.booster = trained.champions, trained.booster
         for k, day in enumerate(self.refreshes):
             if on_progress:
                 on_progress(f"forecasting as of {day}", k + 1, total)
@@ -151,6 +153,7 @@ class Forecaster:
                 horizon=self.horizon,
                 quantiles=[0.5],
                 model_version="simulation",
+                booster=self.booster,
             )
         return self._forecasts[day]
 

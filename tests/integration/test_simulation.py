@@ -40,6 +40,8 @@ def test_current_and_candidate_rules_replay_the_same_demand_and_forecasts(daily,
     assert cand["avg_on_hand_value"] > cur["avg_on_hand_value"]  # bigger packs, more stock
     assert 0 < cur["fill_rate"] <= 1 and cur["orders"] > 0
     assert ("replaying candidate rules", 56, 56) in events and events[0][1] == 0
+    # The replay forecasts with the model the retrain made, its global booster included.
+    assert report.forecaster.booster is not None
     data = json.loads(json.dumps(report.to_dict()))
     suppliers = data["current"]["suppliers"]
     assert sum(s["orders"] for s in suppliers) == data["current"]["total"]["orders"]
