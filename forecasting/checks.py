@@ -68,6 +68,8 @@ def find_suspect_blocks(
     # The last two years (and the reference weeks before them) are what the models learn
     # from; older blocks would cost time and change nothing.
     history = history.filter(pl.col("date") > end - timedelta(weeks=lookback_weeks))
+    # Without prices (no column, or never one) there is nothing to go missing.
+    priced = "price" in history.columns and history["price"].null_count() < history.height
     base = history.with_columns(
         pl.lit(0).alias("_all"),
         ((pl.lit(end) - pl.col("date")).dt.total_days() // 7).alias("_wk"),
@@ -75,7 +77,7 @@ def find_suspect_blocks(
         pl.col("units").cast(pl.Float64),
         (
             (pl.col("units") > 0) & pl.col("price").is_not_null()
-            if "price" in history.columns and history["price"].null_count() < history.height
+            if priced
             else pl.lit(None, dtype=pl.Boolean)
         ).alias("_priced"),
     )
@@ -83,7 +85,7 @@ def find_suspect_blocks(
     for scope, keys in _KEYS.items():
         weeks = _weekly(base, keys, reference_weeks)
         cycle = _cycle_flags(weeks, keys, cycle_cut, level_cut, min_cycle)
-        price = _price_flags(weeks, keys, price_share_cut)
+        price = _price_flags(weeks, keys, price_share_cut) if priced else weeks.clear()
         for rule, flags in (("level_shift_no_cycle", cycle), ("price_missing", price)):
             if flags.height:
                 blocks = _blocks(flags, keys, scope, rule, end).filter(pl.col("weeks") >= min_weeks)
@@ -154,7 +156,9 @@ def _weekly(base: pl.DataFrame, keys: list[str], ref: int) -> pl.DataFrame:
     return weeks.with_columns(
         pl.when(pl.col("_xx") > 0).then(pl.col("_xy") / pl.col("_xx")).alias("cycle"),
         pl.col("level").shift(1).rolling_median(ref, min_samples=4).over(over).alias("_ref"),
-        (pl.col("_priced") / pl.col("_sold")).alias("_share"),
+        # A week without sales has no share (null, not NaN: a NaN reference would pass
+        # any threshold and flag the next selling week).
+        pl.when(pl.col("_sold") > 0).then(pl.col("_priced") / pl.col("_sold")).alias("_share"),
     ).with_columns(
         pl.col("_share").shift(1).rolling_median(ref, min_samples=2).over(over).alias("_ref_share"),
         (pl.col("level") / pl.col("_ref")).alias("level_ratio"),
@@ -179,8 +183,6 @@ def _cycle_flags(
 
 
 def _price_flags(weeks: pl.DataFrame, keys: list[str], cut: float) -> pl.DataFrame:
-    if weeks["_priced"].null_count() == weeks.height:
-        return weeks.clear()
     return weeks.filter(
         (pl.col("_sold") > 0) & (pl.col("_share") < cut) & (pl.col("_ref_share") >= 0.9)
     )
