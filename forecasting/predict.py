@@ -148,8 +148,9 @@ def _pooled(
         "unique_id", pl.col("ds").alias("date"), PROFILE
     )
     if REVIVAL in models:
+        # The rate of selling again is the chain's (every series' past), as at the retrain.
         out = out.join(
-            revival_forecast(mine, [last], horizon).select(
+            revival_forecast(frame, [last], horizon).select(
                 "unique_id", pl.col("ds").alias("date"), REVIVAL
             ),
             on=["unique_id", "date"],

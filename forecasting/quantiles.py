@@ -48,6 +48,7 @@ __all__ = [
     "calibrate",
     "calibration_spans",
     "daily_sd",
+    "no_factors",
     "quantile_column",
 ]
 
@@ -125,7 +126,7 @@ def calibrate(
             )
         )
     if not totals:
-        return _no_factors(), pl.DataFrame(
+        return no_factors(), pl.DataFrame(
             schema={
                 "demand_class": pl.String,
                 "scope": pl.String,
@@ -169,7 +170,8 @@ def calibrate(
     )
 
 
-def _no_factors() -> pl.DataFrame:
+def no_factors() -> pl.DataFrame:
+    """The factors of a calibration with nothing to calibrate on."""
     return pl.DataFrame(
         schema={"demand_class": pl.String, "level_var": pl.Float64, "level_map": pl.String}
     )
@@ -271,7 +273,9 @@ def _totals(part: pl.DataFrame, spans: list[int]) -> pl.DataFrame:
         .select("unique_id", "cutoff", pl.lit(p).alias("_span"), "yhat", "y", "_v", "_m2")
         for p in spans
     ]
-    return pl.concat(frames)
+    # In a fixed order: the level variance's fit samples big chains' totals, and the same
+    # backtest must give the same factors (group_by's order is not fixed).
+    return pl.concat(frames).sort("unique_id", "cutoff", "_span")
 
 
 def _hits(frame: pl.DataFrame, level_var: float, levels: tuple[float, ...]) -> list[int]:

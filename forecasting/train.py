@@ -18,7 +18,7 @@ from forecasting.demand import classify
 from forecasting.fitted import fit_costly
 from forecasting.history import keys_frame, split_uid
 from forecasting.profile import profile_forecast
-from forecasting.quantiles import CALIBRATION_LEVELS, calibrate, quantile_column
+from forecasting.quantiles import CALIBRATION_LEVELS, calibrate, no_factors, quantile_column
 from forecasting.revival import revival_forecast
 from forecasting.select import pick_champions, sales_weights, summarise
 
@@ -138,7 +138,7 @@ def train(
         selection, chosen = None, _empty_chosen()
     picked = scored.join(chosen.select("unique_id", "model"), on=["unique_id", "model"])
     span = min(protection_days or horizon, horizon)
-    factors, covered = calibrate(picked, span) if picked.height else (_no_factors(), pl.DataFrame())
+    factors, covered = calibrate(picked, span) if picked.height else (no_factors(), pl.DataFrame())
     if not daily:  # the map is by protection period in days: plans are made on days
         factors = factors.with_columns(pl.lit(None, dtype=pl.String).alias("level_map"))
     champions = _champions(chosen, errors, factors, classes, train_df)
@@ -306,12 +306,6 @@ def _new_series(classes: pl.DataFrame, train_df: pl.DataFrame) -> pl.DataFrame:
 def _empty_chosen() -> pl.DataFrame:
     return pl.DataFrame(
         schema={"unique_id": pl.String, "demand_class": pl.String, "model": pl.String}
-    )
-
-
-def _no_factors() -> pl.DataFrame:
-    return pl.DataFrame(
-        schema={"demand_class": pl.String, "level_var": pl.Float64, "level_map": pl.String}
     )
 
 
