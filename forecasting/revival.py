@@ -4,7 +4,7 @@ An item with no sale for weeks is not certain to sell nothing: on M5, 11 of the 
 with no sale in the 56 days before the hold-out sold within its 28 days, and on the
 backtest windows the zero forecast left 31% of those items' totals uncovered at every
 level (a zero has no spread). The chain's own history says how often and how much such
-items sell again: at weekly origins over the quarter before each cutoff, the series then
+items sell again: at weekly origins over the year before each cutoff, the series then
 idle for ``idle_days`` (and with sales before) sold, over the next ``ahead`` days, a
 share ``ρ`` of what their average day over the year before would have sold.
 
